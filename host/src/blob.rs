@@ -1,0 +1,128 @@
+//! The host side of `cairn:task/blobs`: blob handles inside a call's store.
+
+use std::sync::Arc;
+
+use wasmtime::component::Resource;
+
+use crate::sandbox::Sandbox;
+use crate::value::Blob;
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "cairn:task/task",
+    imports: { default: trappable },
+    with: {
+        "cairn:task/blobs.blob": BlobHandle,
+        "cairn:task/blobs.blob-writer": BlobWriter,
+    },
+});
+
+pub(crate) use self::cairn::task::blobs::add_to_linker as add_blobs_to_linker;
+use self::cairn::task::blobs::{Host, HostBlob, HostBlobWriter};
+
+/// Most bytes one `read` returns.
+pub const MAX_READ: u64 = 16 << 20;
+
+/// Bytes a blob handle reads from.
+pub(crate) enum Bytes {
+    Memory(Arc<[u8]>),
+    Mapped(memmap2::Mmap),
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Memory(b) => b,
+            Bytes::Mapped(m) => m,
+        }
+    }
+}
+
+/// A blob held by a call's store.
+pub struct BlobHandle {
+    pub(crate) blob: Blob,
+    bytes: Bytes,
+}
+
+impl BlobHandle {
+    /// A handle over `blob`'s bytes, which the caller has opened already.
+    pub(crate) fn new(blob: Blob, bytes: Bytes) -> BlobHandle {
+        BlobHandle { blob, bytes }
+    }
+
+    /// A handle over bytes a task made.
+    fn made(bytes: Vec<u8>) -> BlobHandle {
+        let bytes: Arc<[u8]> = bytes.into();
+        BlobHandle {
+            blob: Blob::from_bytes(bytes.clone()),
+            bytes: Bytes::Memory(bytes),
+        }
+    }
+}
+
+/// A blob being written by a task.
+#[derive(Default)]
+pub struct BlobWriter {
+    bytes: Vec<u8>,
+}
+
+/// Opens a file-backed blob for reading (memory-mapped, so pages are read
+/// only as the task touches them).
+pub(crate) fn map_file(path: &std::path::Path) -> std::io::Result<Bytes> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the map is read-only; cairn's contract for `@file` inputs is
+    // that they are not modified while a run uses them (as with any build
+    // tool's inputs). A concurrent writer changes what the task reads, never
+    // memory safety of the host beyond that.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    Ok(Bytes::Mapped(map))
+}
+
+impl Host for Sandbox {}
+
+impl HostBlob for Sandbox {
+    fn new(&mut self, bytes: Vec<u8>) -> wasmtime::Result<Resource<BlobHandle>> {
+        Ok(self.table.push(BlobHandle::made(bytes))?)
+    }
+
+    fn hash(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&this)?.blob.hash().to_hex())
+    }
+
+    fn len(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&this)?.blob.len())
+    }
+
+    fn read(&mut self, this: Resource<BlobHandle>, offset: u64, len: u64) -> wasmtime::Result<Vec<u8>> {
+        let bytes = self.table.get(&this)?.bytes.as_slice();
+        let start = offset.min(bytes.len() as u64) as usize;
+        let end = offset.saturating_add(len.min(MAX_READ)).min(bytes.len() as u64) as usize;
+        Ok(bytes[start..end].to_vec())
+    }
+
+    fn drop(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+impl HostBlobWriter for Sandbox {
+    fn new(&mut self) -> wasmtime::Result<Resource<BlobWriter>> {
+        Ok(self.table.push(BlobWriter::default())?)
+    }
+
+    fn write(&mut self, this: Resource<BlobWriter>, bytes: Vec<u8>) -> wasmtime::Result<()> {
+        self.table.get_mut(&this)?.bytes.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    fn finish(&mut self, writer: Resource<BlobWriter>) -> wasmtime::Result<Resource<BlobHandle>> {
+        let w = self.table.delete(writer)?;
+        Ok(self.table.push(BlobHandle::made(w.bytes))?)
+    }
+
+    fn drop(&mut self, this: Resource<BlobWriter>) -> wasmtime::Result<()> {
+        self.table.delete(this)?;
+        Ok(())
+    }
+}

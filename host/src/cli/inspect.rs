@@ -1,0 +1,49 @@
+//! `cairn inspect`: a component's hash, exports and imports.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Print a component's hash and its exports with their WIT signatures.
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// The component (.wasm)
+    component: PathBuf,
+    /// Print one JSON object instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn inspect(cache_dir: Option<PathBuf>, args: InspectArgs) -> cairn::Result<()> {
+    let host = super::open_host(cache_dir)?;
+    let task = host.load(&args.component)?;
+    let signature = |e: &cairn::Export| match &e.ty {
+        Ok(ty) => ty.to_string(),
+        Err(why) => format!("(cannot be called: {why})"),
+    };
+    if args.json {
+        let exports: Vec<_> = task
+            .exports()
+            .iter()
+            .map(|e| serde_json::json!({ "name": e.path(), "signature": signature(e), "callable": e.ty.is_ok() }))
+            .collect();
+        let out = serde_json::json!({
+            "component": task.hash().to_hex(),
+            "exports": exports,
+            "imports": task.imports(),
+        });
+        return super::print_line(&out.to_string());
+    }
+    super::print_line(&format!("component {}  {}", task.hash(), task.name()))?;
+    super::print_line("exports:")?;
+    for e in task.exports() {
+        super::print_line(&format!("  {}: {}", e.path(), signature(e)))?;
+    }
+    if !task.imports().is_empty() {
+        super::print_line("imports:")?;
+        for i in task.imports() {
+            super::print_line(&format!("  {i}"))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! The command line: clap definitions, exit codes and printing. Everything it
+//! does is a call into the `cairn` library.
+
+mod inspect;
+mod run;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Run WebAssembly component tasks in a sandbox, and never run the same work twice.
+///
+/// Every call is keyed by the component's hash, the export, the arguments and
+/// the sandbox; a call seen before is answered from the cache without
+/// compiling, instantiating or reading anything.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, propagate_version = true)]
+struct Cli {
+    /// The cache directory [default: $CAIRN_CACHE_DIR, else $XDG_CACHE_HOME/cairn]
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    Run(run::RunArgs),
+    Inspect(inspect::InspectArgs),
+}
+
+/// Exit code for a task that failed (trapped); nothing was cached.
+const EXIT_TASK_FAILED: u8 = 1;
+/// Exit code for bad input or an unusable cache.
+const EXIT_ERROR: u8 = 2;
+
+/// Runs the command line and returns the process's exit code.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(cli.cache_dir, args),
+        Command::Inspect(args) => inspect::inspect(cli.cache_dir, args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A closed pipe is how `cairn … | head` ends; not an error.
+            if let Some(io) = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
+                if io.kind() == std::io::ErrorKind::BrokenPipe {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            let _ = writeln!(std::io::stderr(), "error: {e}");
+            ExitCode::from(match e.kind() {
+                cairn::ErrorKind::TaskFailed => EXIT_TASK_FAILED,
+                _ => EXIT_ERROR,
+            })
+        }
+    }
+}
+
+/// Opens the host on `--cache-dir`, `$CAIRN_CACHE_DIR` or the user's cache dir.
+fn open_host(cache_dir: Option<PathBuf>) -> cairn::Result<cairn::Host> {
+    let dir = cache_dir.or_else(cairn::Host::default_cache_dir).ok_or_else(|| {
+        cairn::Error::new(
+            cairn::ErrorKind::Cache,
+            "no cache directory: set --cache-dir or CAIRN_CACHE_DIR (no home directory was found)",
+        )
+    })?;
+    cairn::Host::open(dir)
+}
+
+/// Prints a line to stdout, turning a write failure into a cairn error.
+fn print_line(line: &str) -> cairn::Result<()> {
+    writeln!(std::io::stdout(), "{line}")
+        .map_err(|e| cairn::Error::new(cairn::ErrorKind::Io, format!("cannot write output: {e}")).with_source(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

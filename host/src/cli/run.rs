@@ -1,0 +1,141 @@
+//! `cairn run`: call one export, from the cache when possible.
+
+use std::path::PathBuf;
+
+use cairn::{CacheMode, CallArgs, CallOptions};
+use clap::Args;
+
+/// Call an export of a component; print its result in WAVE.
+///
+/// Arguments go after the component and export, by parameter name
+/// (`--name Ada --count 3`, values in WAVE, strings may be bare, blobs as
+/// `@path`), or as one WAVE call with --invoke. cairn's own options go
+/// before the component.
+///
+/// Examples:
+///   cairn run hello.wasm greet --name Ada --excited true
+///   cairn run --invoke 'greet("Ada", true)' hello.wasm
+///   cairn run --json words.wasm top --text @book.txt --n 10
+#[derive(Args, Debug)]
+#[command(verbatim_doc_comment)]
+pub struct RunArgs {
+    /// Call as one WAVE expression, e.g. 'greet("Ada", true)'
+    #[arg(long, value_name = "CALL")]
+    invoke: Option<String>,
+    /// Print one JSON object: result, cache, key, executed, hits, elapsed_ms, …
+    #[arg(long)]
+    json: bool,
+    /// Run without reading or writing the cache
+    #[arg(long, conflicts_with = "refresh")]
+    no_cache: bool,
+    /// Run even if the result is cached, and replace it
+    #[arg(long)]
+    refresh: bool,
+    /// The component (.wasm)
+    component: PathBuf,
+    /// The export, then `--param value` pairs; the export may be omitted when
+    /// there is only one
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "EXPORT] [ARGS")]
+    rest: Vec<String>,
+}
+
+/// Splits `[EXPORT] [--name value]…` into the export and the pairs. A
+/// `--flag` followed by another `--flag` or nothing means `true`.
+fn split_rest(rest: &[String]) -> cairn::Result<(Option<String>, Vec<(String, String)>)> {
+    let mut items = rest.iter().peekable();
+    let export = items.next_if(|s| !s.starts_with("--")).cloned();
+    let mut pairs = Vec::new();
+    while let Some(item) = items.next() {
+        let Some(name) = item.strip_prefix("--") else {
+            return Err(cairn::Error::new(
+                cairn::ErrorKind::BadArguments,
+                format!("unexpected `{item}`: arguments are `--name value` pairs after the export"),
+            ));
+        };
+        match name.split_once('=') {
+            Some((n, v)) => pairs.push((n.to_string(), v.to_string())),
+            None => {
+                let value = items.next_if(|s| !s.starts_with("--")).cloned().unwrap_or_else(|| "true".into());
+                pairs.push((name.to_string(), value));
+            }
+        }
+    }
+    Ok((export, pairs))
+}
+
+pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
+    let (export, pairs) = split_rest(&args.rest)?;
+    let call_args = match args.invoke {
+        Some(call) if pairs.is_empty() && export.is_none() => CallArgs::Invoke(call),
+        Some(_) => {
+            return Err(cairn::Error::new(
+                cairn::ErrorKind::BadArguments,
+                "--invoke names the export and its arguments; give nothing after the component",
+            ))
+        }
+        None => CallArgs::Named(pairs),
+    };
+    let host = super::open_host(cache_dir)?;
+    let task = host.load(&args.component)?;
+    let (export, values) = host.parse_args(&task, export.as_deref(), &call_args)?;
+    let mut opts = CallOptions::default();
+    opts.cache = match (args.no_cache, args.refresh) {
+        (true, _) => CacheMode::Off,
+        (_, true) => CacheMode::Refresh,
+        _ => CacheMode::Use,
+    };
+    let out = host.call_with(&task, &export, &values, &opts)?;
+    let result = out.value.as_ref().map(cairn::Value::to_wave);
+    let r = &out.report;
+    if args.json {
+        let json = serde_json::json!({
+            "result": result,
+            "cache": r.cache.as_str(),
+            "key": r.key.to_hex(),
+            "executed": r.executed,
+            "hits": r.hits,
+            "stored": r.stored,
+            "elapsed_ms": r.elapsed.as_secs_f64() * 1e3,
+            "run_ms": r.run.as_secs_f64() * 1e3,
+            "component": task.hash().to_hex(),
+            "export": export,
+            "bytes_hashed": host.bytes_hashed(),
+        });
+        return super::print_line(&json.to_string());
+    }
+    if let Some(result) = result {
+        super::print_line(&result)?;
+    }
+    let summary = match r.cache {
+        cairn::CacheStatus::Hit => format!("{:.2} s saved", r.run.as_secs_f64()),
+        cairn::CacheStatus::Miss => format!("executed in {:.2} s", r.run.as_secs_f64()),
+    };
+    eprintln!("cairn: {} {}, {summary}, key {}", export, r.cache.as_str(), r.key.short());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn export_then_pairs() {
+        let (e, p) = split_rest(&strings(&["greet", "--name", "Ada", "--excited", "--n=3"])).unwrap();
+        assert_eq!(e.as_deref(), Some("greet"));
+        assert_eq!(
+            p,
+            vec![
+                ("name".into(), "Ada".into()),
+                ("excited".into(), "true".into()),
+                ("n".into(), "3".into())
+            ]
+        );
+        let (e, p) = split_rest(&strings(&["--name", "Ada"])).unwrap();
+        assert_eq!((e, p.len()), (None, 1));
+        assert!(split_rest(&strings(&["greet", "stray"])).is_err());
+    }
+}

@@ -1,0 +1,260 @@
+//! Reading a component's interface without compiling it.
+//!
+//! [`describe`] checks that bytes are a valid component and reads its exports
+//! and imports from its WIT. The result is kept in the cache by component
+//! hash, so this runs once per component, ever.
+
+use serde::{Deserialize, Serialize};
+use wit_parser::decoding::DecodedWasm;
+use wit_parser::{Handle, Resolve, TypeDefKind, TypeId, TypeOwner, WorldItem, WorldKey};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::types::{FuncType, Type};
+
+/// One exported function.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Export {
+    /// The exporting interface (`example:words/words@0.1.0`), or `None` for a
+    /// function exported by the world itself.
+    pub interface: Option<String>,
+    /// The function's name.
+    pub func: String,
+    /// Its signature, or why cairn cannot call it (say, a parameter of a
+    /// resource type other than `blob`).
+    pub ty: std::result::Result<FuncType, String>,
+}
+
+impl Export {
+    /// The full export path: `func`, or `interface#func`.
+    pub fn path(&self) -> String {
+        match &self.interface {
+            Some(i) => format!("{i}#{}", self.func),
+            None => self.func.clone(),
+        }
+    }
+
+    /// Whether `query` names this export: the full path, the bare function
+    /// name, or `iface#func` / `iface.func` with the interface's short name
+    /// (`words#top` for `example:words/words@0.1.0#top`).
+    pub fn matches(&self, query: &str) -> bool {
+        if query == self.func || query == self.path() {
+            return true;
+        }
+        let Some(iface) = &self.interface else { return false };
+        let short = iface.rsplit('/').next().unwrap_or(iface);
+        let short = short.split('@').next().unwrap_or(short);
+        [iface.as_str(), short]
+            .iter()
+            .any(|i| query == format!("{i}.{}", self.func) || query == format!("{short}#{}", self.func))
+    }
+}
+
+/// What cairn knows of a component's interface.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComponentInfo {
+    /// Exported functions, in the component's order.
+    pub exports: Vec<Export>,
+    /// Names of the imported instances (interfaces) and functions.
+    pub imports: Vec<String>,
+}
+
+/// Validates `bytes` as a component and reads its interface. `what` names the
+/// component in messages (usually its path).
+///
+/// # Errors
+/// [`ErrorKind::NotAComponent`] for bytes that are not WebAssembly or are a
+/// core module; [`ErrorKind::InvalidComponent`] for a malformed component.
+pub fn describe(bytes: &[u8], what: &str) -> Result<ComponentInfo> {
+    if wasmparser::Parser::is_core_wasm(bytes) {
+        return Err(Error::new(
+            ErrorKind::NotAComponent,
+            format!(
+                "{what} is a core WebAssembly module, not a component; build it with \
+                 `--target wasm32-wasip2` (or wrap it with `wasm-tools component new`)"
+            ),
+        ));
+    }
+    if !wasmparser::Parser::is_component(bytes) {
+        return Err(Error::new(
+            ErrorKind::NotAComponent,
+            format!("{what} is not a WebAssembly component (no `\\0asm` header); give a `.wasm` component"),
+        ));
+    }
+    let invalid = |e: &dyn std::fmt::Display| {
+        Error::new(
+            ErrorKind::InvalidComponent,
+            format!("{what} is not a valid component: {e}; rebuild it, or check it with `wasm-tools validate`"),
+        )
+    };
+    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+        .validate_all(bytes)
+        .map_err(|e| invalid(&e))?;
+    let (resolve, world) = match wit_parser::decoding::decode(bytes).map_err(|e| invalid(&e))? {
+        DecodedWasm::Component(r, w) => (r, w),
+        DecodedWasm::WitPackage(..) => {
+            return Err(Error::new(
+                ErrorKind::NotAComponent,
+                format!("{what} is a WIT package, not a runnable component"),
+            ))
+        }
+    };
+    let world = &resolve.worlds[world];
+    let mut exports = Vec::new();
+    for (key, item) in &world.exports {
+        match item {
+            WorldItem::Function(f) => exports.push(export(&resolve, None, f)),
+            WorldItem::Interface { id, .. } => {
+                let name = resolve.name_world_key(key);
+                for f in resolve.interfaces[*id].functions.values() {
+                    exports.push(export(&resolve, Some(name.clone()), f));
+                }
+            }
+            WorldItem::Type { .. } => {}
+        }
+    }
+    let imports = world
+        .imports
+        .iter()
+        .filter(|(_, item)| !matches!(item, WorldItem::Type { .. }))
+        .map(|(key, _)| match key {
+            WorldKey::Name(n) => n.clone(),
+            WorldKey::Interface(_) => resolve.name_world_key(key),
+        })
+        .collect();
+    Ok(ComponentInfo { exports, imports })
+}
+
+fn export(resolve: &Resolve, interface: Option<String>, f: &wit_parser::Function) -> Export {
+    let ty = match f.kind {
+        wit_parser::FunctionKind::Freestanding => func_type(resolve, f),
+        _ => Err("only plain (non-async, non-method) functions can be called".to_string()),
+    };
+    Export {
+        interface,
+        func: f.name.clone(),
+        ty,
+    }
+}
+
+fn func_type(resolve: &Resolve, f: &wit_parser::Function) -> std::result::Result<FuncType, String> {
+    let params = f
+        .params
+        .iter()
+        .map(|p| Ok((p.name.clone(), convert(resolve, &p.ty)?)))
+        .collect::<std::result::Result<_, String>>()?;
+    let result = f.result.as_ref().map(|t| convert(resolve, t)).transpose()?;
+    Ok(FuncType { params, result })
+}
+
+fn convert(resolve: &Resolve, ty: &wit_parser::Type) -> std::result::Result<Type, String> {
+    use wit_parser::Type as W;
+    Ok(match ty {
+        W::Bool => Type::Bool,
+        W::U8 => Type::U8,
+        W::U16 => Type::U16,
+        W::U32 => Type::U32,
+        W::U64 => Type::U64,
+        W::S8 => Type::S8,
+        W::S16 => Type::S16,
+        W::S32 => Type::S32,
+        W::S64 => Type::S64,
+        W::F32 => Type::F32,
+        W::F64 => Type::F64,
+        W::Char => Type::Char,
+        W::String => Type::String,
+        W::ErrorContext => return Err("`error-context` values cannot be passed".into()),
+        W::Id(id) => convert_def(resolve, *id)?,
+    })
+}
+
+fn convert_opt(resolve: &Resolve, ty: Option<&wit_parser::Type>) -> std::result::Result<Option<Box<Type>>, String> {
+    ty.map(|t| convert(resolve, t).map(Box::new)).transpose()
+}
+
+fn convert_def(resolve: &Resolve, id: TypeId) -> std::result::Result<Type, String> {
+    let def = &resolve.types[id];
+    Ok(match &def.kind {
+        TypeDefKind::Type(t) => convert(resolve, t)?,
+        TypeDefKind::Record(r) => Type::Record(
+            r.fields
+                .iter()
+                .map(|f| Ok((f.name.clone(), convert(resolve, &f.ty)?)))
+                .collect::<std::result::Result<_, String>>()?,
+        ),
+        TypeDefKind::Tuple(t) => Type::Tuple(t.types.iter().map(|t| convert(resolve, t)).collect::<Result<_, _>>()?),
+        TypeDefKind::Variant(v) => Type::Variant(
+            v.cases
+                .iter()
+                .map(|c| Ok((c.name.clone(), c.ty.as_ref().map(|t| convert(resolve, t)).transpose()?)))
+                .collect::<std::result::Result<_, String>>()?,
+        ),
+        TypeDefKind::Enum(e) => Type::Enum(e.cases.iter().map(|c| c.name.clone()).collect()),
+        TypeDefKind::Flags(f) => Type::Flags(f.flags.iter().map(|f| f.name.clone()).collect()),
+        TypeDefKind::Option(t) => Type::Option(Box::new(convert(resolve, t)?)),
+        TypeDefKind::Result(r) => Type::Result {
+            ok: convert_opt(resolve, r.ok.as_ref())?,
+            err: convert_opt(resolve, r.err.as_ref())?,
+        },
+        TypeDefKind::List(t) => Type::List(Box::new(convert(resolve, t)?)),
+        TypeDefKind::Handle(Handle::Own(r)) if is_blob(resolve, *r) => Type::Blob { owned: true },
+        TypeDefKind::Handle(Handle::Borrow(r)) if is_blob(resolve, *r) => Type::Blob { owned: false },
+        TypeDefKind::Handle(_) | TypeDefKind::Resource => {
+            return Err(format!(
+                "resource `{}` cannot cross a cached call (only `cairn:task/blobs.blob` can)",
+                def.name.as_deref().unwrap_or("?")
+            ))
+        }
+        other => return Err(format!("`{}` values cannot be passed yet", other.as_str())),
+    })
+}
+
+/// Whether `id` (after aliases) is the resource `blob` of `cairn:task/blobs`.
+fn is_blob(resolve: &Resolve, mut id: TypeId) -> bool {
+    while let TypeDefKind::Type(wit_parser::Type::Id(next)) = resolve.types[id].kind {
+        id = next;
+    }
+    let def = &resolve.types[id];
+    let TypeOwner::Interface(iface) = def.owner else { return false };
+    let iface = &resolve.interfaces[iface];
+    let pkg = iface.package.map(|p| &resolve.packages[p].name);
+    def.name.as_deref() == Some("blob")
+        && iface.name.as_deref() == Some("blobs")
+        && pkg.is_some_and(|p| p.namespace == "cairn" && p.name == "task")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn export(iface: Option<&str>, func: &str) -> Export {
+        Export {
+            interface: iface.map(str::to_string),
+            func: func.into(),
+            ty: Err(String::new()),
+        }
+    }
+
+    #[test]
+    fn export_names_match_full_short_and_bare() {
+        let e = export(Some("example:words/words@0.1.0"), "top");
+        assert_eq!(e.path(), "example:words/words@0.1.0#top");
+        for q in ["top", "words#top", "words.top", "example:words/words@0.1.0#top"] {
+            assert!(e.matches(q), "{q}");
+        }
+        assert!(!e.matches("tops"));
+        assert!(export(None, "greet").matches("greet"));
+    }
+
+    #[test]
+    fn garbage_and_core_modules_are_named() {
+        let err = describe(b"hello", "x.wasm").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotAComponent);
+        let core = wat::parse_str("(module)").unwrap();
+        let err = describe(&core, "m.wasm").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotAComponent);
+        assert!(err.to_string().contains("core WebAssembly module"), "{err}");
+        let mut truncated = wat::parse_str("(component (core module))").unwrap();
+        truncated.truncate(truncated.len() - 2);
+        assert_eq!(describe(&truncated, "t.wasm").unwrap_err().kind(), ErrorKind::InvalidComponent);
+    }
+}

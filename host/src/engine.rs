@@ -1,0 +1,289 @@
+//! The wasmtime side: one engine per host, components compiled once and
+//! pre-instantiated, and one fresh store per executed call.
+//!
+//! Nothing here runs on a cache hit: the [`Runtime`] is created on the first
+//! miss.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, InstancePre, Linker, ResourceAny, Val};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+
+use crate::blob::{self, BlobHandle, Bytes};
+use crate::component::Export;
+use crate::digest::Digest;
+use crate::error::{Error, ErrorKind, Result};
+use crate::sandbox::{Sandbox, MAX_MEMORY_BYTES};
+use crate::types::{FuncType, Type};
+use crate::value::{Blob, BlobSource, Value};
+
+/// Opens a blob's bytes for a task to read.
+pub(crate) trait BlobReader: Sync {
+    /// The bytes of `blob`, verified against its hash where they come from the cache.
+    fn open(&self, blob: &Blob) -> Result<Bytes>;
+}
+
+/// What one execution produced.
+pub(crate) struct Execution {
+    pub(crate) value: Option<Value>,
+    pub(crate) run: Duration,
+    pub(crate) stderr: Vec<u8>,
+}
+
+/// The engine, the linker, and pre-instantiated components by hash.
+pub(crate) struct Runtime {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    pres: Mutex<HashMap<Digest, InstancePre<Sandbox>>>,
+}
+
+fn engine_config(pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.cranelift_nan_canonicalization(true);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(64);
+        pool.total_core_instances(512);
+        pool.total_memories(128);
+        pool.total_tables(256);
+        pool.max_memory_size(MAX_MEMORY_BYTES);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+impl Runtime {
+    /// Creates the engine (pooling allocator, falling back to on-demand
+    /// allocation where the machine cannot reserve the pool) and the linker
+    /// with WASI and `cairn:task`.
+    pub(crate) fn new() -> Result<Runtime> {
+        let engine = Engine::new(&engine_config(true))
+            .or_else(|e| {
+                tracing::debug!("pooling allocator unavailable ({e}); allocating on demand");
+                Engine::new(&engine_config(false))
+            })
+            .map_err(|e| Error::internal(format!("cannot create the wasm engine: {e}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| blob::add_blobs_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s))
+            .map_err(|e| Error::internal(format!("cannot link host interfaces: {e}")))?;
+        Ok(Runtime {
+            engine,
+            linker,
+            pres: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The compiled, linked component `hash`, compiling `bytes()` the first time.
+    fn instance_pre(&self, hash: Digest, what: &str, bytes: impl FnOnce() -> Result<Arc<[u8]>>) -> Result<InstancePre<Sandbox>> {
+        if let Some(pre) = self.pres.lock().expect("poisoned").get(&hash) {
+            return Ok(pre.clone());
+        }
+        let bytes = bytes()?;
+        let component = Component::new(&self.engine, &bytes).map_err(|e| {
+            Error::new(ErrorKind::InvalidComponent, format!("cannot compile {what}: {e:#}"))
+        })?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidComponent,
+                format!("{what} imports something cairn does not provide: {e:#}"),
+            )
+        })?;
+        self.pres.lock().expect("poisoned").insert(hash, pre.clone());
+        Ok(pre)
+    }
+
+    /// Runs `export` of component `hash` on `args` in a fresh sandbox seeded
+    /// by `key`.
+    #[expect(clippy::too_many_arguments, reason = "one call's full description")]
+    pub(crate) fn execute(
+        &self,
+        hash: Digest,
+        what: &str,
+        bytes: impl FnOnce() -> Result<Arc<[u8]>>,
+        export: &Export,
+        ty: &FuncType,
+        args: &[Value],
+        key: &Digest,
+        blobs: &dyn BlobReader,
+    ) -> Result<Execution> {
+        let pre = self.instance_pre(hash, what, bytes)?;
+        let start = Instant::now();
+        let mut store = Store::new(&self.engine, Sandbox::new(key));
+        store.limiter(|s| &mut s.limits);
+        let internal = |e: wasmtime::Error| Error::internal(format!("{what}: {e:#}"));
+        let instance = pre.instantiate(&mut store).map_err(|e| failed(what, export, e))?;
+        let func = {
+            let iface = match &export.interface {
+                Some(i) => Some(
+                    instance
+                        .get_export_index(&mut store, None, i)
+                        .ok_or_else(|| Error::internal(format!("{what} has no instance `{i}`")))?,
+                ),
+                None => None,
+            };
+            let idx = instance
+                .get_export_index(&mut store, iface.as_ref(), &export.func)
+                .ok_or_else(|| Error::internal(format!("{what} has no export `{}`", export.path())))?;
+            instance
+                .get_func(&mut store, idx)
+                .ok_or_else(|| Error::internal(format!("`{}` is not a function", export.path())))?
+        };
+        let params = args
+            .iter()
+            .zip(&ty.params)
+            .map(|(v, (_, t))| to_val(&mut store, v, t, blobs))
+            .collect::<Result<Vec<_>>>()?;
+        let mut results = vec![Val::Bool(false); usize::from(ty.result.is_some())];
+        func.call(&mut store, &params, &mut results).map_err(|e| failed(what, export, e))?;
+        let value = match (results.pop(), &ty.result) {
+            (Some(v), Some(t)) => Some(from_val(&mut store, v, t).map_err(internal)?),
+            _ => None,
+        };
+        let (_, stderr) = store.data().output();
+        Ok(Execution {
+            value,
+            run: start.elapsed(),
+            stderr,
+        })
+    }
+}
+
+fn failed(what: &str, export: &Export, e: wasmtime::Error) -> Error {
+    let mut msg = format!("{what} failed in `{}`: {e}", export.path());
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        msg = format!("{what} trapped in `{}`: {trap}", export.path());
+    }
+    Error::new(ErrorKind::TaskFailed, format!("{msg} (nothing was cached)"))
+}
+
+/// A store-independent value into a `Val` of `store`.
+fn to_val(store: &mut Store<Sandbox>, v: &Value, ty: &Type, blobs: &dyn BlobReader) -> Result<Val> {
+    let inner = |store: &mut Store<Sandbox>, v: &Value, t: &Type| to_val(store, v, t, blobs);
+    let opt = |store: &mut Store<Sandbox>, v: &Option<Box<Value>>, t: Option<&Type>| -> Result<Option<Box<Val>>> {
+        match (v, t) {
+            (Some(v), Some(t)) => Ok(Some(Box::new(to_val(store, v, t, blobs)?))),
+            _ => Ok(None),
+        }
+    };
+    Ok(match (v, ty) {
+        (Value::Bool(x), _) => Val::Bool(*x),
+        (Value::S8(x), _) => Val::S8(*x),
+        (Value::S16(x), _) => Val::S16(*x),
+        (Value::S32(x), _) => Val::S32(*x),
+        (Value::S64(x), _) => Val::S64(*x),
+        (Value::U8(x), _) => Val::U8(*x),
+        (Value::U16(x), _) => Val::U16(*x),
+        (Value::U32(x), _) => Val::U32(*x),
+        (Value::U64(x), _) => Val::U64(*x),
+        (Value::F32(x), _) => Val::Float32(*x),
+        (Value::F64(x), _) => Val::Float64(*x),
+        (Value::Char(x), _) => Val::Char(*x),
+        (Value::String(x), _) => Val::String(x.clone()),
+        (Value::List(vs), Type::List(t)) => Val::List(vs.iter().map(|v| inner(store, v, t)).collect::<Result<_>>()?),
+        (Value::Record(fs), Type::Record(ts)) => Val::Record(
+            fs.iter()
+                .zip(ts)
+                .map(|((n, v), (_, t))| Ok((n.clone(), inner(store, v, t)?)))
+                .collect::<Result<_>>()?,
+        ),
+        (Value::Tuple(vs), Type::Tuple(ts)) => {
+            Val::Tuple(vs.iter().zip(ts).map(|(v, t)| inner(store, v, t)).collect::<Result<_>>()?)
+        }
+        (Value::Variant(c, p), Type::Variant(cases)) => {
+            let t = cases.iter().find(|(n, _)| n == c).and_then(|(_, t)| t.as_ref());
+            Val::Variant(c.clone(), opt(store, p, t)?)
+        }
+        (Value::Enum(c), _) => Val::Enum(c.clone()),
+        (Value::Option(p), Type::Option(t)) => Val::Option(opt(store, p, Some(t))?),
+        (Value::Result(r), Type::Result { ok, err }) => Val::Result(match r {
+            Ok(p) => Ok(opt(store, p, ok.as_deref())?),
+            Err(p) => Err(opt(store, p, err.as_deref())?),
+        }),
+        (Value::Flags(fs), _) => Val::Flags(fs.clone()),
+        (Value::Blob(b), Type::Blob { .. }) => {
+            let bytes = blobs.open(b)?;
+            let handle = store
+                .data_mut()
+                .table
+                .push(BlobHandle::new(b.clone(), bytes))
+                .map_err(|e| Error::internal(format!("cannot hand a blob to the task: {e}")))?;
+            let any = ResourceAny::try_from_resource(handle, &mut *store)
+                .map_err(|e| Error::internal(format!("cannot hand a blob to the task: {e:#}")))?;
+            Val::Resource(any)
+        }
+        (v, t) => {
+            return Err(Error::new(
+                ErrorKind::BadArguments,
+                format!("expected a {t}, got {}", v.to_wave()),
+            ))
+        }
+    })
+}
+
+/// A `Val` of `store` into a store-independent value, taking blob handles out
+/// of the store.
+fn from_val(store: &mut Store<Sandbox>, v: Val, ty: &Type) -> wasmtime::Result<Value> {
+    fn opt(store: &mut Store<Sandbox>, v: Option<Box<Val>>, t: Option<&Type>) -> wasmtime::Result<Option<Box<Value>>> {
+        match (v, t) {
+            (Some(v), Some(t)) => Ok(Some(Box::new(from_val(store, *v, t)?))),
+            _ => Ok(None),
+        }
+    }
+    Ok(match (v, ty) {
+        (Val::Bool(x), _) => Value::Bool(x),
+        (Val::S8(x), _) => Value::S8(x),
+        (Val::S16(x), _) => Value::S16(x),
+        (Val::S32(x), _) => Value::S32(x),
+        (Val::S64(x), _) => Value::S64(x),
+        (Val::U8(x), _) => Value::U8(x),
+        (Val::U16(x), _) => Value::U16(x),
+        (Val::U32(x), _) => Value::U32(x),
+        (Val::U64(x), _) => Value::U64(x),
+        (Val::Float32(x), _) => Value::F32(x),
+        (Val::Float64(x), _) => Value::F64(x),
+        (Val::Char(x), _) => Value::Char(x),
+        (Val::String(x), _) => Value::String(x),
+        (Val::List(vs), Type::List(t)) => Value::List(vs.into_iter().map(|v| from_val(store, v, t)).collect::<wasmtime::Result<_>>()?),
+        (Val::Record(fs), Type::Record(ts)) => Value::Record(
+            fs.into_iter()
+                .zip(ts)
+                .map(|((n, v), (_, t))| Ok((n, from_val(store, v, t)?)))
+                .collect::<wasmtime::Result<_>>()?,
+        ),
+        (Val::Tuple(vs), Type::Tuple(ts)) => {
+            Value::Tuple(vs.into_iter().zip(ts).map(|(v, t)| from_val(store, v, t)).collect::<wasmtime::Result<_>>()?)
+        }
+        (Val::Variant(c, p), Type::Variant(cases)) => {
+            let t = cases.iter().find(|(n, _)| *n == c).and_then(|(_, t)| t.as_ref());
+            Value::Variant(c, opt(store, p, t)?)
+        }
+        (Val::Enum(c), _) => Value::Enum(c),
+        (Val::Option(p), Type::Option(t)) => Value::Option(opt(store, p, Some(t))?),
+        (Val::Result(r), Type::Result { ok, err }) => Value::Result(match r {
+            Ok(p) => Ok(opt(store, p, ok.as_deref())?),
+            Err(p) => Err(opt(store, p, err.as_deref())?),
+        }),
+        (Val::Flags(fs), _) => Value::Flags(fs),
+        (Val::Resource(any), Type::Blob { .. }) => {
+            let res = any.try_into_resource::<BlobHandle>(&mut *store)?;
+            let handle = store.data_mut().table.delete(res)?;
+            Value::Blob(handle.blob)
+        }
+        (v, t) => wasmtime::bail!("the task returned {v:?} where its type says {t}"),
+    })
+}
+
+/// The bytes of a blob that lives in memory or in a file.
+pub(crate) fn open_uncached(blob: &Blob) -> Option<Result<Bytes>> {
+    match &blob.source {
+        BlobSource::Bytes(b) => Some(Ok(Bytes::Memory(b.clone()))),
+        BlobSource::File(path) => Some(
+            blob::map_file(path).map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e)),
+        ),
+        BlobSource::Stored => None,
+    }
+}

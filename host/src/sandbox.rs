@@ -1,0 +1,160 @@
+//! The deterministic environment every call runs in.
+//!
+//! Caching is only sound if a task's result depends on its inputs alone, so a
+//! call's store gets a WASI context that denies or fixes every source of
+//! non-determinism:
+//!
+//! | what | value |
+//! |---|---|
+//! | files | none: no preopened directories |
+//! | environment variables, arguments | none |
+//! | network | none: every socket address and name lookup is denied |
+//! | stdin | closed |
+//! | stdout, stderr | captured in memory, up to 1 MiB each, then writes fail |
+//! | wall clock | fixed at 2020-01-01T00:00:00Z ([`FIXED_WALL_CLOCK_SECS`]) |
+//! | monotonic clock | starts at 0 and advances 1 µs per read |
+//! | random (secure and insecure) | ChaCha seeded from the call key, so the same call sees the same bytes |
+//! | floats | NaNs canonicalised by the engine |
+//! | memory | at most 1 GiB per linear memory |
+//!
+//! [`SANDBOX_VERSION`] names this table; it is part of every call key through
+//! [`Grants::digest`], so changing the environment makes old entries miss
+//! rather than answer for a different environment.
+
+use std::time::Duration;
+
+use rand::SeedableRng;
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::digest::Digest;
+
+/// The version of the deterministic environment described above.
+pub const SANDBOX_VERSION: &str = "cairn-sandbox/1";
+/// The fixed wall clock, in seconds since the Unix epoch (2020-01-01T00:00:00Z).
+pub const FIXED_WALL_CLOCK_SECS: u64 = 1_577_836_800;
+/// Largest linear memory a task may grow to.
+pub const MAX_MEMORY_BYTES: usize = 1 << 30;
+/// Captured bytes of stdout and of stderr per call.
+pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
+
+/// The capabilities granted to a call. There are none yet beyond the
+/// deterministic environment; every future grant (a directory, an
+/// environment variable) joins the digest.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Grants {}
+
+impl Grants {
+    /// The digest of the environment and the grants, part of every call key.
+    pub fn digest(&self) -> Digest {
+        let mut h = blake3::Hasher::new();
+        h.update(SANDBOX_VERSION.as_bytes());
+        h.finalize().into()
+    }
+}
+
+struct FixedWallClock;
+
+impl HostWallClock for FixedWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::from_secs(FIXED_WALL_CLOCK_SECS)
+    }
+}
+
+/// A monotonic clock that moves only when read: deterministic, and a guest
+/// waiting for time to pass still sees it pass.
+struct SteppingClock(std::sync::atomic::AtomicU64);
+
+impl HostMonotonicClock for SteppingClock {
+    fn resolution(&self) -> u64 {
+        1_000
+    }
+    fn now(&self) -> u64 {
+        self.0.fetch_add(1_000, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+fn rng(seed: &Digest, purpose: &str) -> rand::rngs::StdRng {
+    let mut h = blake3::Hasher::new_derive_key("cairn sandbox random");
+    h.update(seed.as_bytes());
+    h.update(purpose.as_bytes());
+    rand::rngs::StdRng::from_seed(*h.finalize().as_bytes())
+}
+
+/// The data of one call's wasmtime store.
+pub(crate) struct Sandbox {
+    wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl Sandbox {
+    /// A fresh deterministic environment for the call whose key is `seed`.
+    pub(crate) fn new(seed: &Digest) -> Sandbox {
+        let stdout = MemoryOutputPipe::new(MAX_OUTPUT_BYTES);
+        let stderr = MemoryOutputPipe::new(MAX_OUTPUT_BYTES);
+        let insecure_seed = u128::from_le_bytes(seed.as_bytes()[..16].try_into().expect("32-byte digest"));
+        let wasi = WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .wall_clock(FixedWallClock)
+            .monotonic_clock(SteppingClock(0.into()))
+            .secure_random(rng(seed, "secure"))
+            .insecure_random(rng(seed, "insecure"))
+            .insecure_random_seed(insecure_seed)
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Sandbox {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new().memory_size(MAX_MEMORY_BYTES).build(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// What the call wrote to stdout and stderr.
+    pub(crate) fn output(&self) -> (Vec<u8>, Vec<u8>) {
+        (self.stdout.contents().to_vec(), self.stderr.contents().to_vec())
+    }
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_depends_on_the_key_only() {
+        use rand::Rng;
+        let a: u64 = rng(&Digest::of(b"k"), "secure").random();
+        let b: u64 = rng(&Digest::of(b"k"), "secure").random();
+        let c: u64 = rng(&Digest::of(b"j"), "secure").random();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn grants_digest_names_the_environment_version() {
+        assert_eq!(Grants::default().digest(), Grants::default().digest());
+        assert_eq!(Grants::default().digest(), Digest::of(SANDBOX_VERSION.as_bytes()));
+    }
+}

@@ -1,0 +1,517 @@
+//! The cache on disk: a redb index plus a content-addressed object store.
+//!
+//! Layout of a cache directory:
+//!
+//! ```text
+//! index.redb            results, small objects, the stat cache, component interfaces
+//! objects/ab/cdef…      objects over 64 KiB, named by their blake3 hash
+//! ```
+//!
+//! Every object read is verified against its hash; a mismatch is a miss, and
+//! the damaged object is dropped so the next run repairs it. Writes go object
+//! first (files written to a temporary name, synced, then renamed), index
+//! last, in one transaction: a crash never leaves a key pointing at a missing
+//! value. Many processes may use one cache at once (redb's multi-writer
+//! mode); each write transaction is short.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use crate::component::ComponentInfo;
+use crate::digest::Digest;
+use crate::error::{Error, ErrorKind, Result};
+
+/// Call key → [`ResultRecord`] bytes.
+const RESULTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("results");
+/// Object hash → content, for objects up to [`INLINE_MAX`] bytes.
+const OBJECTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("objects");
+/// Absolute path → [`StatEntry`] bytes: files hashed before.
+const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("files");
+/// Component hash → its interface ([`ComponentInfo`] as JSON).
+const COMPONENTS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("components");
+/// Format metadata.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The on-disk format this build reads and writes.
+pub const FORMAT_VERSION: u64 = 1;
+/// Objects up to this size live in the index; larger ones are files.
+pub const INLINE_MAX: usize = 64 * 1024;
+/// A file modified this recently is hashed but not remembered: a second write
+/// within the file system's timestamp granularity could go unseen.
+const RACY_WINDOW: Duration = Duration::from_millis(100);
+
+/// What the index keeps for one cached call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResultRecord {
+    /// Hash of the result's canonical encoding (an object).
+    pub value: Digest,
+    /// Its length in bytes.
+    pub value_len: u64,
+    /// When it was stored, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+    /// How long the call took to execute, in microseconds.
+    pub run_us: u64,
+}
+
+impl ResultRecord {
+    const LEN: usize = 1 + 32 + 8 + 8 + 8;
+
+    fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[0] = 1;
+        b[1..33].copy_from_slice(self.value.as_bytes());
+        b[33..41].copy_from_slice(&self.value_len.to_le_bytes());
+        b[41..49].copy_from_slice(&self.created_ms.to_le_bytes());
+        b[49..57].copy_from_slice(&self.run_us.to_le_bytes());
+        b
+    }
+
+    fn from_bytes(b: &[u8]) -> Option<ResultRecord> {
+        if b.len() != Self::LEN || b[0] != 1 {
+            return None;
+        }
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("fixed layout"));
+        Some(ResultRecord {
+            value: Digest::from_bytes(b[1..33].try_into().expect("fixed layout")),
+            value_len: u64_at(33),
+            created_ms: u64_at(41),
+            run_us: u64_at(49),
+        })
+    }
+}
+
+/// A file's identity as `stat` reports it, and the hash of its content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StatEntry {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    hash: Digest,
+}
+
+impl StatEntry {
+    const LEN: usize = 8 * 3 + 16 * 2 + 32;
+
+    fn of(meta: &fs::Metadata, hash: Digest) -> StatEntry {
+        StatEntry {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            hash,
+        }
+    }
+
+    fn to_bytes(self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(Self::LEN);
+        b.extend_from_slice(&self.dev.to_le_bytes());
+        b.extend_from_slice(&self.ino.to_le_bytes());
+        b.extend_from_slice(&self.size.to_le_bytes());
+        b.extend_from_slice(&self.mtime_ns.to_le_bytes());
+        b.extend_from_slice(&self.ctime_ns.to_le_bytes());
+        b.extend_from_slice(self.hash.as_bytes());
+        b
+    }
+
+    fn from_bytes(b: &[u8]) -> Option<StatEntry> {
+        if b.len() != Self::LEN {
+            return None;
+        }
+        let u = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("fixed layout"));
+        let i = |at: usize| i128::from_le_bytes(b[at..at + 16].try_into().expect("fixed layout"));
+        Some(StatEntry {
+            dev: u(0),
+            ino: u(8),
+            size: u(16),
+            mtime_ns: i(24),
+            ctime_ns: i(40),
+            hash: Digest::from_bytes(b[56..88].try_into().expect("fixed layout")),
+        })
+    }
+
+    fn same_file(&self, other: &StatEntry) -> bool {
+        (self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns)
+            == (other.dev, other.ino, other.size, other.mtime_ns, other.ctime_ns)
+    }
+}
+
+/// The cache directory: index and objects.
+pub(crate) struct Store {
+    db: Database,
+    dir: PathBuf,
+    /// Bytes read from input files to hash them, since this store was opened.
+    hashed: AtomicU64,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the cache in `dir`.
+    pub(crate) fn open(dir: &Path) -> Result<Store> {
+        fs::create_dir_all(dir.join("objects")).map_err(|e| {
+            Error::io(
+                format_args!("cannot create cache directory {} (choose another with --cache-dir)", dir.display()),
+                e,
+            )
+        })?;
+        let path = dir.join("index.redb");
+        let db = Database::builder()
+            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+            .create(&path)
+            .map_err(|e| open_error(&path, e))?;
+        let store = Store {
+            db,
+            dir: dir.to_path_buf(),
+            hashed: AtomicU64::new(0),
+        };
+        store.check_format(&path)?;
+        Ok(store)
+    }
+
+    fn check_format(&self, path: &Path) -> Result<()> {
+        let tx = self.db.begin_write().map_err(|e| damaged(path, e))?;
+        {
+            let mut meta = tx.open_table(META).map_err(|e| damaged(path, e))?;
+            let found = meta.get("format").map_err(|e| damaged(path, e))?.map(|v| v.value());
+            match found {
+                Some(FORMAT_VERSION) => {}
+                None => {
+                    meta.insert("format", FORMAT_VERSION).map_err(|e| damaged(path, e))?;
+                    // Create every table so readers never meet a missing one.
+                    tx.open_table(RESULTS).map_err(|e| damaged(path, e))?;
+                    tx.open_table(OBJECTS).map_err(|e| damaged(path, e))?;
+                    tx.open_table(FILES).map_err(|e| damaged(path, e))?;
+                    tx.open_table(COMPONENTS).map_err(|e| damaged(path, e))?;
+                }
+                Some(other) => {
+                    return Err(Error::new(
+                        ErrorKind::Cache,
+                        format!(
+                            "cache {} has format {other}, this cairn reads format {FORMAT_VERSION}; \
+                             use another --cache-dir",
+                            path.display()
+                        ),
+                    ))
+                }
+            }
+        }
+        tx.commit().map_err(|e| damaged(path, e))
+    }
+
+    /// The cache directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes of input files read for hashing since the store was opened.
+    pub(crate) fn bytes_hashed(&self) -> u64 {
+        self.hashed.load(Ordering::Relaxed)
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.dir.join("index.redb")
+    }
+
+    fn object_path(&self, hash: &Digest) -> PathBuf {
+        let hex = hash.to_hex();
+        self.dir.join("objects").join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// The result stored under `key`, if any.
+    pub(crate) fn result(&self, key: &Digest) -> Result<Option<ResultRecord>> {
+        let path = self.index_path();
+        let tx = self.db.begin_read().map_err(|e| damaged(&path, e))?;
+        let table = tx.open_table(RESULTS).map_err(|e| damaged(&path, e))?;
+        let found = table.get(key.as_bytes()).map_err(|e| damaged(&path, e))?;
+        Ok(found.and_then(|v| ResultRecord::from_bytes(v.value())))
+    }
+
+    /// The content of object `hash`, verified; `None` if it is missing or
+    /// damaged (a damaged object is dropped, so the caller re-executes and
+    /// repairs it).
+    pub(crate) fn object(&self, hash: &Digest, len: u64) -> Result<Option<Vec<u8>>> {
+        let bytes = if len as usize <= INLINE_MAX {
+            let path = self.index_path();
+            let tx = self.db.begin_read().map_err(|e| damaged(&path, e))?;
+            let table = tx.open_table(OBJECTS).map_err(|e| damaged(&path, e))?;
+            let found = table.get(hash.as_bytes()).map_err(|e| damaged(&path, e))?;
+            found.map(|v| v.value().to_vec())
+        } else {
+            match fs::read(self.object_path(hash)) {
+                Ok(b) => Some(b),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(Error::io(format_args!("cannot read cached object {hash}"), e)),
+            }
+        };
+        match bytes {
+            Some(b) if Digest::of(&b) == *hash => Ok(Some(b)),
+            Some(_) => {
+                tracing::warn!(%hash, "cached object is damaged; dropping it and re-executing");
+                self.drop_object(hash, len)?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The path of a stored object file, for reading a large blob in place.
+    /// Only objects over [`INLINE_MAX`] have one.
+    pub(crate) fn object_file(&self, hash: &Digest) -> PathBuf {
+        self.object_path(hash)
+    }
+
+    fn drop_object(&self, hash: &Digest, len: u64) -> Result<()> {
+        if len as usize > INLINE_MAX {
+            let _ = fs::remove_file(self.object_path(hash));
+            return Ok(());
+        }
+        let path = self.index_path();
+        let tx = self.db.begin_write().map_err(|e| damaged(&path, e))?;
+        tx.open_table(OBJECTS)
+            .and_then(|mut t| t.remove(hash.as_bytes()).map(drop).map_err(Into::into))
+            .map_err(|e| damaged(&path, e))?;
+        tx.commit().map_err(|e| damaged(&path, e))
+    }
+
+    fn write_object_file(&self, hash: &Digest, bytes: &[u8]) -> Result<()> {
+        let path = self.object_path(hash);
+        if path.exists() {
+            return Ok(());
+        }
+        let parent = path.parent().expect("objects are two levels down");
+        let fail = |e| Error::io(format_args!("cannot write to cache {}", self.dir.display()), e);
+        fs::create_dir_all(parent).map_err(fail)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(fail)?;
+        tmp.write_all(bytes).map_err(fail)?;
+        tmp.as_file().sync_data().map_err(fail)?;
+        tmp.persist(&path).map_err(|e| fail(e.error))?;
+        Ok(())
+    }
+
+    /// Stores a call's result: its objects first, then the index entry.
+    pub(crate) fn put_result(&self, key: &Digest, value: &[u8], blobs: &[&[u8]], run: Duration) -> Result<()> {
+        let value_hash = Digest::of(value);
+        let mut inline: Vec<(Digest, &[u8])> = Vec::new();
+        for bytes in blobs.iter().copied().chain([value]) {
+            let hash = Digest::of(bytes);
+            if bytes.len() > INLINE_MAX {
+                self.write_object_file(&hash, bytes)?;
+            } else {
+                inline.push((hash, bytes));
+            }
+        }
+        let record = ResultRecord {
+            value: value_hash,
+            value_len: value.len() as u64,
+            created_ms: now_ms(),
+            run_us: run.as_micros() as u64,
+        };
+        let path = self.index_path();
+        let write = || -> std::result::Result<(), redb::Error> {
+            let tx = self.db.begin_write()?;
+            {
+                let mut objects = tx.open_table(OBJECTS)?;
+                for (hash, bytes) in &inline {
+                    objects.insert(hash.as_bytes(), *bytes)?;
+                }
+                tx.open_table(RESULTS)?.insert(key.as_bytes(), &record.to_bytes()[..])?;
+            }
+            tx.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| damaged(&path, e))
+    }
+
+    /// Stores one object on its own (results store theirs with [`Store::put_result`]).
+    #[cfg(test)]
+    pub(crate) fn put_object(&self, bytes: &[u8]) -> Result<Digest> {
+        let hash = Digest::of(bytes);
+        if bytes.len() > INLINE_MAX {
+            self.write_object_file(&hash, bytes)?;
+            return Ok(hash);
+        }
+        let path = self.index_path();
+        let write = || -> std::result::Result<(), redb::Error> {
+            let tx = self.db.begin_write()?;
+            tx.open_table(OBJECTS)?.insert(hash.as_bytes(), bytes)?;
+            tx.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| damaged(&path, e))?;
+        Ok(hash)
+    }
+
+    /// Hashes the file at `path`, or remembers its hash if `stat` says it is
+    /// unchanged since it was last hashed. Returns the hash and the length.
+    pub(crate) fn hash_file(&self, path: &Path) -> Result<(Digest, u64)> {
+        let abs = fs::canonicalize(path).map_err(|e| Error::io(format_args!("cannot open {}", path.display()), e))?;
+        let key = abs.to_string_lossy();
+        let meta = fs::metadata(&abs).map_err(|e| Error::io(format_args!("cannot stat {}", path.display()), e))?;
+        if !meta.is_file() {
+            return Err(Error::new(ErrorKind::Io, format!("{} is not a regular file", path.display())));
+        }
+        let current = StatEntry::of(&meta, Digest::from_bytes([0; 32]));
+        let index = self.index_path();
+        let remembered = {
+            let tx = self.db.begin_read().map_err(|e| damaged(&index, e))?;
+            let table = tx.open_table(FILES).map_err(|e| damaged(&index, e))?;
+            let v = table.get(key.as_ref()).map_err(|e| damaged(&index, e))?;
+            v.and_then(|v| StatEntry::from_bytes(v.value()))
+        };
+        if let Some(entry) = remembered.filter(|e| e.same_file(&current)) {
+            return Ok((entry.hash, entry.size));
+        }
+        let (hash, len) =
+            crate::digest::hash_file(&abs).map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e))?;
+        self.hashed.fetch_add(len, Ordering::Relaxed);
+        // Re-stat: remember only what was hashed, and only if it is not racy.
+        let after = fs::metadata(&abs).map_err(|e| Error::io(format_args!("cannot stat {}", path.display()), e))?;
+        let entry = StatEntry::of(&after, hash);
+        let settled = after.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > RACY_WINDOW);
+        if entry.same_file(&current) && settled {
+            let write = || -> std::result::Result<(), redb::Error> {
+                let tx = self.db.begin_write()?;
+                tx.open_table(FILES)?.insert(key.as_ref(), &entry.to_bytes()[..])?;
+                tx.commit()?;
+                Ok(())
+            };
+            write().map_err(|e| damaged(&index, e))?;
+        }
+        Ok((hash, len))
+    }
+
+    /// The interface of component `hash`, if it was described before.
+    pub(crate) fn component_info(&self, hash: &Digest) -> Result<Option<ComponentInfo>> {
+        let path = self.index_path();
+        let tx = self.db.begin_read().map_err(|e| damaged(&path, e))?;
+        let table = tx.open_table(COMPONENTS).map_err(|e| damaged(&path, e))?;
+        let v = table.get(hash.as_bytes()).map_err(|e| damaged(&path, e))?;
+        // An entry this build cannot parse is simply described again.
+        Ok(v.and_then(|v| serde_json::from_str(v.value()).ok()))
+    }
+
+    /// Remembers the interface of component `hash`.
+    pub(crate) fn put_component_info(&self, hash: &Digest, info: &ComponentInfo) -> Result<()> {
+        let json = serde_json::to_string(info).map_err(|e| Error::internal(format!("cannot encode interface: {e}")))?;
+        let path = self.index_path();
+        let write = || -> std::result::Result<(), redb::Error> {
+            let tx = self.db.begin_write()?;
+            tx.open_table(COMPONENTS)?.insert(hash.as_bytes(), json.as_str())?;
+            tx.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| damaged(&path, e))
+    }
+}
+
+fn open_error(path: &Path, e: redb::DatabaseError) -> Error {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => Error::new(
+            ErrorKind::Cache,
+            format!(
+                "cache {} is already open in this process (or by an old cairn holding it exclusively); \
+                 share one Host, or use another --cache-dir",
+                path.display()
+            ),
+        ),
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+            Error::io(format_args!("cannot open cache {} (choose another with --cache-dir)", path.display()), io)
+        }
+        other => damaged(path, other),
+    }
+}
+
+fn damaged(path: &Path, e: impl Into<redb::Error>) -> Error {
+    let e: redb::Error = e.into();
+    Error::cache(
+        format_args!(
+            "cache index {} is unusable; move it aside (its results will be recomputed) or use another --cache-dir",
+            path.display()
+        ),
+        e,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let r = ResultRecord {
+            value: Digest::of(b"v"),
+            value_len: 3,
+            created_ms: 9,
+            run_us: 1234,
+        };
+        assert_eq!(ResultRecord::from_bytes(&r.to_bytes()), Some(r));
+        assert_eq!(ResultRecord::from_bytes(&[0; 3]), None);
+    }
+
+    #[test]
+    fn results_and_objects_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Digest::of(b"key");
+        let big = vec![7u8; INLINE_MAX + 1];
+        {
+            let s = Store::open(dir.path()).unwrap();
+            s.put_result(&key, b"value", &[&big[..]], Duration::from_millis(5)).unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let r = s.result(&key).unwrap().unwrap();
+        assert_eq!(s.object(&r.value, r.value_len).unwrap().unwrap(), b"value");
+        let big_hash = Digest::of(&big);
+        assert_eq!(s.object(&big_hash, big.len() as u64).unwrap().unwrap(), big);
+        assert_eq!(s.result(&Digest::of(b"other")).unwrap(), None);
+    }
+
+    #[test]
+    fn damaged_object_is_a_miss_and_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let big = vec![1u8; INLINE_MAX * 2];
+        let hash = s.put_object(&big).unwrap();
+        let file = s.object_file(&hash);
+        let mut bytes = fs::read(&file).unwrap();
+        bytes[10] ^= 1;
+        fs::write(&file, bytes).unwrap();
+        assert_eq!(s.object(&hash, big.len() as u64).unwrap(), None);
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn unchanged_file_is_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("cache")).unwrap();
+        let input = dir.path().join("input");
+        fs::write(&input, b"some data").unwrap();
+        std::thread::sleep(RACY_WINDOW * 2);
+        let first = s.hash_file(&input).unwrap();
+        assert_eq!(first, (Digest::of(b"some data"), 9));
+        assert_eq!(s.bytes_hashed(), 9);
+        assert_eq!(s.hash_file(&input).unwrap(), first);
+        assert_eq!(s.bytes_hashed(), 9, "second look must be a stat only");
+        fs::write(&input, b"other data!").unwrap();
+        assert_eq!(s.hash_file(&input).unwrap().0, Digest::of(b"other data!"));
+    }
+
+    #[test]
+    fn garbage_index_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("index.redb"), vec![0x5a; 8192]).unwrap();
+        let err = Store::open(dir.path()).err().expect("garbage must not open");
+        assert_eq!(err.kind(), ErrorKind::Cache);
+        assert!(err.to_string().contains("move it aside"), "{err}");
+    }
+}

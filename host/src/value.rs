@@ -1,0 +1,424 @@
+//! Values that cross a call, independent of any wasmtime store.
+//!
+//! [`Value`] mirrors `wasmtime::component::Val` one to one, plus
+//! [`Value::Blob`]: a content-addressed handle that can be keyed, stored and
+//! passed to another store by its hash. Values parse from and print as WAVE
+//! (the syntax of `wasmtime run --invoke`) through `wasm-wave`.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wasm_wave::wasm::{WasmType, WasmTypeKind, WasmValue, WasmValueError};
+
+use crate::digest::Digest;
+use crate::types::Type;
+
+/// A component-model value.
+///
+/// Build one directly (`Value::U32(7)`, `Value::String("hi".into())`), or
+/// parse WAVE text with [`Value::parse`]. Record fields are kept in the
+/// record type's declaration order.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+#[expect(missing_docs, reason = "the variants are WIT's types, named as in WIT")]
+pub enum Value {
+    Bool(bool),
+    S8(i8),
+    S16(i16),
+    S32(i32),
+    S64(i64),
+    U8(u8),
+    U16(u16),
+    U32(u32),
+    U64(u64),
+    F32(f32),
+    F64(f64),
+    Char(char),
+    String(String),
+    List(Vec<Value>),
+    Record(Vec<(String, Value)>),
+    Tuple(Vec<Value>),
+    Variant(String, Option<Box<Value>>),
+    Enum(String),
+    Option(Option<Box<Value>>),
+    Result(Result<Option<Box<Value>>, Option<Box<Value>>>),
+    Flags(Vec<String>),
+    /// Immutable bytes passed by reference; see [`Blob`].
+    Blob(Blob),
+}
+
+/// Content-addressed bytes passed by reference.
+///
+/// Two blobs are equal when their hashes are. A blob made from a file is
+/// read only when a task that receives it actually runs; a cache lookup uses
+/// its hash alone.
+#[derive(Clone, Debug)]
+pub struct Blob {
+    hash: Digest,
+    len: u64,
+    pub(crate) source: BlobSource,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum BlobSource {
+    /// The bytes of a file on disk, hashed when it was opened.
+    File(PathBuf),
+    /// Bytes in memory (made by a task, or by the embedding app).
+    Bytes(Arc<[u8]>),
+    /// An object of the cache's blob store.
+    Stored,
+}
+
+impl Blob {
+    /// A blob of `bytes`.
+    pub fn from_bytes(bytes: impl Into<Arc<[u8]>>) -> Blob {
+        let bytes = bytes.into();
+        Blob {
+            hash: Digest::of(&bytes),
+            len: bytes.len() as u64,
+            source: BlobSource::Bytes(bytes),
+        }
+    }
+
+    pub(crate) fn from_file(path: &Path, hash: Digest, len: u64) -> Blob {
+        Blob {
+            hash,
+            len,
+            source: BlobSource::File(path.to_path_buf()),
+        }
+    }
+
+    pub(crate) fn stored(hash: Digest, len: u64) -> Blob {
+        Blob {
+            hash,
+            len,
+            source: BlobSource::Stored,
+        }
+    }
+
+    /// The blake3 hash of the content.
+    pub fn hash(&self) -> Digest {
+        self.hash
+    }
+
+    /// The content's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the blob is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl PartialEq for Blob {
+    fn eq(&self, other: &Blob) -> bool {
+        self.hash == other.hash
+    }
+}
+
+impl Value {
+    /// Parses WAVE `text` as a value of type `ty`.
+    ///
+    /// A blob parses from a string: `"@path"` names a file (resolved by
+    /// [`crate::Host::call`]'s caller, e.g. the CLI).
+    ///
+    /// # Errors
+    /// The WAVE parser's message, when `text` is not a `ty`.
+    pub fn parse(ty: &Type, text: &str) -> Result<Value, wasm_wave::parser::ParserError> {
+        wasm_wave::from_str(ty, text)
+    }
+
+    /// This value in WAVE. Blobs print as `"blob:HASH"`.
+    pub fn to_wave(&self) -> String {
+        wasm_wave::to_string(self).unwrap_or_else(|e| format!("<unprintable: {e}>"))
+    }
+
+    /// Visits every blob inside this value.
+    pub fn for_each_blob(&self, f: &mut impl FnMut(&Blob)) {
+        match self {
+            Value::Blob(b) => f(b),
+            Value::List(vs) | Value::Tuple(vs) => vs.iter().for_each(|v| v.for_each_blob(f)),
+            Value::Record(fs) => fs.iter().for_each(|(_, v)| v.for_each_blob(f)),
+            Value::Variant(_, Some(v)) | Value::Option(Some(v)) | Value::Result(Ok(Some(v)) | Err(Some(v))) => {
+                v.for_each_blob(f)
+            }
+            _ => {}
+        }
+    }
+}
+
+fn boxed(v: Option<Value>) -> Option<Box<Value>> {
+    v.map(Box::new)
+}
+
+impl WasmValue for Value {
+    type Type = Type;
+
+    fn kind(&self) -> WasmTypeKind {
+        match self {
+            Value::Bool(_) => WasmTypeKind::Bool,
+            Value::S8(_) => WasmTypeKind::S8,
+            Value::S16(_) => WasmTypeKind::S16,
+            Value::S32(_) => WasmTypeKind::S32,
+            Value::S64(_) => WasmTypeKind::S64,
+            Value::U8(_) => WasmTypeKind::U8,
+            Value::U16(_) => WasmTypeKind::U16,
+            Value::U32(_) => WasmTypeKind::U32,
+            Value::U64(_) => WasmTypeKind::U64,
+            Value::F32(_) => WasmTypeKind::F32,
+            Value::F64(_) => WasmTypeKind::F64,
+            Value::Char(_) => WasmTypeKind::Char,
+            Value::String(_) | Value::Blob(_) => WasmTypeKind::String,
+            Value::List(_) => WasmTypeKind::List,
+            Value::Record(_) => WasmTypeKind::Record,
+            Value::Tuple(_) => WasmTypeKind::Tuple,
+            Value::Variant(..) => WasmTypeKind::Variant,
+            Value::Enum(_) => WasmTypeKind::Enum,
+            Value::Option(_) => WasmTypeKind::Option,
+            Value::Result(_) => WasmTypeKind::Result,
+            Value::Flags(_) => WasmTypeKind::Flags,
+        }
+    }
+
+    fn make_bool(val: bool) -> Self {
+        Value::Bool(val)
+    }
+    fn make_s8(val: i8) -> Self {
+        Value::S8(val)
+    }
+    fn make_s16(val: i16) -> Self {
+        Value::S16(val)
+    }
+    fn make_s32(val: i32) -> Self {
+        Value::S32(val)
+    }
+    fn make_s64(val: i64) -> Self {
+        Value::S64(val)
+    }
+    fn make_u8(val: u8) -> Self {
+        Value::U8(val)
+    }
+    fn make_u16(val: u16) -> Self {
+        Value::U16(val)
+    }
+    fn make_u32(val: u32) -> Self {
+        Value::U32(val)
+    }
+    fn make_u64(val: u64) -> Self {
+        Value::U64(val)
+    }
+    fn make_f32(val: f32) -> Self {
+        Value::F32(val)
+    }
+    fn make_f64(val: f64) -> Self {
+        Value::F64(val)
+    }
+    fn make_char(val: char) -> Self {
+        Value::Char(val)
+    }
+    fn make_string(val: Cow<str>) -> Self {
+        Value::String(val.into_owned())
+    }
+    fn make_list(_ty: &Type, vals: impl IntoIterator<Item = Self>) -> Result<Self, WasmValueError> {
+        Ok(Value::List(vals.into_iter().collect()))
+    }
+    fn make_record<'a>(
+        ty: &Type,
+        fields: impl IntoIterator<Item = (&'a str, Self)>,
+    ) -> Result<Self, WasmValueError> {
+        let mut given: Vec<(&str, Value)> = fields.into_iter().collect();
+        let mut out = Vec::with_capacity(given.len());
+        for (name, _) in ty.record_fields() {
+            let at = given
+                .iter()
+                .position(|(n, _)| *n == name)
+                .ok_or_else(|| WasmValueError::MissingField(name.to_string()))?;
+            out.push((name.into_owned(), given.swap_remove(at).1));
+        }
+        match given.first() {
+            Some((unknown, _)) => Err(WasmValueError::UnknownField(unknown.to_string())),
+            None => Ok(Value::Record(out)),
+        }
+    }
+    fn make_tuple(_ty: &Type, vals: impl IntoIterator<Item = Self>) -> Result<Self, WasmValueError> {
+        Ok(Value::Tuple(vals.into_iter().collect()))
+    }
+    fn make_variant(_ty: &Type, case: &str, val: Option<Self>) -> Result<Self, WasmValueError> {
+        Ok(Value::Variant(case.to_string(), boxed(val)))
+    }
+    fn make_enum(_ty: &Type, case: &str) -> Result<Self, WasmValueError> {
+        Ok(Value::Enum(case.to_string()))
+    }
+    fn make_option(_ty: &Type, val: Option<Self>) -> Result<Self, WasmValueError> {
+        Ok(Value::Option(boxed(val)))
+    }
+    fn make_result(_ty: &Type, val: Result<Option<Self>, Option<Self>>) -> Result<Self, WasmValueError> {
+        Ok(Value::Result(val.map(boxed).map_err(boxed)))
+    }
+    fn make_flags<'a>(ty: &Type, names: impl IntoIterator<Item = &'a str>) -> Result<Self, WasmValueError> {
+        let given: Vec<&str> = names.into_iter().collect();
+        // Flags are kept in declaration order, whatever order they were written in.
+        let out = ty.flags_names().filter(|n| given.contains(&n.as_ref())).map(Cow::into_owned).collect();
+        Ok(Value::Flags(out))
+    }
+
+    fn unwrap_bool(&self) -> bool {
+        matches!(self, Value::Bool(true))
+    }
+    fn unwrap_s8(&self) -> i8 {
+        match self {
+            Value::S8(v) => *v,
+            _ => 0,
+        }
+    }
+    fn unwrap_s16(&self) -> i16 {
+        match self {
+            Value::S16(v) => *v,
+            _ => 0,
+        }
+    }
+    fn unwrap_s32(&self) -> i32 {
+        match self {
+            Value::S32(v) => *v,
+            _ => 0,
+        }
+    }
+    fn unwrap_s64(&self) -> i64 {
+        match self {
+            Value::S64(v) => *v,
+            _ => 0,
+        }
+    }
+    fn unwrap_u8(&self) -> u8 {
+        match self {
+            Value::U8(v) => *v,
+            _ => 0,
+        }
+    }
+    fn unwrap_u16(&self) -> u16 {
+        match self {
+            Value::U16(v) => *v,
+            _ => 0,
+        }
+    }
+    fn unwrap_u32(&self) -> u32 {
+        match self {
+            Value::U32(v) => *v,
+            _ => 0,
+        }
+    }
+    fn unwrap_u64(&self) -> u64 {
+        match self {
+            Value::U64(v) => *v,
+            _ => 0,
+        }
+    }
+    fn unwrap_f32(&self) -> f32 {
+        match self {
+            Value::F32(v) => *v,
+            _ => 0.0,
+        }
+    }
+    fn unwrap_f64(&self) -> f64 {
+        match self {
+            Value::F64(v) => *v,
+            _ => 0.0,
+        }
+    }
+    fn unwrap_char(&self) -> char {
+        match self {
+            Value::Char(v) => *v,
+            _ => '\0',
+        }
+    }
+    fn unwrap_string(&self) -> Cow<'_, str> {
+        match self {
+            Value::String(s) => Cow::Borrowed(s),
+            Value::Blob(b) => Cow::Owned(format!("blob:{}", b.hash())),
+            _ => Cow::Borrowed(""),
+        }
+    }
+    fn unwrap_list(&self) -> Box<dyn Iterator<Item = Cow<'_, Self>> + '_> {
+        match self {
+            Value::List(vs) | Value::Tuple(vs) => Box::new(vs.iter().map(Cow::Borrowed)),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+    fn unwrap_record(&self) -> Box<dyn Iterator<Item = (Cow<'_, str>, Cow<'_, Self>)> + '_> {
+        match self {
+            Value::Record(fs) => Box::new(fs.iter().map(|(n, v)| (Cow::Borrowed(n.as_str()), Cow::Borrowed(v)))),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+    fn unwrap_tuple(&self) -> Box<dyn Iterator<Item = Cow<'_, Self>> + '_> {
+        self.unwrap_list()
+    }
+    fn unwrap_variant(&self) -> (Cow<'_, str>, Option<Cow<'_, Self>>) {
+        match self {
+            Value::Variant(case, v) => (Cow::Borrowed(case), v.as_deref().map(Cow::Borrowed)),
+            _ => (Cow::Borrowed(""), None),
+        }
+    }
+    fn unwrap_enum(&self) -> Cow<'_, str> {
+        match self {
+            Value::Enum(case) => Cow::Borrowed(case),
+            _ => Cow::Borrowed(""),
+        }
+    }
+    fn unwrap_option(&self) -> Option<Cow<'_, Self>> {
+        match self {
+            Value::Option(v) => v.as_deref().map(Cow::Borrowed),
+            _ => None,
+        }
+    }
+    fn unwrap_result(&self) -> Result<Option<Cow<'_, Self>>, Option<Cow<'_, Self>>> {
+        match self {
+            Value::Result(Ok(v)) => Ok(v.as_deref().map(Cow::Borrowed)),
+            Value::Result(Err(v)) => Err(v.as_deref().map(Cow::Borrowed)),
+            _ => Ok(None),
+        }
+    }
+    fn unwrap_flags(&self) -> Box<dyn Iterator<Item = Cow<'_, str>> + '_> {
+        match self {
+            Value::Flags(ns) => Box::new(ns.iter().map(|n| Cow::Borrowed(n.as_str()))),
+            _ => Box::new(std::iter::empty()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec() -> Type {
+        Type::Record(vec![
+            ("name".into(), Type::String),
+            ("tags".into(), Type::Flags(vec!["a".into(), "b".into(), "c".into()])),
+            ("n".into(), Type::Option(Box::new(Type::U8))),
+        ])
+    }
+
+    #[test]
+    fn wave_round_trips_in_declaration_order() {
+        let v = Value::parse(&rec(), "{tags: {c, a}, name: \"x\"}").unwrap();
+        assert_eq!(
+            v,
+            Value::Record(vec![
+                ("name".into(), Value::String("x".into())),
+                ("tags".into(), Value::Flags(vec!["a".into(), "c".into()])),
+                ("n".into(), Value::Option(None)),
+            ])
+        );
+        assert_eq!(Value::parse(&rec(), &v.to_wave()).unwrap(), v);
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        assert!(Value::parse(&Type::U32, "\"seven\"").is_err());
+        assert!(Value::parse(&Type::U8, "300").is_err());
+        assert!(Value::parse(&rec(), "{name: \"x\", tags: {}, extra: 1}").is_err());
+    }
+}
