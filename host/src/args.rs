@@ -15,7 +15,8 @@ use crate::value::Value;
 pub enum CallArgs {
     /// `(parameter name, WAVE value)` pairs, as `--name value` gives them. A
     /// value for a `string` parameter may be bare (`--name Ada`); a value for
-    /// a `blob` parameter is `@path`.
+    /// a `blob` parameter is `@path`. An absent `bool` is `false`, an absent
+    /// `option` is `none`.
     Named(Vec<(String, String)>),
     /// One WAVE function call, `f(1, "a")`, as `wasmtime run --invoke` takes
     /// it. Blob parameters take `"@path"`.
@@ -44,11 +45,19 @@ impl Host {
     /// [`ErrorKind::UnknownExport`]; [`ErrorKind::BadArguments`] for a
     /// missing, unknown or mistyped argument (the message names it and its
     /// type); [`ErrorKind::Io`] for an `@file` that cannot be read.
-    pub fn parse_args(&self, task: &Task, export: Option<&str>, args: &CallArgs) -> Result<(String, Vec<Value>)> {
+    pub fn parse_args(
+        &self,
+        task: &Task,
+        export: Option<&str>,
+        args: &CallArgs,
+    ) -> Result<(String, Vec<Value>)> {
         let (query, parsed) = match args {
             CallArgs::Invoke(text) => {
-                let call = UntypedFuncCall::parse(text)
-                    .map_err(|e| bad(format!("cannot parse --invoke `{text}`: {e}; write it as f(1, \"a\")")))?;
+                let call = UntypedFuncCall::parse(text).map_err(|e| {
+                    bad(format!(
+                        "cannot parse --invoke `{text}`: {e}; write it as f(1, \"a\")"
+                    ))
+                })?;
                 let name = call.name().to_string();
                 let (export, ty) = resolve(task, &name)?;
                 let types: Vec<Type> = ty.params.iter().map(|(_, t)| t.clone()).collect();
@@ -75,13 +84,17 @@ impl Host {
                     .params
                     .iter()
                     .map(|(name, t)| {
-                        let text = pairs
-                            .iter()
-                            .rev()
-                            .find(|(g, _)| same_name(name, g))
-                            .map(|(_, v)| v.as_str())
-                            .ok_or_else(|| bad(format!("missing --{name} ({t}) for `{}` {ty}", export.path())))?;
-                        parse_named(name, t, text)
+                        let given = pairs.iter().rev().find(|(g, _)| same_name(name, g));
+                        match (given, t) {
+                            (Some((_, text)), _) => parse_named(name, t, text),
+                            // As command-line flags go: absent means false, or none.
+                            (None, Type::Bool) => Ok(Value::Bool(false)),
+                            (None, Type::Option(_)) => Ok(Value::Option(None)),
+                            (None, _) => Err(bad(format!(
+                                "missing --{name} ({t}) for `{}` {ty}",
+                                export.path()
+                            ))),
+                        }
                     })
                     .collect::<Result<Vec<_>>>()?;
                 (query, values)
@@ -102,7 +115,10 @@ impl Host {
             return Ok(v);
         }
         let each = |vs: Vec<Value>, ts: &mut dyn Iterator<Item = &Type>| -> Result<Vec<Value>> {
-            vs.into_iter().zip(ts).map(|(v, t)| self.open_blobs(v, t, param)).collect()
+            vs.into_iter()
+                .zip(ts)
+                .map(|(v, t)| self.open_blobs(v, t, param))
+                .collect()
         };
         let boxed = |v: Option<Box<Value>>, t: Option<&Type>| -> Result<Option<Box<Value>>> {
             match (v, t) {
@@ -113,7 +129,10 @@ impl Host {
         Ok(match (v, ty) {
             (Value::String(s), Type::Blob { .. }) => match s.strip_prefix('@') {
                 Some(path) => Value::Blob(self.blob_from_file(Path::new(path)).map_err(|e| {
-                    Error::new(e.kind(), format!("argument `{param}`: {e}; check the path after @"))
+                    Error::new(
+                        e.kind(),
+                        format!("argument `{param}`: {e}; check the path after @"),
+                    )
                 })?),
                 None => {
                     return Err(bad(format!(
@@ -133,7 +152,10 @@ impl Host {
             }
             (Value::Option(o), Type::Option(t)) => Value::Option(boxed(o, Some(t))?),
             (Value::Variant(c, p), Type::Variant(cases)) => {
-                let t = cases.iter().find(|(n, _)| *n == c).and_then(|(_, t)| t.as_ref());
+                let t = cases
+                    .iter()
+                    .find(|(n, _)| *n == c)
+                    .and_then(|(_, t)| t.as_ref());
                 Value::Variant(c, boxed(p, t)?)
             }
             (Value::Result(r), Type::Result { ok, err }) => Value::Result(match r {
@@ -149,8 +171,12 @@ impl Host {
 fn parse_named(name: &str, ty: &Type, text: &str) -> Result<Value> {
     match Value::parse(ty, text) {
         Ok(v) => Ok(v),
-        Err(_) if matches!(ty, Type::String | Type::Blob { .. }) => Ok(Value::String(text.to_string())),
-        Err(e) => Err(bad(format!("argument --{name} `{text}` is not a {ty}: {e}"))),
+        Err(_) if matches!(ty, Type::String | Type::Blob { .. }) => {
+            Ok(Value::String(text.to_string()))
+        }
+        Err(e) => Err(bad(format!(
+            "argument --{name} `{text}` is not a {ty}: {e}"
+        ))),
     }
 }
 
@@ -160,8 +186,14 @@ mod tests {
 
     #[test]
     fn bare_strings_and_wave_values() {
-        assert_eq!(parse_named("n", &Type::String, "Ada").unwrap(), Value::String("Ada".into()));
-        assert_eq!(parse_named("n", &Type::String, "\"A b\"").unwrap(), Value::String("A b".into()));
+        assert_eq!(
+            parse_named("n", &Type::String, "Ada").unwrap(),
+            Value::String("Ada".into())
+        );
+        assert_eq!(
+            parse_named("n", &Type::String, "\"A b\"").unwrap(),
+            Value::String("A b".into())
+        );
         assert_eq!(parse_named("n", &Type::U32, "7").unwrap(), Value::U32(7));
         let err = parse_named("n", &Type::U32, "seven").unwrap_err();
         assert_eq!(err.kind(), ErrorKind::BadArguments);

@@ -93,10 +93,17 @@ impl HostBlob for Sandbox {
         Ok(self.table.get(&this)?.blob.len())
     }
 
-    fn read(&mut self, this: Resource<BlobHandle>, offset: u64, len: u64) -> wasmtime::Result<Vec<u8>> {
+    fn read(
+        &mut self,
+        this: Resource<BlobHandle>,
+        offset: u64,
+        len: u64,
+    ) -> wasmtime::Result<Vec<u8>> {
         let bytes = self.table.get(&this)?.bytes.as_slice();
         let start = offset.min(bytes.len() as u64) as usize;
-        let end = offset.saturating_add(len.min(MAX_READ)).min(bytes.len() as u64) as usize;
+        let end = offset
+            .saturating_add(len.min(MAX_READ))
+            .min(bytes.len() as u64) as usize;
         Ok(bytes[start..end].to_vec())
     }
 

@@ -69,11 +69,19 @@ pub fn encode(v: &Value, ty: &Type, out: &mut Vec<u8>) -> Result<(), CodecError>
         (Type::U32, Value::U32(n)) => out.extend_from_slice(&n.to_le_bytes()),
         (Type::U64, Value::U64(n)) => out.extend_from_slice(&n.to_le_bytes()),
         (Type::F32, Value::F32(x)) => {
-            let bits = if x.is_nan() { CANONICAL_NAN32 } else { x.to_bits() };
+            let bits = if x.is_nan() {
+                CANONICAL_NAN32
+            } else {
+                x.to_bits()
+            };
             out.extend_from_slice(&bits.to_le_bytes());
         }
         (Type::F64, Value::F64(x)) => {
-            let bits = if x.is_nan() { CANONICAL_NAN64 } else { x.to_bits() };
+            let bits = if x.is_nan() {
+                CANONICAL_NAN64
+            } else {
+                x.to_bits()
+            };
             out.extend_from_slice(&bits.to_le_bytes());
         }
         (Type::Char, Value::Char(c)) => out.extend_from_slice(&u32::from(*c).to_le_bytes()),
@@ -93,7 +101,9 @@ pub fn encode(v: &Value, ty: &Type, out: &mut Vec<u8>) -> Result<(), CodecError>
             }
             for ((name, fty), (vname, fv)) in fields.iter().zip(vs) {
                 if name != vname {
-                    return Err(CodecError(format!("record field `{vname}` found where `{name}` was expected")));
+                    return Err(CodecError(format!(
+                        "record field `{vname}` found where `{name}` was expected"
+                    )));
                 }
                 encode(fv, fty, out)?;
             }
@@ -115,7 +125,11 @@ pub fn encode(v: &Value, ty: &Type, out: &mut Vec<u8>) -> Result<(), CodecError>
             match (&cases[i].1, payload) {
                 (Some(t), Some(p)) => encode(p, t, out)?,
                 (None, None) => {}
-                _ => return Err(CodecError(format!("wrong payload for case `{case}` of {ty}"))),
+                _ => {
+                    return Err(CodecError(format!(
+                        "wrong payload for case `{case}` of {ty}"
+                    )))
+                }
             }
         }
         (Type::Enum(cases), Value::Enum(case)) => {
@@ -183,7 +197,10 @@ pub fn from_bytes(bytes: &[u8], ty: &Type) -> Result<Value, CodecError> {
     let mut r = Reader { bytes, at: 0 };
     let v = r.value(ty)?;
     if r.at != bytes.len() {
-        return Err(CodecError(format!("{} bytes left over after a {ty}", bytes.len() - r.at)));
+        return Err(CodecError(format!(
+            "{} bytes left over after a {ty}",
+            bytes.len() - r.at
+        )));
     }
     Ok(v)
 }
@@ -244,7 +261,9 @@ impl Reader<'_> {
             Type::F64 => Value::F64(f64::from_bits(u64::from_le_bytes(self.take()?))),
             Type::Char => {
                 let c = u32::from_le_bytes(self.take()?);
-                Value::Char(char::from_u32(c).ok_or_else(|| CodecError(format!("bad char {c:#x}")))?)
+                Value::Char(
+                    char::from_u32(c).ok_or_else(|| CodecError(format!("bad char {c:#x}")))?,
+                )
             }
             Type::String => {
                 let n = self.len()?;
@@ -270,14 +289,22 @@ impl Reader<'_> {
                     .map(|(n, t)| Ok((n.clone(), self.value(t)?)))
                     .collect::<Result<_, CodecError>>()?,
             ),
-            Type::Tuple(tys) => Value::Tuple(tys.iter().map(|t| self.value(t)).collect::<Result<_, _>>()?),
+            Type::Tuple(tys) => Value::Tuple(
+                tys.iter()
+                    .map(|t| self.value(t))
+                    .collect::<Result<_, _>>()?,
+            ),
             Type::Variant(cases) => {
                 let i = self.index(cases.len())?;
                 let (name, t) = &cases[i];
                 Value::Variant(name.clone(), self.opt(t.as_ref())?)
             }
             Type::Enum(cases) => Value::Enum(cases[self.index(cases.len())?].clone()),
-            Type::Option(t) => Value::Option(if self.tag()? { Some(Box::new(self.value(t)?)) } else { None }),
+            Type::Option(t) => Value::Option(if self.tag()? {
+                Some(Box::new(self.value(t)?))
+            } else {
+                None
+            }),
             Type::Result { ok, err } => Value::Result(if self.tag()? {
                 Err(self.opt(err.as_deref())?)
             } else {
@@ -320,10 +347,19 @@ mod tests {
             Type::Char,
             Type::String,
             Type::List(Box::new(Type::U8)),
-            Type::Record(vec![("a".into(), Type::S32), ("b".into(), Type::Option(Box::new(Type::F32)))]),
-            Type::Variant(vec![("none".into(), None), ("some".into(), Some(Type::String))]),
+            Type::Record(vec![
+                ("a".into(), Type::S32),
+                ("b".into(), Type::Option(Box::new(Type::F32))),
+            ]),
+            Type::Variant(vec![
+                ("none".into(), None),
+                ("some".into(), Some(Type::String)),
+            ]),
             Type::Enum(vec!["x".into(), "y".into()]),
-            Type::Result { ok: None, err: Some(Box::new(Type::String)) },
+            Type::Result {
+                ok: None,
+                err: Some(Box::new(Type::String)),
+            },
             Type::Flags((0..10).map(|i| format!("f{i}")).collect()),
             Type::Blob { owned: true },
         ]);
@@ -357,18 +393,28 @@ mod tests {
 
     #[test]
     fn layout_is_little_endian_and_fixed() {
-        assert_eq!(to_bytes(&Value::U32(0x0102_0304), &Type::U32).unwrap(), [4, 3, 2, 1]);
+        assert_eq!(
+            to_bytes(&Value::U32(0x0102_0304), &Type::U32).unwrap(),
+            [4, 3, 2, 1]
+        );
         assert_eq!(
             to_bytes(&Value::String("ab".into()), &Type::String).unwrap(),
             [2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b']
         );
         let flags = Type::Flags((0..9).map(|i| i.to_string()).collect());
-        assert_eq!(to_bytes(&Value::Flags(vec!["0".into(), "8".into()]), &flags).unwrap(), [1, 1]);
+        assert_eq!(
+            to_bytes(&Value::Flags(vec!["0".into(), "8".into()]), &flags).unwrap(),
+            [1, 1]
+        );
     }
 
     #[test]
     fn every_nan_encodes_the_same() {
-        let a = to_bytes(&Value::F64(f64::from_bits(0x7ff8_0000_0000_0001)), &Type::F64).unwrap();
+        let a = to_bytes(
+            &Value::F64(f64::from_bits(0x7ff8_0000_0000_0001)),
+            &Type::F64,
+        )
+        .unwrap();
         let b = to_bytes(&Value::F64(-f64::NAN), &Type::F64).unwrap();
         assert_eq!(a, b);
         assert_ne!(

@@ -40,12 +40,14 @@ impl Export {
         if query == self.func || query == self.path() {
             return true;
         }
-        let Some(iface) = &self.interface else { return false };
+        let Some(iface) = &self.interface else {
+            return false;
+        };
         let short = iface.rsplit('/').next().unwrap_or(iface);
         let short = short.split('@').next().unwrap_or(short);
-        [iface.as_str(), short]
-            .iter()
-            .any(|i| query == format!("{i}.{}", self.func) || query == format!("{short}#{}", self.func))
+        [iface.as_str(), short].iter().any(|i| {
+            query == format!("{i}.{}", self.func) || query == format!("{short}#{}", self.func)
+        })
     }
 }
 
@@ -167,7 +169,10 @@ fn convert(resolve: &Resolve, ty: &wit_parser::Type) -> std::result::Result<Type
     })
 }
 
-fn convert_opt(resolve: &Resolve, ty: Option<&wit_parser::Type>) -> std::result::Result<Option<Box<Type>>, String> {
+fn convert_opt(
+    resolve: &Resolve,
+    ty: Option<&wit_parser::Type>,
+) -> std::result::Result<Option<Box<Type>>, String> {
     ty.map(|t| convert(resolve, t).map(Box::new)).transpose()
 }
 
@@ -181,11 +186,21 @@ fn convert_def(resolve: &Resolve, id: TypeId) -> std::result::Result<Type, Strin
                 .map(|f| Ok((f.name.clone(), convert(resolve, &f.ty)?)))
                 .collect::<std::result::Result<_, String>>()?,
         ),
-        TypeDefKind::Tuple(t) => Type::Tuple(t.types.iter().map(|t| convert(resolve, t)).collect::<Result<_, _>>()?),
+        TypeDefKind::Tuple(t) => Type::Tuple(
+            t.types
+                .iter()
+                .map(|t| convert(resolve, t))
+                .collect::<Result<_, _>>()?,
+        ),
         TypeDefKind::Variant(v) => Type::Variant(
             v.cases
                 .iter()
-                .map(|c| Ok((c.name.clone(), c.ty.as_ref().map(|t| convert(resolve, t)).transpose()?)))
+                .map(|c| {
+                    Ok((
+                        c.name.clone(),
+                        c.ty.as_ref().map(|t| convert(resolve, t)).transpose()?,
+                    ))
+                })
                 .collect::<std::result::Result<_, String>>()?,
         ),
         TypeDefKind::Enum(e) => Type::Enum(e.cases.iter().map(|c| c.name.clone()).collect()),
@@ -197,7 +212,9 @@ fn convert_def(resolve: &Resolve, id: TypeId) -> std::result::Result<Type, Strin
         },
         TypeDefKind::List(t) => Type::List(Box::new(convert(resolve, t)?)),
         TypeDefKind::Handle(Handle::Own(r)) if is_blob(resolve, *r) => Type::Blob { owned: true },
-        TypeDefKind::Handle(Handle::Borrow(r)) if is_blob(resolve, *r) => Type::Blob { owned: false },
+        TypeDefKind::Handle(Handle::Borrow(r)) if is_blob(resolve, *r) => {
+            Type::Blob { owned: false }
+        }
         TypeDefKind::Handle(_) | TypeDefKind::Resource => {
             return Err(format!(
                 "resource `{}` cannot cross a cached call (only `cairn:task/blobs.blob` can)",
@@ -214,7 +231,9 @@ fn is_blob(resolve: &Resolve, mut id: TypeId) -> bool {
         id = next;
     }
     let def = &resolve.types[id];
-    let TypeOwner::Interface(iface) = def.owner else { return false };
+    let TypeOwner::Interface(iface) = def.owner else {
+        return false;
+    };
     let iface = &resolve.interfaces[iface];
     let pkg = iface.package.map(|p| &resolve.packages[p].name);
     def.name.as_deref() == Some("blob")
@@ -238,7 +257,12 @@ mod tests {
     fn export_names_match_full_short_and_bare() {
         let e = export(Some("example:words/words@0.1.0"), "top");
         assert_eq!(e.path(), "example:words/words@0.1.0#top");
-        for q in ["top", "words#top", "words.top", "example:words/words@0.1.0#top"] {
+        for q in [
+            "top",
+            "words#top",
+            "words.top",
+            "example:words/words@0.1.0#top",
+        ] {
             assert!(e.matches(q), "{q}");
         }
         assert!(!e.matches("tops"));
@@ -255,6 +279,9 @@ mod tests {
         assert!(err.to_string().contains("core WebAssembly module"), "{err}");
         let mut truncated = wat::parse_str("(component (core module))").unwrap();
         truncated.truncate(truncated.len() - 2);
-        assert_eq!(describe(&truncated, "t.wasm").unwrap_err().kind(), ErrorKind::InvalidComponent);
+        assert_eq!(
+            describe(&truncated, "t.wasm").unwrap_err().kind(),
+            ErrorKind::InvalidComponent
+        );
     }
 }

@@ -90,6 +90,9 @@ mod tests {
         let path = dir.path().join("f");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        assert_eq!(hash_file(&path).unwrap(), (Digest::of(&data), data.len() as u64));
+        assert_eq!(
+            hash_file(&path).unwrap(),
+            (Digest::of(&data), data.len() as u64)
+        );
     }
 }

@@ -68,7 +68,9 @@ impl Runtime {
             .map_err(|e| Error::internal(format!("cannot create the wasm engine: {e}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
-            .and_then(|()| blob::add_blobs_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s))
+            .and_then(|()| {
+                blob::add_blobs_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            })
             .map_err(|e| Error::internal(format!("cannot link host interfaces: {e}")))?;
         Ok(Runtime {
             engine,
@@ -78,13 +80,21 @@ impl Runtime {
     }
 
     /// The compiled, linked component `hash`, compiling `bytes()` the first time.
-    fn instance_pre(&self, hash: Digest, what: &str, bytes: impl FnOnce() -> Result<Arc<[u8]>>) -> Result<InstancePre<Sandbox>> {
+    fn instance_pre(
+        &self,
+        hash: Digest,
+        what: &str,
+        bytes: impl FnOnce() -> Result<Arc<[u8]>>,
+    ) -> Result<InstancePre<Sandbox>> {
         if let Some(pre) = self.pres.lock().expect("poisoned").get(&hash) {
             return Ok(pre.clone());
         }
         let bytes = bytes()?;
         let component = Component::new(&self.engine, &bytes).map_err(|e| {
-            Error::new(ErrorKind::InvalidComponent, format!("cannot compile {what}: {e:#}"))
+            Error::new(
+                ErrorKind::InvalidComponent,
+                format!("cannot compile {what}: {e:#}"),
+            )
         })?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             Error::new(
@@ -92,7 +102,10 @@ impl Runtime {
                 format!("{what} imports something cairn does not provide: {e:#}"),
             )
         })?;
-        self.pres.lock().expect("poisoned").insert(hash, pre.clone());
+        self.pres
+            .lock()
+            .expect("poisoned")
+            .insert(hash, pre.clone());
         Ok(pre)
     }
 
@@ -115,7 +128,9 @@ impl Runtime {
         let mut store = Store::new(&self.engine, Sandbox::new(key));
         store.limiter(|s| &mut s.limits);
         let internal = |e: wasmtime::Error| Error::internal(format!("{what}: {e:#}"));
-        let instance = pre.instantiate(&mut store).map_err(|e| failed(what, export, e))?;
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| failed(what, export, e))?;
         let func = {
             let iface = match &export.interface {
                 Some(i) => Some(
@@ -127,7 +142,9 @@ impl Runtime {
             };
             let idx = instance
                 .get_export_index(&mut store, iface.as_ref(), &export.func)
-                .ok_or_else(|| Error::internal(format!("{what} has no export `{}`", export.path())))?;
+                .ok_or_else(|| {
+                    Error::internal(format!("{what} has no export `{}`", export.path()))
+                })?;
             instance
                 .get_func(&mut store, idx)
                 .ok_or_else(|| Error::internal(format!("`{}` is not a function", export.path())))?
@@ -138,7 +155,8 @@ impl Runtime {
             .map(|(v, (_, t))| to_val(&mut store, v, t, blobs))
             .collect::<Result<Vec<_>>>()?;
         let mut results = vec![Val::Bool(false); usize::from(ty.result.is_some())];
-        func.call(&mut store, &params, &mut results).map_err(|e| failed(what, export, e))?;
+        func.call(&mut store, &params, &mut results)
+            .map_err(|e| failed(what, export, e))?;
         let value = match (results.pop(), &ty.result) {
             (Some(v), Some(t)) => Some(from_val(&mut store, v, t).map_err(internal)?),
             _ => None,
@@ -163,7 +181,10 @@ fn failed(what: &str, export: &Export, e: wasmtime::Error) -> Error {
 /// A store-independent value into a `Val` of `store`.
 fn to_val(store: &mut Store<Sandbox>, v: &Value, ty: &Type, blobs: &dyn BlobReader) -> Result<Val> {
     let inner = |store: &mut Store<Sandbox>, v: &Value, t: &Type| to_val(store, v, t, blobs);
-    let opt = |store: &mut Store<Sandbox>, v: &Option<Box<Value>>, t: Option<&Type>| -> Result<Option<Box<Val>>> {
+    let opt = |store: &mut Store<Sandbox>,
+               v: &Option<Box<Value>>,
+               t: Option<&Type>|
+     -> Result<Option<Box<Val>>> {
         match (v, t) {
             (Some(v), Some(t)) => Ok(Some(Box::new(to_val(store, v, t, blobs)?))),
             _ => Ok(None),
@@ -183,18 +204,28 @@ fn to_val(store: &mut Store<Sandbox>, v: &Value, ty: &Type, blobs: &dyn BlobRead
         (Value::F64(x), _) => Val::Float64(*x),
         (Value::Char(x), _) => Val::Char(*x),
         (Value::String(x), _) => Val::String(x.clone()),
-        (Value::List(vs), Type::List(t)) => Val::List(vs.iter().map(|v| inner(store, v, t)).collect::<Result<_>>()?),
+        (Value::List(vs), Type::List(t)) => Val::List(
+            vs.iter()
+                .map(|v| inner(store, v, t))
+                .collect::<Result<_>>()?,
+        ),
         (Value::Record(fs), Type::Record(ts)) => Val::Record(
             fs.iter()
                 .zip(ts)
                 .map(|((n, v), (_, t))| Ok((n.clone(), inner(store, v, t)?)))
                 .collect::<Result<_>>()?,
         ),
-        (Value::Tuple(vs), Type::Tuple(ts)) => {
-            Val::Tuple(vs.iter().zip(ts).map(|(v, t)| inner(store, v, t)).collect::<Result<_>>()?)
-        }
+        (Value::Tuple(vs), Type::Tuple(ts)) => Val::Tuple(
+            vs.iter()
+                .zip(ts)
+                .map(|(v, t)| inner(store, v, t))
+                .collect::<Result<_>>()?,
+        ),
         (Value::Variant(c, p), Type::Variant(cases)) => {
-            let t = cases.iter().find(|(n, _)| n == c).and_then(|(_, t)| t.as_ref());
+            let t = cases
+                .iter()
+                .find(|(n, _)| n == c)
+                .and_then(|(_, t)| t.as_ref());
             Val::Variant(c.clone(), opt(store, p, t)?)
         }
         (Value::Enum(c), _) => Val::Enum(c.clone()),
@@ -227,7 +258,11 @@ fn to_val(store: &mut Store<Sandbox>, v: &Value, ty: &Type, blobs: &dyn BlobRead
 /// A `Val` of `store` into a store-independent value, taking blob handles out
 /// of the store.
 fn from_val(store: &mut Store<Sandbox>, v: Val, ty: &Type) -> wasmtime::Result<Value> {
-    fn opt(store: &mut Store<Sandbox>, v: Option<Box<Val>>, t: Option<&Type>) -> wasmtime::Result<Option<Box<Value>>> {
+    fn opt(
+        store: &mut Store<Sandbox>,
+        v: Option<Box<Val>>,
+        t: Option<&Type>,
+    ) -> wasmtime::Result<Option<Box<Value>>> {
         match (v, t) {
             (Some(v), Some(t)) => Ok(Some(Box::new(from_val(store, *v, t)?))),
             _ => Ok(None),
@@ -247,18 +282,28 @@ fn from_val(store: &mut Store<Sandbox>, v: Val, ty: &Type) -> wasmtime::Result<V
         (Val::Float64(x), _) => Value::F64(x),
         (Val::Char(x), _) => Value::Char(x),
         (Val::String(x), _) => Value::String(x),
-        (Val::List(vs), Type::List(t)) => Value::List(vs.into_iter().map(|v| from_val(store, v, t)).collect::<wasmtime::Result<_>>()?),
+        (Val::List(vs), Type::List(t)) => Value::List(
+            vs.into_iter()
+                .map(|v| from_val(store, v, t))
+                .collect::<wasmtime::Result<_>>()?,
+        ),
         (Val::Record(fs), Type::Record(ts)) => Value::Record(
             fs.into_iter()
                 .zip(ts)
                 .map(|((n, v), (_, t))| Ok((n, from_val(store, v, t)?)))
                 .collect::<wasmtime::Result<_>>()?,
         ),
-        (Val::Tuple(vs), Type::Tuple(ts)) => {
-            Value::Tuple(vs.into_iter().zip(ts).map(|(v, t)| from_val(store, v, t)).collect::<wasmtime::Result<_>>()?)
-        }
+        (Val::Tuple(vs), Type::Tuple(ts)) => Value::Tuple(
+            vs.into_iter()
+                .zip(ts)
+                .map(|(v, t)| from_val(store, v, t))
+                .collect::<wasmtime::Result<_>>()?,
+        ),
         (Val::Variant(c, p), Type::Variant(cases)) => {
-            let t = cases.iter().find(|(n, _)| *n == c).and_then(|(_, t)| t.as_ref());
+            let t = cases
+                .iter()
+                .find(|(n, _)| *n == c)
+                .and_then(|(_, t)| t.as_ref());
             Value::Variant(c, opt(store, p, t)?)
         }
         (Val::Enum(c), _) => Value::Enum(c),
@@ -282,7 +327,8 @@ pub(crate) fn open_uncached(blob: &Blob) -> Option<Result<Bytes>> {
     match &blob.source {
         BlobSource::Bytes(b) => Some(Ok(Bytes::Memory(b.clone()))),
         BlobSource::File(path) => Some(
-            blob::map_file(path).map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e)),
+            blob::map_file(path)
+                .map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e)),
         ),
         BlobSource::Stored => None,
     }

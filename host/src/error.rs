@@ -50,7 +50,10 @@ impl Error {
     }
 
     /// Attaches the underlying cause.
-    pub fn with_source(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Error {
+    pub fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Error {
         self.source = Some(source.into());
         self
     }
@@ -69,7 +72,10 @@ impl Error {
         Error::new(ErrorKind::Io, format!("{what}: {err}")).with_source(err)
     }
 
-    pub(crate) fn cache(what: impl fmt::Display, err: impl std::error::Error + Send + Sync + 'static) -> Error {
+    pub(crate) fn cache(
+        what: impl fmt::Display,
+        err: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
         Error::new(ErrorKind::Cache, format!("{what}: {err}")).with_source(err)
     }
 
@@ -86,6 +92,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }

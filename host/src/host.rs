@@ -65,7 +65,11 @@ impl Task {
             ([one], _) => Ok(one),
             ([], Some(q)) => Err(Error::new(
                 ErrorKind::UnknownExport,
-                format!("{} has no export `{q}`; it exports: {}", self.name, self.export_list()),
+                format!(
+                    "{} has no export `{q}`; it exports: {}",
+                    self.name,
+                    self.export_list()
+                ),
             )),
             ([], None) => Err(Error::new(
                 ErrorKind::UnknownExport,
@@ -75,7 +79,11 @@ impl Task {
                 ErrorKind::UnknownExport,
                 format!(
                     "`{q}` could be any of {}; give the full name",
-                    found.iter().map(|e| e.path()).collect::<Vec<_>>().join(", ")
+                    found
+                        .iter()
+                        .map(|e| e.path())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
             (_, None) => Err(Error::new(
@@ -103,14 +111,20 @@ impl Task {
         if let Some(b) = self.bytes.get() {
             return Ok(b.clone());
         }
-        let path = self.path.as_ref().ok_or_else(|| Error::internal("a task without bytes or path"))?;
+        let path = self
+            .path
+            .as_ref()
+            .ok_or_else(|| Error::internal("a task without bytes or path"))?;
         let bytes: Arc<[u8]> = std::fs::read(path)
             .map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e))?
             .into();
         if Digest::of(&bytes) != self.hash {
             return Err(Error::new(
                 ErrorKind::Io,
-                format!("{} changed while cairn was using it; run again", path.display()),
+                format!(
+                    "{} changed while cairn was using it; run again",
+                    path.display()
+                ),
             ));
         }
         Ok(self.bytes.get_or_init(|| bytes).clone())
@@ -250,8 +264,9 @@ impl Host {
         let info = match self.store.component_info(&hash)? {
             Some(info) => info,
             None => {
-                let read: Arc<[u8]> =
-                    std::fs::read(path).map_err(|e| Error::io(format_args!("cannot read {name}"), e))?.into();
+                let read: Arc<[u8]> = std::fs::read(path)
+                    .map_err(|e| Error::io(format_args!("cannot read {name}"), e))?
+                    .into();
                 let info = self.describe(Digest::of(&read), &read, &name)?;
                 let _ = bytes.set(read);
                 info
@@ -314,17 +329,30 @@ impl Host {
         Ok(self.key_of(task, &export.path(), ty, args)?.0)
     }
 
-    fn key_of(&self, task: &Task, export: &str, ty: &FuncType, args: &[Value]) -> Result<(Digest, Vec<u8>)> {
+    fn key_of(
+        &self,
+        task: &Task,
+        export: &str,
+        ty: &FuncType,
+        args: &[Value],
+    ) -> Result<(Digest, Vec<u8>)> {
         if args.len() != ty.params.len() {
             return Err(Error::new(
                 ErrorKind::BadArguments,
-                format!("`{export}` takes {} argument(s), {} given: {ty}", ty.params.len(), args.len()),
+                format!(
+                    "`{export}` takes {} argument(s), {} given: {ty}",
+                    ty.params.len(),
+                    args.len()
+                ),
             ));
         }
         let mut encoded = Vec::new();
         for (v, (name, t)) in args.iter().zip(&ty.params) {
             codec::encode(v, t, &mut encoded).map_err(|e| {
-                Error::new(ErrorKind::BadArguments, format!("argument `{name}` of `{export}`: {e}"))
+                Error::new(
+                    ErrorKind::BadArguments,
+                    format!("argument `{name}` of `{export}`: {e}"),
+                )
             })?;
         }
         let closure = key::closure(task.hash, &[]);
@@ -364,7 +392,13 @@ impl Host {
     ///
     /// # Errors
     /// As [`Host::call`].
-    pub fn call_with(&self, task: &Task, export: &str, args: &[Value], opts: &CallOptions) -> Result<Outcome> {
+    pub fn call_with(
+        &self,
+        task: &Task,
+        export: &str,
+        args: &[Value],
+        opts: &CallOptions,
+    ) -> Result<Outcome> {
         let start = Instant::now();
         let (export, ty) = resolve(task, export)?;
         let path = export.path();
@@ -393,7 +427,16 @@ impl Host {
                 self.runtime.get_or_init(|| r)
             }
         };
-        let exec = runtime.execute(task.hash, &task.name, || task.bytes(), export, ty, args, &key, self)?;
+        let exec = runtime.execute(
+            task.hash,
+            &task.name,
+            || task.bytes(),
+            export,
+            ty,
+            args,
+            &key,
+            self,
+        )?;
         let stored = opts.cache != CacheMode::Off;
         if stored {
             self.put(&key, exec.value.as_ref(), ty, exec.run)?;
@@ -416,8 +459,12 @@ impl Host {
     /// The stored result of `key`, decoded; `None` on a miss or when the
     /// stored value is missing or damaged (then the call runs and repairs it).
     fn lookup(&self, key: &Digest, ty: &FuncType) -> Result<Option<(Option<Value>, Duration)>> {
-        let Some(record) = self.store.result(key)? else { return Ok(None) };
-        let Some(bytes) = self.store.object(&record.value, record.value_len)? else { return Ok(None) };
+        let Some(record) = self.store.result(key)? else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.store.object(&record.value, record.value_len)? else {
+            return Ok(None);
+        };
         let value = match &ty.result {
             None if bytes.is_empty() => None,
             None => return Ok(None),
@@ -435,7 +482,8 @@ impl Host {
     fn put(&self, key: &Digest, value: Option<&Value>, ty: &FuncType, run: Duration) -> Result<()> {
         let (encoded, blobs) = match (value, &ty.result) {
             (Some(v), Some(t)) => {
-                let encoded = codec::to_bytes(v, t).map_err(|e| Error::internal(format!("result does not encode: {e}")))?;
+                let encoded = codec::to_bytes(v, t)
+                    .map_err(|e| Error::internal(format!("result does not encode: {e}")))?;
                 (encoded, self.result_blobs(v)?)
             }
             _ => (Vec::new(), Vec::new()),
@@ -471,7 +519,10 @@ impl BlobReader for Host {
         let missing = || {
             Error::new(
                 ErrorKind::Cache,
-                format!("blob {} is not in the cache (removed or damaged); re-run what produced it", blob.hash()),
+                format!(
+                    "blob {} is not in the cache (removed or damaged); re-run what produced it",
+                    blob.hash()
+                ),
             )
         };
         if blob.len() as usize > INLINE_MAX {
@@ -482,7 +533,10 @@ impl BlobReader for Host {
             }
             return crate::blob::map_file(&path).map_err(|_| missing());
         }
-        let bytes = self.store.object(&blob.hash(), blob.len())?.ok_or_else(missing)?;
+        let bytes = self
+            .store
+            .object(&blob.hash(), blob.len())?
+            .ok_or_else(missing)?;
         Ok(Bytes::Memory(bytes.into()))
     }
 }

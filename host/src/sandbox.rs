@@ -27,7 +27,9 @@ use rand::SeedableRng;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
 
 use crate::digest::Digest;
 
@@ -76,7 +78,8 @@ impl HostMonotonicClock for SteppingClock {
         1_000
     }
     fn now(&self) -> u64 {
-        self.0.fetch_add(1_000, std::sync::atomic::Ordering::Relaxed)
+        self.0
+            .fetch_add(1_000, std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -101,7 +104,8 @@ impl Sandbox {
     pub(crate) fn new(seed: &Digest) -> Sandbox {
         let stdout = MemoryOutputPipe::new(MAX_OUTPUT_BYTES);
         let stderr = MemoryOutputPipe::new(MAX_OUTPUT_BYTES);
-        let insecure_seed = u128::from_le_bytes(seed.as_bytes()[..16].try_into().expect("32-byte digest"));
+        let insecure_seed =
+            u128::from_le_bytes(seed.as_bytes()[..16].try_into().expect("32-byte digest"));
         let wasi = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -117,7 +121,9 @@ impl Sandbox {
         Sandbox {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(MAX_MEMORY_BYTES).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(MAX_MEMORY_BYTES)
+                .build(),
             stdout,
             stderr,
         }
@@ -125,7 +131,10 @@ impl Sandbox {
 
     /// What the call wrote to stdout and stderr.
     pub(crate) fn output(&self) -> (Vec<u8>, Vec<u8>) {
-        (self.stdout.contents().to_vec(), self.stderr.contents().to_vec())
+        (
+            self.stdout.contents().to_vec(),
+            self.stderr.contents().to_vec(),
+        )
     }
 }
 
@@ -144,10 +153,10 @@ mod tests {
 
     #[test]
     fn random_depends_on_the_key_only() {
-        use rand::Rng;
-        let a: u64 = rng(&Digest::of(b"k"), "secure").random();
-        let b: u64 = rng(&Digest::of(b"k"), "secure").random();
-        let c: u64 = rng(&Digest::of(b"j"), "secure").random();
+        use rand::Rng as _;
+        let a = rng(&Digest::of(b"k"), "secure").next_u64();
+        let b = rng(&Digest::of(b"k"), "secure").next_u64();
+        let c = rng(&Digest::of(b"j"), "secure").next_u64();
         assert_eq!(a, b);
         assert_ne!(a, c);
     }
@@ -155,6 +164,9 @@ mod tests {
     #[test]
     fn grants_digest_names_the_environment_version() {
         assert_eq!(Grants::default().digest(), Grants::default().digest());
-        assert_eq!(Grants::default().digest(), Digest::of(SANDBOX_VERSION.as_bytes()));
+        assert_eq!(
+            Grants::default().digest(),
+            Digest::of(SANDBOX_VERSION.as_bytes())
+        );
     }
 }

@@ -140,7 +140,13 @@ impl StatEntry {
 
     fn same_file(&self, other: &StatEntry) -> bool {
         (self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns)
-            == (other.dev, other.ino, other.size, other.mtime_ns, other.ctime_ns)
+            == (
+                other.dev,
+                other.ino,
+                other.size,
+                other.mtime_ns,
+                other.ctime_ns,
+            )
     }
 }
 
@@ -153,7 +159,10 @@ pub(crate) struct Store {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Store {
@@ -161,7 +170,10 @@ impl Store {
     pub(crate) fn open(dir: &Path) -> Result<Store> {
         fs::create_dir_all(dir.join("objects")).map_err(|e| {
             Error::io(
-                format_args!("cannot create cache directory {} (choose another with --cache-dir)", dir.display()),
+                format_args!(
+                    "cannot create cache directory {} (choose another with --cache-dir)",
+                    dir.display()
+                ),
                 e,
             )
         })?;
@@ -183,11 +195,15 @@ impl Store {
         let tx = self.db.begin_write().map_err(|e| damaged(path, e))?;
         {
             let mut meta = tx.open_table(META).map_err(|e| damaged(path, e))?;
-            let found = meta.get("format").map_err(|e| damaged(path, e))?.map(|v| v.value());
+            let found = meta
+                .get("format")
+                .map_err(|e| damaged(path, e))?
+                .map(|v| v.value());
             match found {
                 Some(FORMAT_VERSION) => {}
                 None => {
-                    meta.insert("format", FORMAT_VERSION).map_err(|e| damaged(path, e))?;
+                    meta.insert("format", FORMAT_VERSION)
+                        .map_err(|e| damaged(path, e))?;
                     // Create every table so readers never meet a missing one.
                     tx.open_table(RESULTS).map_err(|e| damaged(path, e))?;
                     tx.open_table(OBJECTS).map_err(|e| damaged(path, e))?;
@@ -198,10 +214,10 @@ impl Store {
                     return Err(Error::new(
                         ErrorKind::Cache,
                         format!(
-                            "cache {} has format {other}, this cairn reads format {FORMAT_VERSION}; \
+                        "cache {} has format {other}, this cairn reads format {FORMAT_VERSION}; \
                              use another --cache-dir",
-                            path.display()
-                        ),
+                        path.display()
+                    ),
                     ))
                 }
             }
@@ -251,7 +267,12 @@ impl Store {
             match fs::read(self.object_path(hash)) {
                 Ok(b) => Some(b),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(Error::io(format_args!("cannot read cached object {hash}"), e)),
+                Err(e) => {
+                    return Err(Error::io(
+                        format_args!("cannot read cached object {hash}"),
+                        e,
+                    ))
+                }
             }
         };
         match bytes {
@@ -290,7 +311,12 @@ impl Store {
             return Ok(());
         }
         let parent = path.parent().expect("objects are two levels down");
-        let fail = |e| Error::io(format_args!("cannot write to cache {}", self.dir.display()), e);
+        let fail = |e| {
+            Error::io(
+                format_args!("cannot write to cache {}", self.dir.display()),
+                e,
+            )
+        };
         fs::create_dir_all(parent).map_err(fail)?;
         let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(fail)?;
         tmp.write_all(bytes).map_err(fail)?;
@@ -300,7 +326,13 @@ impl Store {
     }
 
     /// Stores a call's result: its objects first, then the index entry.
-    pub(crate) fn put_result(&self, key: &Digest, value: &[u8], blobs: &[&[u8]], run: Duration) -> Result<()> {
+    pub(crate) fn put_result(
+        &self,
+        key: &Digest,
+        value: &[u8],
+        blobs: &[&[u8]],
+        run: Duration,
+    ) -> Result<()> {
         let value_hash = Digest::of(value);
         let mut inline: Vec<(Digest, &[u8])> = Vec::new();
         for bytes in blobs.iter().copied().chain([value]) {
@@ -325,7 +357,8 @@ impl Store {
                 for (hash, bytes) in &inline {
                     objects.insert(hash.as_bytes(), *bytes)?;
                 }
-                tx.open_table(RESULTS)?.insert(key.as_bytes(), &record.to_bytes()[..])?;
+                tx.open_table(RESULTS)?
+                    .insert(key.as_bytes(), &record.to_bytes()[..])?;
             }
             tx.commit()?;
             Ok(())
@@ -355,11 +388,16 @@ impl Store {
     /// Hashes the file at `path`, or remembers its hash if `stat` says it is
     /// unchanged since it was last hashed. Returns the hash and the length.
     pub(crate) fn hash_file(&self, path: &Path) -> Result<(Digest, u64)> {
-        let abs = fs::canonicalize(path).map_err(|e| Error::io(format_args!("cannot open {}", path.display()), e))?;
+        let abs = fs::canonicalize(path)
+            .map_err(|e| Error::io(format_args!("cannot open {}", path.display()), e))?;
         let key = abs.to_string_lossy();
-        let meta = fs::metadata(&abs).map_err(|e| Error::io(format_args!("cannot stat {}", path.display()), e))?;
+        let meta = fs::metadata(&abs)
+            .map_err(|e| Error::io(format_args!("cannot stat {}", path.display()), e))?;
         if !meta.is_file() {
-            return Err(Error::new(ErrorKind::Io, format!("{} is not a regular file", path.display())));
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!("{} is not a regular file", path.display()),
+            ));
         }
         let current = StatEntry::of(&meta, Digest::from_bytes([0; 32]));
         let index = self.index_path();
@@ -372,17 +410,23 @@ impl Store {
         if let Some(entry) = remembered.filter(|e| e.same_file(&current)) {
             return Ok((entry.hash, entry.size));
         }
-        let (hash, len) =
-            crate::digest::hash_file(&abs).map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e))?;
+        let (hash, len) = crate::digest::hash_file(&abs)
+            .map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e))?;
         self.hashed.fetch_add(len, Ordering::Relaxed);
         // Re-stat: remember only what was hashed, and only if it is not racy.
-        let after = fs::metadata(&abs).map_err(|e| Error::io(format_args!("cannot stat {}", path.display()), e))?;
+        let after = fs::metadata(&abs)
+            .map_err(|e| Error::io(format_args!("cannot stat {}", path.display()), e))?;
         let entry = StatEntry::of(&after, hash);
-        let settled = after.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > RACY_WINDOW);
+        let settled = after
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age > RACY_WINDOW);
         if entry.same_file(&current) && settled {
             let write = || -> std::result::Result<(), redb::Error> {
                 let tx = self.db.begin_write()?;
-                tx.open_table(FILES)?.insert(key.as_ref(), &entry.to_bytes()[..])?;
+                tx.open_table(FILES)?
+                    .insert(key.as_ref(), &entry.to_bytes()[..])?;
                 tx.commit()?;
                 Ok(())
             };
@@ -403,11 +447,13 @@ impl Store {
 
     /// Remembers the interface of component `hash`.
     pub(crate) fn put_component_info(&self, hash: &Digest, info: &ComponentInfo) -> Result<()> {
-        let json = serde_json::to_string(info).map_err(|e| Error::internal(format!("cannot encode interface: {e}")))?;
+        let json = serde_json::to_string(info)
+            .map_err(|e| Error::internal(format!("cannot encode interface: {e}")))?;
         let path = self.index_path();
         let write = || -> std::result::Result<(), redb::Error> {
             let tx = self.db.begin_write()?;
-            tx.open_table(COMPONENTS)?.insert(hash.as_bytes(), json.as_str())?;
+            tx.open_table(COMPONENTS)?
+                .insert(hash.as_bytes(), json.as_str())?;
             tx.commit()?;
             Ok(())
         };
@@ -425,7 +471,7 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> Error {
                 path.display()
             ),
         ),
-        redb::DatabaseError::Storage(redb::StorageError::Io(io)) => {
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) if io.kind() != std::io::ErrorKind::InvalidData => {
             Error::io(format_args!("cannot open cache {} (choose another with --cache-dir)", path.display()), io)
         }
         other => damaged(path, other),
@@ -466,7 +512,8 @@ mod tests {
         let big = vec![7u8; INLINE_MAX + 1];
         {
             let s = Store::open(dir.path()).unwrap();
-            s.put_result(&key, b"value", &[&big[..]], Duration::from_millis(5)).unwrap();
+            s.put_result(&key, b"value", &[&big[..]], Duration::from_millis(5))
+                .unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
         let r = s.result(&key).unwrap().unwrap();
@@ -510,7 +557,9 @@ mod tests {
     fn garbage_index_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("index.redb"), vec![0x5a; 8192]).unwrap();
-        let err = Store::open(dir.path()).err().expect("garbage must not open");
+        let err = Store::open(dir.path())
+            .err()
+            .expect("garbage must not open");
         assert_eq!(err.kind(), ErrorKind::Cache);
         assert!(err.to_string().contains("move it aside"), "{err}");
     }

@@ -67,9 +67,12 @@ impl Type {
             Type::List(t) | Type::Option(t) => t.has_blob(),
             Type::Record(fs) => fs.iter().any(|(_, t)| t.has_blob()),
             Type::Tuple(ts) => ts.iter().any(Type::has_blob),
-            Type::Variant(cs) => cs.iter().any(|(_, t)| t.as_ref().is_some_and(Type::has_blob)),
+            Type::Variant(cs) => cs
+                .iter()
+                .any(|(_, t)| t.as_ref().is_some_and(Type::has_blob)),
             Type::Result { ok, err } => {
-                ok.as_ref().is_some_and(|t| t.has_blob()) || err.as_ref().is_some_and(|t| t.has_blob())
+                ok.as_ref().is_some_and(|t| t.has_blob())
+                    || err.as_ref().is_some_and(|t| t.has_blob())
             }
             _ => false,
         }
@@ -207,7 +210,10 @@ impl WasmType for Type {
 
     fn record_fields(&self) -> Box<dyn Iterator<Item = (Cow<'_, str>, Self)> + '_> {
         match self {
-            Type::Record(fs) => Box::new(fs.iter().map(|(n, t)| (Cow::Borrowed(n.as_str()), t.clone()))),
+            Type::Record(fs) => Box::new(
+                fs.iter()
+                    .map(|(n, t)| (Cow::Borrowed(n.as_str()), t.clone())),
+            ),
             _ => Box::new(std::iter::empty()),
         }
     }
@@ -221,14 +227,19 @@ impl WasmType for Type {
 
     fn variant_cases(&self) -> Box<dyn Iterator<Item = (Cow<'_, str>, Option<Self>)> + '_> {
         match self {
-            Type::Variant(cs) => Box::new(cs.iter().map(|(n, t)| (Cow::Borrowed(n.as_str()), t.clone()))),
+            Type::Variant(cs) => Box::new(
+                cs.iter()
+                    .map(|(n, t)| (Cow::Borrowed(n.as_str()), t.clone())),
+            ),
             _ => Box::new(std::iter::empty()),
         }
     }
 
     fn enum_cases(&self) -> Box<dyn Iterator<Item = Cow<'_, str>> + '_> {
         match self {
-            Type::Enum(ns) | Type::Flags(ns) => Box::new(ns.iter().map(|n| Cow::Borrowed(n.as_str()))),
+            Type::Enum(ns) | Type::Flags(ns) => {
+                Box::new(ns.iter().map(|n| Cow::Borrowed(n.as_str())))
+            }
             _ => Box::new(std::iter::empty()),
         }
     }

@@ -1,1 +1,11 @@
+//! cairn's integration tests: one binary, one module per feature.
+//!
+//! `cli` drives the real `cairn` binary on the components built from
+//! `examples/` (built once per test run, for wasm32-wasip2). `library` uses
+//! the `cairn` crate on tiny components made from WAT, so it needs no wasm
+//! target.
 
+mod support;
+
+mod cli;
+mod library;

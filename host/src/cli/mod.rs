@@ -56,7 +56,9 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed pipe is how `cairn … | head` ends; not an error.
-            if let Some(io) = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
+            if let Some(io) =
+                std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>())
+            {
                 if io.kind() == std::io::ErrorKind::BrokenPipe {
                     return ExitCode::SUCCESS;
                 }
@@ -72,19 +74,22 @@ pub fn main() -> ExitCode {
 
 /// Opens the host on `--cache-dir`, `$CAIRN_CACHE_DIR` or the user's cache dir.
 fn open_host(cache_dir: Option<PathBuf>) -> cairn::Result<cairn::Host> {
-    let dir = cache_dir.or_else(cairn::Host::default_cache_dir).ok_or_else(|| {
-        cairn::Error::new(
+    let dir = cache_dir
+        .or_else(cairn::Host::default_cache_dir)
+        .ok_or_else(|| {
+            cairn::Error::new(
             cairn::ErrorKind::Cache,
             "no cache directory: set --cache-dir or CAIRN_CACHE_DIR (no home directory was found)",
         )
-    })?;
+        })?;
     cairn::Host::open(dir)
 }
 
 /// Prints a line to stdout, turning a write failure into a cairn error.
 fn print_line(line: &str) -> cairn::Result<()> {
-    writeln!(std::io::stdout(), "{line}")
-        .map_err(|e| cairn::Error::new(cairn::ErrorKind::Io, format!("cannot write output: {e}")).with_source(e))
+    writeln!(std::io::stdout(), "{line}").map_err(|e| {
+        cairn::Error::new(cairn::ErrorKind::Io, format!("cannot write output: {e}")).with_source(e)
+    })
 }
 
 #[cfg(test)]

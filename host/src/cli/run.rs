@@ -9,8 +9,9 @@ use clap::Args;
 ///
 /// Arguments go after the component and export, by parameter name
 /// (`--name Ada --count 3`, values in WAVE, strings may be bare, blobs as
-/// `@path`), or as one WAVE call with --invoke. cairn's own options go
-/// before the component.
+/// `@path`), or as one WAVE call with --invoke. cairn's options go before
+/// the component; --json, --no-cache and --refresh are also understood
+/// after it, up to a `--` after which every argument is the task's.
 ///
 /// Examples:
 ///   cairn run hello.wasm greet --name Ada --excited true
@@ -35,17 +36,47 @@ pub struct RunArgs {
     component: PathBuf,
     /// The export, then `--param value` pairs; the export may be omitted when
     /// there is only one
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "EXPORT] [ARGS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "EXPORT] [ARGS"
+    )]
     rest: Vec<String>,
 }
 
-/// Splits `[EXPORT] [--name value]…` into the export and the pairs. A
-/// `--flag` followed by another `--flag` or nothing means `true`.
-fn split_rest(rest: &[String]) -> cairn::Result<(Option<String>, Vec<(String, String)>)> {
+/// cairn's own switches, also accepted among the arguments after the
+/// component (before a `--`, after which everything is the task's).
+const OWN_SWITCHES: [&str; 3] = ["--json", "--no-cache", "--refresh"];
+
+/// What follows the component: the export, `--name value` pairs, and any of
+/// cairn's own switches found among them.
+#[derive(Debug, Default, PartialEq)]
+struct Rest {
+    export: Option<String>,
+    pairs: Vec<(String, String)>,
+    switches: Vec<&'static str>,
+}
+
+/// Splits `[EXPORT] [--name value]…`. A `--flag` followed by another
+/// `--flag` or nothing means `true`.
+fn split_rest(rest: &[String]) -> cairn::Result<Rest> {
+    let mut out = Rest::default();
     let mut items = rest.iter().peekable();
-    let export = items.next_if(|s| !s.starts_with("--")).cloned();
-    let mut pairs = Vec::new();
+    out.export = items.next_if(|s| !s.starts_with("--")).cloned();
+    let mut task_only = false;
     while let Some(item) = items.next() {
+        if item == "--" && !task_only {
+            task_only = true;
+            continue;
+        }
+        if let Some(own) = OWN_SWITCHES
+            .iter()
+            .find(|s| **s == item)
+            .filter(|_| !task_only)
+        {
+            out.switches.push(own);
+            continue;
+        }
         let Some(name) = item.strip_prefix("--") else {
             return Err(cairn::Error::new(
                 cairn::ErrorKind::BadArguments,
@@ -53,18 +84,28 @@ fn split_rest(rest: &[String]) -> cairn::Result<(Option<String>, Vec<(String, St
             ));
         };
         match name.split_once('=') {
-            Some((n, v)) => pairs.push((n.to_string(), v.to_string())),
+            Some((n, v)) => out.pairs.push((n.to_string(), v.to_string())),
             None => {
-                let value = items.next_if(|s| !s.starts_with("--")).cloned().unwrap_or_else(|| "true".into());
-                pairs.push((name.to_string(), value));
+                let value = items
+                    .next_if(|s| !s.starts_with("--"))
+                    .cloned()
+                    .unwrap_or_else(|| "true".into());
+                out.pairs.push((name.to_string(), value));
             }
         }
     }
-    Ok((export, pairs))
+    Ok(out)
 }
 
 pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
-    let (export, pairs) = split_rest(&args.rest)?;
+    let Rest {
+        export,
+        pairs,
+        switches,
+    } = split_rest(&args.rest)?;
+    let json = args.json || switches.contains(&"--json");
+    let no_cache = args.no_cache || switches.contains(&"--no-cache");
+    let refresh = args.refresh || switches.contains(&"--refresh");
     let call_args = match args.invoke {
         Some(call) if pairs.is_empty() && export.is_none() => CallArgs::Invoke(call),
         Some(_) => {
@@ -79,7 +120,7 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
     let task = host.load(&args.component)?;
     let (export, values) = host.parse_args(&task, export.as_deref(), &call_args)?;
     let mut opts = CallOptions::default();
-    opts.cache = match (args.no_cache, args.refresh) {
+    opts.cache = match (no_cache, refresh) {
         (true, _) => CacheMode::Off,
         (_, true) => CacheMode::Refresh,
         _ => CacheMode::Use,
@@ -87,7 +128,7 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
     let out = host.call_with(&task, &export, &values, &opts)?;
     let result = out.value.as_ref().map(cairn::Value::to_wave);
     let r = &out.report;
-    if args.json {
+    if json {
         let json = serde_json::json!({
             "result": result,
             "cache": r.cache.as_str(),
@@ -107,11 +148,26 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         super::print_line(&result)?;
     }
     let summary = match r.cache {
-        cairn::CacheStatus::Hit => format!("{:.2} s saved", r.run.as_secs_f64()),
-        cairn::CacheStatus::Miss => format!("executed in {:.2} s", r.run.as_secs_f64()),
+        cairn::CacheStatus::Hit => format!("{} saved", human(r.run)),
+        cairn::CacheStatus::Miss => format!("executed in {}", human(r.run)),
     };
-    eprintln!("cairn: {} {}, {summary}, key {}", export, r.cache.as_str(), r.key.short());
+    eprintln!(
+        "cairn: {} {}, {summary}, key {}",
+        export,
+        r.cache.as_str(),
+        r.key.short()
+    );
     Ok(())
+}
+
+/// `0.36 ms`, `12 ms`, `1.20 s`.
+fn human(d: std::time::Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    match ms {
+        ms if ms < 1.0 => format!("{ms:.2} ms"),
+        ms if ms < 1000.0 => format!("{ms:.0} ms"),
+        ms => format!("{:.2} s", ms / 1e3),
+    }
 }
 
 #[cfg(test)]
@@ -124,18 +180,42 @@ mod tests {
 
     #[test]
     fn export_then_pairs() {
-        let (e, p) = split_rest(&strings(&["greet", "--name", "Ada", "--excited", "--n=3"])).unwrap();
-        assert_eq!(e.as_deref(), Some("greet"));
+        let r = split_rest(&strings(&[
+            "greet",
+            "--name",
+            "Ada",
+            "--excited",
+            "--n=3",
+            "--json",
+        ]))
+        .unwrap();
+        assert_eq!(r.export.as_deref(), Some("greet"));
         assert_eq!(
-            p,
+            r.pairs,
             vec![
                 ("name".into(), "Ada".into()),
                 ("excited".into(), "true".into()),
                 ("n".into(), "3".into())
             ]
         );
-        let (e, p) = split_rest(&strings(&["--name", "Ada"])).unwrap();
-        assert_eq!((e, p.len()), (None, 1));
+        assert_eq!(r.switches, ["--json"]);
+        let r = split_rest(&strings(&["--name", "Ada"])).unwrap();
+        assert_eq!((r.export, r.pairs.len()), (None, 1));
         assert!(split_rest(&strings(&["greet", "stray"])).is_err());
+    }
+
+    #[test]
+    fn durations_read_well() {
+        use std::time::Duration;
+        assert_eq!(human(Duration::from_micros(355)), "0.36 ms");
+        assert_eq!(human(Duration::from_millis(12)), "12 ms");
+        assert_eq!(human(Duration::from_millis(1197)), "1.20 s");
+    }
+
+    #[test]
+    fn after_a_double_dash_every_flag_is_the_tasks() {
+        let r = split_rest(&strings(&["f", "--refresh", "--", "--json", "yes"])).unwrap();
+        assert_eq!(r.switches, ["--refresh"]);
+        assert_eq!(r.pairs, vec![("json".into(), "yes".into())]);
     }
 }

@@ -1,0 +1,354 @@
+//! Black-box tests of the `cairn` binary on the example components.
+
+use std::fs;
+
+use crate::support::{cairn, example, failure, json, with_custom_section};
+
+fn greet(cache: &std::path::Path, name: &str) -> serde_json::Value {
+    json(cairn(cache).args(["run"]).arg(example("hello")).args([
+        "greet",
+        "--name",
+        name,
+        "--excited",
+    ]))
+}
+
+#[test]
+fn second_run_is_a_hit_with_the_same_result_and_nothing_executed() {
+    let cache = tempfile::tempdir().unwrap();
+    let first = greet(cache.path(), "Ada");
+    let second = greet(cache.path(), "Ada");
+    assert_eq!(first["cache"], "miss");
+    assert_eq!(first["executed"], 1);
+    assert_eq!(first["result"], "\"Hello, ADA!\"");
+    assert_eq!(second["cache"], "hit");
+    assert_eq!(second["executed"], 0);
+    assert_eq!(second["hits"], 1);
+    assert_eq!(second["result"], first["result"]);
+    assert_eq!(second["key"], first["key"]);
+}
+
+#[test]
+fn a_changed_argument_misses() {
+    let cache = tempfile::tempdir().unwrap();
+    let ada = greet(cache.path(), "Ada");
+    let bob = greet(cache.path(), "Bob");
+    assert_eq!(bob["cache"], "miss");
+    assert_eq!(bob["result"], "\"Hello, BOB!\"");
+    assert_ne!(bob["key"], ada["key"]);
+}
+
+#[test]
+fn a_changed_component_misses() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let original = fs::read(example("hello")).unwrap();
+    let a = dir.path().join("a.wasm");
+    let b = dir.path().join("b.wasm");
+    fs::write(&a, with_custom_section(&original, b"1")).unwrap();
+    fs::write(&b, with_custom_section(&original, b"2")).unwrap();
+    let run = |wasm: &std::path::Path| {
+        json(
+            cairn(cache.path())
+                .arg("run")
+                .arg(wasm)
+                .args(["--name", "Ada"]),
+        )
+    };
+    let first = run(&a);
+    assert_eq!(run(&a)["cache"], "hit");
+    let changed = run(&b);
+    assert_eq!(
+        changed["cache"], "miss",
+        "one byte of a custom section changes the component"
+    );
+    assert_ne!(changed["key"], first["key"]);
+    assert_eq!(changed["result"], first["result"]);
+}
+
+#[test]
+fn invoke_and_named_arguments_are_the_same_call() {
+    let cache = tempfile::tempdir().unwrap();
+    let named = greet(cache.path(), "Ada");
+    let invoked = json(
+        cairn(cache.path())
+            .args(["run", "--invoke", "greet(\"Ada\", true)"])
+            .arg(example("hello")),
+    );
+    assert_eq!(invoked["cache"], "hit");
+    assert_eq!(invoked["key"], named["key"]);
+    assert_eq!(invoked["result"], named["result"]);
+}
+
+#[test]
+fn no_cache_neither_reads_nor_writes() {
+    let cache = tempfile::tempdir().unwrap();
+    greet(cache.path(), "Ada");
+    let hello = example("hello");
+    let off = || {
+        json(
+            cairn(cache.path())
+                .args(["run", "--no-cache"])
+                .arg(&hello)
+                .args(["--name", "Ada", "--excited"]),
+        )
+    };
+    let first = off();
+    assert_eq!(
+        (first["cache"].as_str(), first["executed"].as_u64()),
+        (Some("miss"), Some(1))
+    );
+    assert_eq!(first["stored"], false);
+    // A call never made with the cache on stays absent.
+    let never = || {
+        json(
+            cairn(cache.path())
+                .args(["run", "--no-cache"])
+                .arg(&hello)
+                .args(["--name", "Cy", "--excited"]),
+        )
+    };
+    never();
+    assert_eq!(greet(cache.path(), "Cy")["cache"], "miss");
+}
+
+#[test]
+fn refresh_reruns_and_replaces() {
+    let cache = tempfile::tempdir().unwrap();
+    greet(cache.path(), "Ada");
+    let refreshed = json(
+        cairn(cache.path())
+            .args(["run", "--refresh"])
+            .arg(example("hello"))
+            .args(["greet", "--name", "Ada", "--excited"]),
+    );
+    assert_eq!(refreshed["cache"], "miss");
+    assert_eq!(refreshed["executed"], 1);
+    assert_eq!(refreshed["stored"], true);
+    assert_eq!(greet(cache.path(), "Ada")["cache"], "hit");
+}
+
+#[test]
+fn text_output_is_the_wave_result() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = cairn(cache.path())
+        .arg("run")
+        .arg(example("hello"))
+        .args(["--name", "Ada Lovelace"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "\"Hello, Ada Lovelace.\"\n"
+    );
+}
+
+#[test]
+fn cache_dir_comes_from_the_environment() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = || {
+        let mut cmd = assert_cmd::Command::cargo_bin("cairn").unwrap();
+        cmd.env("CAIRN_CACHE_DIR", cache.path())
+            .arg("run")
+            .arg(example("hello"))
+            .args(["--name", "Env"]);
+        json(&mut cmd)
+    };
+    assert_eq!(run()["cache"], "miss");
+    assert_eq!(run()["cache"], "hit");
+    assert!(cache.path().join("index.redb").exists());
+}
+
+/// A text file of `words` repeated, old enough that `stat` can vouch for it.
+fn text_file(dir: &std::path::Path, name: &str, words: &str, times: usize) -> std::path::PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, words.repeat(times)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    path
+}
+
+#[test]
+fn blob_input_is_keyed_by_content_and_not_read_when_warm() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = text_file(dir.path(), "t.txt", "the cat and the hat; the end\n", 1000);
+    let arg = format!("@{}", text.display());
+    let top = || {
+        json(
+            cairn(cache.path())
+                .arg("run")
+                .arg(example("words"))
+                .args(["top", "--text", &arg, "--n", "2"]),
+        )
+    };
+    let first = top();
+    assert_eq!(first["cache"], "miss");
+    assert_eq!(
+        first["result"],
+        "[{word: \"the\", count: 3000}, {word: \"and\", count: 1000}]"
+    );
+    let warm = top();
+    assert_eq!(warm["cache"], "hit");
+    assert_eq!(
+        warm["bytes_hashed"], 0,
+        "an unchanged input costs a stat, not a read"
+    );
+    // New content under the same name is a new key.
+    fs::write(&text, "dog dog cat\n").unwrap();
+    let changed = top();
+    assert_eq!(changed["cache"], "miss");
+    assert_eq!(
+        changed["result"],
+        "[{word: \"dog\", count: 2}, {word: \"cat\", count: 1}]"
+    );
+}
+
+#[test]
+fn same_content_in_another_file_hits() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let a = text_file(dir.path(), "a.txt", "one two two\n", 10);
+    let b = text_file(dir.path(), "b.txt", "one two two\n", 10);
+    let total = |p: &std::path::Path| {
+        let arg = format!("@{}", p.display());
+        json(
+            cairn(cache.path())
+                .arg("run")
+                .arg(example("words"))
+                .args(["total", "--text", &arg]),
+        )
+    };
+    assert_eq!(total(&a)["result"], "30");
+    let other = total(&b);
+    assert_eq!(other["cache"], "hit");
+    assert_eq!(other["result"], "30");
+}
+
+#[test]
+fn inspect_lists_exports_with_signatures() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = cairn(cache.path())
+        .arg("inspect")
+        .arg(example("words"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("example:words/count@0.1.0#top: func(text: borrow<blob>, n: u32) -> list<record { word: string, count: u32 }>"),
+        "{text}"
+    );
+    assert!(text.contains("cairn:task/blobs@0.1.0"), "{text}");
+}
+
+/// Asserts a one-line error with exit code 2, and that the cache still answers.
+fn rejected(cache: &std::path::Path, cmd: &mut assert_cmd::Command, expect: &str) {
+    let (code, stderr) = failure(cmd);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line, got: {stderr}");
+    assert!(stderr.contains(expect), "expected `{expect}` in: {stderr}");
+    assert_eq!(
+        greet(cache, "Ada")["cache"],
+        "hit",
+        "nothing stored was lost"
+    );
+}
+
+#[test]
+fn bad_input_gives_one_line_and_exit_2() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    greet(cache.path(), "Ada");
+    let hello = example("hello");
+    let c = cache.path();
+    rejected(
+        c,
+        cairn(c).arg("run").arg(&hello).arg("wave"),
+        "has no export `wave`; it exports: greet",
+    );
+    rejected(
+        c,
+        cairn(c)
+            .arg("run")
+            .arg(&hello)
+            .args(["greet", "--name", "Ada", "--excited", "maybe"]),
+        "is not a bool",
+    );
+    rejected(
+        c,
+        cairn(c)
+            .arg("run")
+            .arg(&hello)
+            .args(["greet", "--name", "Ada", "--volume", "11"]),
+        "no parameter `volume`",
+    );
+    rejected(
+        c,
+        cairn(c).arg("run").arg(&hello).args(["greet", "--excited"]),
+        "missing --name",
+    );
+    rejected(
+        c,
+        cairn(c)
+            .args(["run", "--invoke", "greet(1, true)"])
+            .arg(&hello),
+        "greet",
+    );
+    let core = dir.path().join("core.wasm");
+    fs::write(
+        &core,
+        wat::parse_str("(module (func (export \"f\")))").unwrap(),
+    )
+    .unwrap();
+    rejected(
+        c,
+        cairn(c).arg("run").arg(&core),
+        "core WebAssembly module, not a component",
+    );
+    let garbage = dir.path().join("garbage.wasm");
+    fs::write(&garbage, b"definitely not wasm").unwrap();
+    rejected(
+        c,
+        cairn(c).arg("run").arg(&garbage),
+        "not a WebAssembly component",
+    );
+    rejected(
+        c,
+        cairn(c).arg("run").arg(dir.path().join("missing.wasm")),
+        "missing.wasm",
+    );
+    let words = example("words");
+    rejected(
+        c,
+        cairn(c)
+            .arg("run")
+            .arg(&words)
+            .args(["total", "--text", "@/no/such/file"]),
+        "argument `text`",
+    );
+}
+
+#[test]
+fn help_describes_every_command() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = cairn(cache.path()).arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for cmd in ["run", "inspect"] {
+        assert!(help.contains(cmd), "{help}");
+    }
+    let out = cairn(cache.path())
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--invoke",
+        "--json",
+        "--no-cache",
+        "--refresh",
+        "--cache-dir",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from: {help}");
+    }
+}

@@ -1,0 +1,194 @@
+//! The `cairn` library on tiny components made from WAT.
+
+use cairn::{CacheMode, CacheStatus, CallOptions, ErrorKind, Host, Value};
+
+use crate::support::component;
+
+const MATH_WIT: &str = r#"
+package test:math;
+world math {
+  export add: func(a: u32, b: u32) -> u32;
+  export boom: func(x: u32) -> u32;
+}
+"#;
+
+const MATH_WAT: &str = r#"
+(module
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func (export "boom") (param i32) (result i32) unreachable))
+"#;
+
+const ENV_WIT: &str = r#"
+package test:env;
+world env {
+  import wasi:clocks/wall-clock@0.2.0;
+  import wasi:random/random@0.2.0;
+  export seconds: func() -> u64;
+  export random: func(salt: u32) -> u64;
+}
+package wasi:clocks@0.2.0 {
+  interface wall-clock {
+    record datetime { seconds: u64, nanoseconds: u32 }
+    now: func() -> datetime;
+  }
+}
+package wasi:random@0.2.0 {
+  interface random {
+    get-random-u64: func() -> u64;
+  }
+}
+"#;
+
+const ENV_WAT: &str = r#"
+(module
+  (import "wasi:clocks/wall-clock@0.2.0" "now" (func $now (param i32)))
+  (import "wasi:random/random@0.2.0" "get-random-u64" (func $rand (result i64)))
+  (memory (export "memory") 1)
+  (func (export "seconds") (result i64) (call $now (i32.const 16)) (i64.load (i32.const 16)))
+  (func (export "random") (param i32) (result i64) (call $rand)))
+"#;
+
+fn off() -> CallOptions {
+    let mut o = CallOptions::default();
+    o.cache = CacheMode::Off;
+    o
+}
+
+#[test]
+fn exports_are_listed_with_wit_signatures() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = Host::open(cache.path()).unwrap();
+    let task = host
+        .load_bytes("math", component(MATH_WIT, MATH_WAT))
+        .unwrap();
+    let sigs: Vec<String> = task
+        .exports()
+        .iter()
+        .map(|e| format!("{}: {}", e.path(), e.ty.as_ref().unwrap()))
+        .collect();
+    assert_eq!(
+        sigs,
+        [
+            "add: func(a: u32, b: u32) -> u32",
+            "boom: func(x: u32) -> u32"
+        ]
+    );
+}
+
+#[test]
+fn a_trap_is_an_error_never_cached_and_the_host_goes_on() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = Host::open(cache.path()).unwrap();
+    let task = host
+        .load_bytes("math", component(MATH_WIT, MATH_WAT))
+        .unwrap();
+    for _ in 0..2 {
+        let err = host.call(&task, "boom", &[Value::U32(1)]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TaskFailed);
+        assert!(err.to_string().contains("unreachable"), "{err}");
+        assert!(err.to_string().contains("nothing was cached"), "{err}");
+    }
+    let sum = host
+        .call(&task, "add", &[Value::U32(2), Value::U32(3)])
+        .unwrap();
+    assert_eq!(sum.value, Some(Value::U32(5)));
+    assert_eq!(sum.report.cache, CacheStatus::Miss);
+}
+
+#[test]
+fn wrong_arguments_are_rejected_before_running() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = Host::open(cache.path()).unwrap();
+    let task = host
+        .load_bytes("math", component(MATH_WIT, MATH_WAT))
+        .unwrap();
+    let err = host.call(&task, "add", &[Value::U32(2)]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadArguments);
+    let err = host
+        .call(&task, "add", &[Value::U32(2), Value::String("3".into())])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::BadArguments);
+    assert!(err.to_string().contains("argument `b`"), "{err}");
+    let err = host.call(&task, "sub", &[]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnknownExport);
+}
+
+#[test]
+fn a_hit_needs_neither_the_component_bytes_nor_an_engine() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("math.wasm");
+    std::fs::write(&path, component(MATH_WIT, MATH_WAT)).unwrap();
+    let args = [Value::U32(20), Value::U32(22)];
+    let key = {
+        let host = Host::open(cache.path()).unwrap();
+        let task = host.load(&path).unwrap();
+        let out = host.call(&task, "add", &args).unwrap();
+        assert_eq!(out.report.key, host.key(&task, "add", &args).unwrap());
+        out.report.key
+    };
+    // A new host (a new process, in effect) loads the task from the cache's
+    // memory of it; then the component disappears.
+    let host = Host::open(cache.path()).unwrap();
+    let task = host.load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let hit = host.call(&task, "add", &args).unwrap();
+    assert_eq!(hit.value, Some(Value::U32(42)));
+    assert_eq!(
+        (hit.report.cache, hit.report.executed, hit.report.key),
+        (CacheStatus::Hit, 0, key)
+    );
+    // A miss does need the bytes, and says so.
+    let err = host
+        .call(&task, "add", &[Value::U32(1), Value::U32(1)])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io);
+}
+
+#[test]
+fn clocks_are_fixed_and_random_is_seeded_by_the_call() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = Host::open(cache.path()).unwrap();
+    let task = host.load_bytes("env", component(ENV_WIT, ENV_WAT)).unwrap();
+    let now = host.call_with(&task, "seconds", &[], &off()).unwrap();
+    assert_eq!(
+        now.value,
+        Some(Value::U64(cairn::sandbox::FIXED_WALL_CLOCK_SECS))
+    );
+    let draw = |salt| {
+        host.call_with(&task, "random", &[Value::U32(salt)], &off())
+            .unwrap()
+            .value
+    };
+    assert_eq!(draw(1), draw(1), "the same call sees the same random bytes");
+    assert_ne!(draw(1), draw(2), "another call sees other bytes");
+}
+
+#[test]
+fn refresh_replaces_and_off_leaves_no_trace() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = Host::open(cache.path()).unwrap();
+    let task = host
+        .load_bytes("math", component(MATH_WIT, MATH_WAT))
+        .unwrap();
+    let args = [Value::U32(1), Value::U32(2)];
+    let first = host.call_with(&task, "add", &args, &off()).unwrap();
+    assert!(!first.report.stored);
+    assert_eq!(
+        host.call(&task, "add", &args).unwrap().report.cache,
+        CacheStatus::Miss
+    );
+    let mut refresh = CallOptions::default();
+    refresh.cache = CacheMode::Refresh;
+    assert_eq!(
+        host.call_with(&task, "add", &args, &refresh)
+            .unwrap()
+            .report
+            .executed,
+        1
+    );
+    assert_eq!(
+        host.call(&task, "add", &args).unwrap().report.cache,
+        CacheStatus::Hit
+    );
+}

@@ -1,0 +1,110 @@
+//! Fixtures: the example components, a `cairn` command on a fresh cache, and
+//! components made from WAT.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::sync::OnceLock;
+
+use assert_cmd::Command;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The path of example component `name` (`hello`, `words`), building the
+/// examples once per test run.
+pub fn example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let manifest = root().join("examples/Cargo.toml");
+        let status = Process::new(env!("CARGO"))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--manifest-path",
+            ])
+            .arg(&manifest)
+            .status()
+            .expect("cannot run cargo to build the examples");
+        assert!(
+            status.success(),
+            "building examples failed; is the target installed? `rustup target add wasm32-wasip2`"
+        );
+        root().join("examples/target/wasm32-wasip2/release")
+    });
+    dir.join(format!("{name}.wasm"))
+}
+
+/// A `cairn` command using the cache in `cache`.
+pub fn cairn(cache: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("cairn").unwrap();
+    cmd.env_remove("CAIRN_CACHE_DIR")
+        .arg("--cache-dir")
+        .arg(cache);
+    cmd
+}
+
+/// Runs `cmd` (which must print one JSON object) and parses its output.
+pub fn json(cmd: &mut Command) -> serde_json::Value {
+    let out = cmd.arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "cairn failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Runs `cmd`, expecting it to fail; returns (exit code, stderr).
+pub fn failure(cmd: &mut Command) -> (i32, String) {
+    let out = cmd.output().unwrap();
+    assert!(
+        !out.status.success(),
+        "expected failure, got: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// A component from a WIT world and a core module in WAT.
+pub fn component(wit: &str, wat: &str) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    let pkg = resolve.push_str("test.wit", wit).unwrap();
+    let world = resolve.select_world(&[pkg], None).unwrap();
+    let mut module = wat::parse_str(wat).unwrap();
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
+}
+
+/// `bytes` with a custom section appended: the same program, another hash.
+pub fn with_custom_section(bytes: &[u8], payload: &[u8]) -> Vec<u8> {
+    let name = b"cairn-test";
+    let body_len = 1 + name.len() + payload.len();
+    assert!(body_len < 128, "one-byte LEB128 sizes only");
+    let mut out = bytes.to_vec();
+    out.extend_from_slice(&[0, body_len as u8, name.len() as u8]);
+    out.extend_from_slice(name);
+    out.extend_from_slice(payload);
+    out
+}
