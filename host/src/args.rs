@@ -6,7 +6,8 @@ use std::path::Path;
 use wasm_wave::untyped::UntypedFuncCall;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::host::{resolve, Host, Task};
+use crate::host::Host;
+use crate::task::Task;
 use crate::types::Type;
 use crate::value::Value;
 
@@ -59,7 +60,7 @@ impl Host {
                     ))
                 })?;
                 let name = call.name().to_string();
-                let (export, ty) = resolve(task, &name)?;
+                let (export, ty) = task.resolve(&name)?;
                 let types: Vec<Type> = ty.params.iter().map(|(_, t)| t.clone()).collect();
                 let values = call
                     .to_wasm_params::<Value>(types.iter())
@@ -71,7 +72,7 @@ impl Host {
                     Some(q) => q.to_string(),
                     None => task.export(None)?.path(),
                 };
-                let (export, ty) = resolve(task, &query)?;
+                let (export, ty) = task.resolve(&query)?;
                 for (given, _) in pairs {
                     if !ty.params.iter().any(|(p, _)| same_name(p, given)) {
                         return Err(bad(format!(
@@ -100,7 +101,7 @@ impl Host {
                 (query, values)
             }
         };
-        let (export, ty) = resolve(task, &query)?;
+        let (export, ty) = task.resolve(&query)?;
         let values = parsed
             .into_iter()
             .zip(&ty.params)

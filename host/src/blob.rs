@@ -1,9 +1,10 @@
 //! The host side of `cairn:task/blobs`: blob handles inside a call's store.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use wasmtime::component::Resource;
 
+use crate::engine::BlobReader;
 use crate::sandbox::Sandbox;
 use crate::value::Blob;
 
@@ -38,16 +39,20 @@ impl Bytes {
     }
 }
 
-/// A blob held by a call's store.
+/// A blob held by a call's store. Its bytes are opened on the first `read`,
+/// so a flow that only passes a blob on never reads it.
 pub struct BlobHandle {
     pub(crate) blob: Blob,
-    bytes: Bytes,
+    bytes: OnceLock<Bytes>,
 }
 
 impl BlobHandle {
-    /// A handle over `blob`'s bytes, which the caller has opened already.
-    pub(crate) fn new(blob: Blob, bytes: Bytes) -> BlobHandle {
-        BlobHandle { blob, bytes }
+    /// A handle over `blob`.
+    pub(crate) fn new(blob: Blob) -> BlobHandle {
+        BlobHandle {
+            blob,
+            bytes: OnceLock::new(),
+        }
     }
 
     /// A handle over bytes a task made.
@@ -55,7 +60,7 @@ impl BlobHandle {
         let bytes: Arc<[u8]> = bytes.into();
         BlobHandle {
             blob: Blob::from_bytes(bytes.clone()),
-            bytes: Bytes::Memory(bytes),
+            bytes: OnceLock::from(Bytes::Memory(bytes)),
         }
     }
 }
@@ -99,7 +104,15 @@ impl HostBlob for Sandbox {
         offset: u64,
         len: u64,
     ) -> wasmtime::Result<Vec<u8>> {
-        let bytes = self.table.get(&this)?.bytes.as_slice();
+        let handle = self.table.get(&this)?;
+        let bytes = match handle.bytes.get() {
+            Some(b) => b,
+            None => {
+                let opened = self.scope.inner.open(&handle.blob)?;
+                handle.bytes.get_or_init(|| opened)
+            }
+        }
+        .as_slice();
         let start = offset.min(bytes.len() as u64) as usize;
         let end = offset
             .saturating_add(len.min(MAX_READ))

@@ -5,17 +5,22 @@
 //! miss.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, InstancePre, Linker, ResourceAny, Val};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{
+    AsContextMut, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    StoreContextMut,
+};
 
 use crate::blob::{self, BlobHandle, Bytes};
 use crate::component::Export;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
+use crate::flow::Scope;
 use crate::sandbox::{Sandbox, MAX_MEMORY_BYTES};
+use crate::task::Task;
 use crate::types::{FuncType, Type};
 use crate::value::{Blob, BlobSource, Value};
 
@@ -79,24 +84,28 @@ impl Runtime {
         })
     }
 
-    /// The compiled, linked component `hash`, compiling `bytes()` the first time.
+    /// The compiled, linked `task`, compiling it the first time. Keyed by
+    /// closure: the same component bound to other tasks links differently.
     fn instance_pre(
         &self,
-        hash: Digest,
-        what: &str,
-        bytes: impl FnOnce() -> Result<Arc<[u8]>>,
+        task: &Task,
+        define_imports: impl FnOnce(&mut Linker<Sandbox>) -> wasmtime::Result<()>,
     ) -> Result<InstancePre<Sandbox>> {
-        if let Some(pre) = self.pres.lock().expect("poisoned").get(&hash) {
+        if let Some(pre) = self.pres.lock().expect("poisoned").get(&task.closure()) {
             return Ok(pre.clone());
         }
-        let bytes = bytes()?;
+        let what = task.name();
+        let bytes = task.bytes()?;
         let component = Component::new(&self.engine, &bytes).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidComponent,
                 format!("cannot compile {what}: {e:#}"),
             )
         })?;
-        let pre = self.linker.instantiate_pre(&component).map_err(|e| {
+        let mut linker = self.linker.clone();
+        define_imports(&mut linker)
+            .map_err(|e| Error::internal(format!("cannot link the imports of {what}: {e:#}")))?;
+        let pre = linker.instantiate_pre(&component).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidComponent,
                 format!("{what} imports something cairn does not provide: {e:#}"),
@@ -105,29 +114,27 @@ impl Runtime {
         self.pres
             .lock()
             .expect("poisoned")
-            .insert(hash, pre.clone());
+            .insert(task.closure(), pre.clone());
         Ok(pre)
     }
 
-    /// Runs `export` of component `hash` on `args` in a fresh sandbox seeded
-    /// by `key`.
+    /// Runs `export` of `task` on `args` in a fresh sandbox seeded by `key`.
     #[expect(clippy::too_many_arguments, reason = "one call's full description")]
     pub(crate) fn execute(
         &self,
-        hash: Digest,
-        what: &str,
-        bytes: impl FnOnce() -> Result<Arc<[u8]>>,
+        task: &Task,
+        define_imports: impl FnOnce(&mut Linker<Sandbox>) -> wasmtime::Result<()>,
         export: &Export,
         ty: &FuncType,
         args: &[Value],
         key: &Digest,
-        blobs: &dyn BlobReader,
+        scope: Scope,
     ) -> Result<Execution> {
-        let pre = self.instance_pre(hash, what, bytes)?;
+        let what = task.name();
+        let pre = self.instance_pre(task, define_imports)?;
         let start = Instant::now();
-        let mut store = Store::new(&self.engine, Sandbox::new(key));
+        let mut store = Store::new(&self.engine, Sandbox::new(key, scope));
         store.limiter(|s| &mut s.limits);
-        let internal = |e: wasmtime::Error| Error::internal(format!("{what}: {e:#}"));
         let instance = pre
             .instantiate(&mut store)
             .map_err(|e| failed(what, export, e))?;
@@ -149,16 +156,19 @@ impl Runtime {
                 .get_func(&mut store, idx)
                 .ok_or_else(|| Error::internal(format!("`{}` is not a function", export.path())))?
         };
+        let mut cx = store.as_context_mut();
         let params = args
             .iter()
             .zip(&ty.params)
-            .map(|(v, (_, t))| to_val(&mut store, v, t, blobs))
+            .map(|(v, (_, t))| to_val(&mut cx, v, t))
             .collect::<Result<Vec<_>>>()?;
         let mut results = vec![Val::Bool(false); usize::from(ty.result.is_some())];
-        func.call(&mut store, &params, &mut results)
+        func.call(&mut cx, &params, &mut results)
             .map_err(|e| failed(what, export, e))?;
         let value = match (results.pop(), &ty.result) {
-            (Some(v), Some(t)) => Some(from_val(&mut store, v, t).map_err(internal)?),
+            (Some(v), Some(t)) => Some(
+                from_val(&mut cx, v, t).map_err(|e| Error::internal(format!("{what}: {e:#}")))?,
+            ),
             _ => None,
         };
         let (_, stderr) = store.data().output();
@@ -171,6 +181,11 @@ impl Runtime {
 }
 
 fn failed(what: &str, export: &Export, e: wasmtime::Error) -> Error {
+    // A failure inside a task a flow called: report that task, not the flow.
+    let e = match e.downcast::<Error>() {
+        Ok(inner) => return inner,
+        Err(e) => e,
+    };
     let mut msg = format!("{what} failed in `{}`: {e}", export.path());
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         msg = format!("{what} trapped in `{}`: {trap}", export.path());
@@ -178,15 +193,18 @@ fn failed(what: &str, export: &Export, e: wasmtime::Error) -> Error {
     Error::new(ErrorKind::TaskFailed, format!("{msg} (nothing was cached)"))
 }
 
-/// A store-independent value into a `Val` of `store`.
-fn to_val(store: &mut Store<Sandbox>, v: &Value, ty: &Type, blobs: &dyn BlobReader) -> Result<Val> {
-    let inner = |store: &mut Store<Sandbox>, v: &Value, t: &Type| to_val(store, v, t, blobs);
-    let opt = |store: &mut Store<Sandbox>,
+type Cx<'a> = StoreContextMut<'a, Sandbox>;
+
+/// A store-independent value into a `Val` of `store`. Blobs become handles
+/// whose bytes are opened only if the task reads them.
+pub(crate) fn to_val(store: &mut Cx<'_>, v: &Value, ty: &Type) -> Result<Val> {
+    let inner = |store: &mut Cx<'_>, v: &Value, t: &Type| to_val(store, v, t);
+    let opt = |store: &mut Cx<'_>,
                v: &Option<Box<Value>>,
                t: Option<&Type>|
      -> Result<Option<Box<Val>>> {
         match (v, t) {
-            (Some(v), Some(t)) => Ok(Some(Box::new(to_val(store, v, t, blobs)?))),
+            (Some(v), Some(t)) => Ok(Some(Box::new(to_val(store, v, t)?))),
             _ => Ok(None),
         }
     };
@@ -236,11 +254,10 @@ fn to_val(store: &mut Store<Sandbox>, v: &Value, ty: &Type, blobs: &dyn BlobRead
         }),
         (Value::Flags(fs), _) => Val::Flags(fs.clone()),
         (Value::Blob(b), Type::Blob { .. }) => {
-            let bytes = blobs.open(b)?;
             let handle = store
                 .data_mut()
                 .table
-                .push(BlobHandle::new(b.clone(), bytes))
+                .push(BlobHandle::new(b.clone()))
                 .map_err(|e| Error::internal(format!("cannot hand a blob to the task: {e}")))?;
             let any = ResourceAny::try_from_resource(handle, &mut *store)
                 .map_err(|e| Error::internal(format!("cannot hand a blob to the task: {e:#}")))?;
@@ -255,11 +272,11 @@ fn to_val(store: &mut Store<Sandbox>, v: &Value, ty: &Type, blobs: &dyn BlobRead
     })
 }
 
-/// A `Val` of `store` into a store-independent value, taking blob handles out
-/// of the store.
-fn from_val(store: &mut Store<Sandbox>, v: Val, ty: &Type) -> wasmtime::Result<Value> {
+/// A `Val` of `store` into a store-independent value. Owned blob handles are
+/// taken out of the store; borrowed ones are looked at.
+pub(crate) fn from_val(store: &mut Cx<'_>, v: Val, ty: &Type) -> wasmtime::Result<Value> {
     fn opt(
-        store: &mut Store<Sandbox>,
+        store: &mut Cx<'_>,
         v: Option<Box<Val>>,
         t: Option<&Type>,
     ) -> wasmtime::Result<Option<Box<Value>>> {
@@ -315,8 +332,11 @@ fn from_val(store: &mut Store<Sandbox>, v: Val, ty: &Type) -> wasmtime::Result<V
         (Val::Flags(fs), _) => Value::Flags(fs),
         (Val::Resource(any), Type::Blob { .. }) => {
             let res = any.try_into_resource::<BlobHandle>(&mut *store)?;
-            let handle = store.data_mut().table.delete(res)?;
-            Value::Blob(handle.blob)
+            if res.owned() {
+                Value::Blob(store.data_mut().table.delete(res)?.blob)
+            } else {
+                Value::Blob(store.data().table.get(&res)?.blob.clone())
+            }
         }
         (v, t) => wasmtime::bail!("the task returned {v:?} where its type says {t}"),
     })

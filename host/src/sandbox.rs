@@ -32,6 +32,7 @@ use wasmtime_wasi::{
 };
 
 use crate::digest::Digest;
+use crate::flow::Scope;
 
 /// The version of the deterministic environment described above.
 pub const SANDBOX_VERSION: &str = "cairn-sandbox/1";
@@ -97,11 +98,13 @@ pub(crate) struct Sandbox {
     pub(crate) limits: StoreLimits,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
+    /// The run this call belongs to (for the calls a flow makes, and blobs).
+    pub(crate) scope: Scope,
 }
 
 impl Sandbox {
     /// A fresh deterministic environment for the call whose key is `seed`.
-    pub(crate) fn new(seed: &Digest) -> Sandbox {
+    pub(crate) fn new(seed: &Digest, scope: Scope) -> Sandbox {
         let stdout = MemoryOutputPipe::new(MAX_OUTPUT_BYTES);
         let stderr = MemoryOutputPipe::new(MAX_OUTPUT_BYTES);
         let insecure_seed =
@@ -126,6 +129,7 @@ impl Sandbox {
                 .build(),
             stdout,
             stderr,
+            scope,
         }
     }
 

@@ -1,0 +1,431 @@
+//! The one path every call takes — key → lookup → run on a miss → store —
+//! and flows: components whose imports are bound to other tasks, so that
+//! every cross-component call takes that same path.
+//!
+//! A flow's import functions are defined dynamically: each computes the child
+//! call's key, answers from the cache on a hit (nothing below it compiles,
+//! instantiates or reads input), and otherwise runs the child in its own
+//! store. Blobs cross between stores by hash.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Linker, Val};
+use wasmtime::StoreContextMut;
+
+use crate::blob::Bytes;
+use crate::codec;
+use crate::digest::Digest;
+use crate::engine::{self, BlobReader, Runtime};
+use crate::error::{Error, ErrorKind, Result};
+use crate::host::{CacheMode, CacheStatus, CallOptions, CallRecord};
+use crate::key::{self, KeyInputs};
+use crate::sandbox::{Grants, Sandbox};
+use crate::store::{Store, INLINE_MAX};
+use crate::task::{host_provided, Task};
+use crate::types::FuncType;
+use crate::value::{Blob, BlobSource, Value};
+
+/// Deepest nesting of flow calls before a call is refused.
+pub const MAX_DEPTH: u32 = 64;
+
+/// What a [`crate::Host`] shares with the calls it runs.
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    runtime: OnceLock<Runtime>,
+    grants: Grants,
+    /// Results of tasks that do not persist, for the life of the host.
+    memory: Mutex<HashMap<Digest, (Option<Value>, Duration)>>,
+}
+
+/// Where a call runs: its host, the run's record of calls, and its depth.
+#[derive(Clone)]
+pub(crate) struct Scope {
+    pub(crate) inner: Arc<Inner>,
+    trace: Arc<Mutex<Vec<CallRecord>>>,
+    depth: u32,
+    opts: CallOptions,
+}
+
+impl Scope {
+    /// The scope of a new top-level call.
+    pub(crate) fn root(inner: Arc<Inner>, opts: CallOptions) -> Scope {
+        Scope {
+            inner,
+            trace: Arc::default(),
+            depth: 0,
+            opts,
+        }
+    }
+
+    /// Every call made so far in this run, in the order they started.
+    pub(crate) fn calls(&self) -> Vec<CallRecord> {
+        self.trace.lock().expect("poisoned").clone()
+    }
+
+    fn child(&self) -> Scope {
+        let mut s = self.clone();
+        s.depth += 1;
+        // `--refresh` re-runs the call asked for; what it calls may still hit.
+        if s.opts.cache == CacheMode::Refresh {
+            s.opts.cache = CacheMode::Use;
+        }
+        s
+    }
+}
+
+/// One finished call.
+pub(crate) struct Called {
+    pub(crate) value: Option<Value>,
+    pub(crate) cache: CacheStatus,
+    pub(crate) key: Digest,
+    pub(crate) run: Duration,
+    pub(crate) stored: bool,
+    pub(crate) stderr: Vec<u8>,
+}
+
+impl Inner {
+    pub(crate) fn new(store: Store) -> Inner {
+        Inner {
+            store,
+            runtime: OnceLock::new(),
+            grants: Grants::default(),
+            memory: Mutex::default(),
+        }
+    }
+
+    /// The key of `export` of `task` on `args`, and the arguments' encoding.
+    pub(crate) fn key_of(
+        &self,
+        task: &Task,
+        export: &str,
+        ty: &FuncType,
+        args: &[Value],
+    ) -> Result<Digest> {
+        if args.len() != ty.params.len() {
+            return Err(Error::new(
+                ErrorKind::BadArguments,
+                format!(
+                    "`{export}` takes {} argument(s), {} given: {ty}",
+                    ty.params.len(),
+                    args.len()
+                ),
+            ));
+        }
+        let mut encoded = Vec::new();
+        for (v, (name, t)) in args.iter().zip(&ty.params) {
+            codec::encode(v, t, &mut encoded).map_err(|e| {
+                Error::new(
+                    ErrorKind::BadArguments,
+                    format!("argument `{name}` of `{export}`: {e}"),
+                )
+            })?;
+        }
+        Ok(key::call_key(&KeyInputs {
+            closure: task.closure,
+            export,
+            func: ty,
+            args: &encoded,
+            sandbox: self.grants.digest(),
+        }))
+    }
+
+    fn runtime(&self) -> Result<&Runtime> {
+        if let Some(r) = self.runtime.get() {
+            return Ok(r);
+        }
+        let r = Runtime::new()?;
+        Ok(self.runtime.get_or_init(|| r))
+    }
+
+    /// Looks up a stored result: `None` on a miss, or when the stored value is
+    /// missing or damaged (then the call runs and repairs it).
+    fn lookup(&self, key: &Digest, ty: &FuncType) -> Result<Option<(Option<Value>, Duration)>> {
+        if let Some(hit) = self.memory.lock().expect("poisoned").get(key) {
+            return Ok(Some(hit.clone()));
+        }
+        let Some(record) = self.store.result(key)? else {
+            return Ok(None);
+        };
+        let Some(bytes) = self.store.object(&record.value, record.value_len)? else {
+            return Ok(None);
+        };
+        let value = match &ty.result {
+            None if bytes.is_empty() => None,
+            None => return Ok(None),
+            Some(t) => match codec::from_bytes(&bytes, t) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!(%key, "stored result does not decode ({e}); re-executing");
+                    return Ok(None);
+                }
+            },
+        };
+        Ok(Some((value, Duration::from_micros(record.run_us))))
+    }
+
+    fn put(&self, key: &Digest, value: Option<&Value>, ty: &FuncType, run: Duration) -> Result<()> {
+        let (encoded, blobs) = match (value, &ty.result) {
+            (Some(v), Some(t)) => {
+                let encoded = codec::to_bytes(v, t)
+                    .map_err(|e| Error::internal(format!("result does not encode: {e}")))?;
+                (encoded, result_blobs(v)?)
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
+        let refs: Vec<&[u8]> = blobs.iter().map(|b| &b[..]).collect();
+        self.store.put_result(key, &encoded, &refs, run)
+    }
+}
+
+/// The content of every blob in a result that the cache does not hold yet.
+fn result_blobs(v: &Value) -> Result<Vec<Arc<[u8]>>> {
+    let mut out = Vec::new();
+    let mut err = None;
+    v.for_each_blob(&mut |b: &Blob| match &b.source {
+        BlobSource::Bytes(bytes) => out.push(bytes.clone()),
+        BlobSource::File(path) => match std::fs::read(path) {
+            Ok(bytes) => out.push(bytes.into()),
+            Err(e) => err = Some(Error::io(format_args!("cannot read {}", path.display()), e)),
+        },
+        BlobSource::Stored => {}
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Calls `export` of `task` in `scope`: the path of every call, top-level or
+/// made by a flow.
+pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> Result<Called> {
+    let inner = &scope.inner;
+    let (export, ty) = task.resolve(export)?;
+    let path = export.path();
+    let key = inner.key_of(task, &path, ty, args)?;
+    let start = Instant::now();
+    let slot = {
+        let mut trace = scope.trace.lock().expect("poisoned");
+        trace.push(CallRecord {
+            component: task.name.clone(),
+            export: path.clone(),
+            key,
+            cache: CacheStatus::Miss,
+            elapsed: Duration::ZERO,
+            depth: scope.depth,
+        });
+        trace.len() - 1
+    };
+    let finish = |cache: CacheStatus| {
+        let mut trace = scope.trace.lock().expect("poisoned");
+        trace[slot].cache = cache;
+        trace[slot].elapsed = start.elapsed();
+    };
+    if scope.opts.cache == CacheMode::Use {
+        if let Some((value, run)) = inner.lookup(&key, ty)? {
+            finish(CacheStatus::Hit);
+            return Ok(Called {
+                value,
+                cache: CacheStatus::Hit,
+                key,
+                run,
+                stored: false,
+                stderr: Vec::new(),
+            });
+        }
+    }
+    if scope.depth >= MAX_DEPTH {
+        return Err(Error::new(
+            ErrorKind::TaskFailed,
+            format!(
+                "flow calls nest deeper than {MAX_DEPTH} at {} `{path}`; is a flow calling itself?",
+                task.name
+            ),
+        ));
+    }
+    let unbound = task.unbound_imports();
+    if !unbound.is_empty() {
+        return Err(unbound_error(task, &unbound));
+    }
+    let exec = inner.runtime()?.execute(
+        task,
+        |linker| define_imports(linker, task),
+        export,
+        ty,
+        args,
+        &key,
+        scope.clone(),
+    )?;
+    let stored = scope.opts.cache != CacheMode::Off;
+    if stored && task.persist {
+        inner.put(&key, exec.value.as_ref(), ty, exec.run)?;
+    } else if stored {
+        inner
+            .memory
+            .lock()
+            .expect("poisoned")
+            .insert(key, (exec.value.clone(), exec.run));
+    }
+    finish(CacheStatus::Miss);
+    Ok(Called {
+        value: exec.value,
+        cache: CacheStatus::Miss,
+        key,
+        run: exec.run,
+        stored: stored && task.persist,
+        stderr: exec.stderr,
+    })
+}
+
+fn unbound_error(task: &Task, unbound: &[&str]) -> Error {
+    Error::new(
+        ErrorKind::InvalidComponent,
+        format!(
+            "{} imports {} which no component provides; give the component that exports it with --with (or in cairn.toml)",
+            task.name,
+            unbound.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+        ),
+    )
+}
+
+/// Defines each function of each bound import of `task` as a call through
+/// the cache into the bound task.
+fn define_imports(linker: &mut Linker<Sandbox>, task: &Task) -> wasmtime::Result<()> {
+    for (import, child) in task.bound.iter() {
+        let mut instance = linker.instance(import)?;
+        for export in child
+            .exports()
+            .iter()
+            .filter(|e| e.interface.as_deref() == Some(import.as_str()))
+        {
+            let Ok(ty) = export.ty.clone() else { continue };
+            let child = child.clone();
+            let path = export.path();
+            instance.func_new(&export.func, move |mut store, _, params, results| {
+                import_call(&mut store, &child, &path, &ty, params, results)
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A flow calling `path` of `child`: arguments out of the flow's store, the
+/// call through the cache, the result into the flow's store.
+fn import_call(
+    store: &mut StoreContextMut<'_, Sandbox>,
+    child: &Task,
+    path: &str,
+    ty: &FuncType,
+    params: &[Val],
+    results: &mut [Val],
+) -> wasmtime::Result<()> {
+    let scope = store.data().scope.child();
+    let args = params
+        .iter()
+        .zip(&ty.params)
+        .map(|(v, (_, t))| engine::from_val(store, v.clone(), t))
+        .collect::<wasmtime::Result<Vec<_>>>()?;
+    let called = call(&scope, child, path, &args).map_err(wasmtime::Error::new)?;
+    if let (Some(v), Some(t), Some(slot)) = (&called.value, &ty.result, results.first_mut()) {
+        *slot = engine::to_val(store, v, t).map_err(wasmtime::Error::new)?;
+    }
+    Ok(())
+}
+
+/// Binds the imports of `task` — and, recursively, of the tasks it binds — to
+/// the components of `pool` that export them. `choose` names the task to use
+/// for an import more than one component exports.
+pub(crate) fn bind(task: &Task, pool: &[Task], choose: &[(String, String)]) -> Result<Task> {
+    bind_rec(task, pool, choose, &mut Vec::new())
+}
+
+fn bind_rec(
+    task: &Task,
+    pool: &[Task],
+    choose: &[(String, String)],
+    stack: &mut Vec<(Digest, String)>,
+) -> Result<Task> {
+    let cycle = stack.iter().any(|(h, _)| *h == task.hash);
+    stack.push((task.hash, task.name.clone()));
+    if cycle {
+        let chain: Vec<&str> = stack.iter().map(|(_, n)| n.as_str()).collect();
+        return Err(Error::new(
+            ErrorKind::InvalidComponent,
+            format!(
+                "flows call each other in a cycle: {}; break the cycle",
+                chain.join(" → ")
+            ),
+        ));
+    }
+    let mut bound = Vec::new();
+    for import in task.imports().iter().filter(|i| !host_provided(i)) {
+        let providers: Vec<&Task> = pool
+            .iter()
+            .filter(|t| t.exports_interface(import))
+            .collect();
+        let chosen = choose
+            .iter()
+            .find(|(i, _)| i == import)
+            .map(|(_, name)| name);
+        let provider = match (chosen, providers.as_slice()) {
+            (Some(name), _) => providers.iter().find(|t| &t.name == name).copied().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidComponent,
+                    format!("`{import}` is bound to `{name}`, which does not export it (or is not given)"),
+                )
+            })?,
+            (None, [one]) => *one,
+            (None, []) => return Err(unbound_error(task, &[import])),
+            (None, many) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidComponent,
+                    format!(
+                        "`{import}` (imported by {}) is exported by {}; choose one under [bind] in cairn.toml",
+                        task.name,
+                        many.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(" and ")
+                    ),
+                ))
+            }
+        };
+        bound.push((import.clone(), bind_rec(provider, pool, choose, stack)?));
+    }
+    stack.pop();
+    bound.sort_by(|a, b| a.0.cmp(&b.0));
+    let closures: Vec<(String, Digest)> =
+        bound.iter().map(|(i, t)| (i.clone(), t.closure)).collect();
+    let mut out = task.clone();
+    out.closure = key::closure(task.hash, &closures);
+    out.bound = bound.into();
+    Ok(out)
+}
+
+impl BlobReader for Inner {
+    fn open(&self, blob: &Blob) -> Result<Bytes> {
+        if let Some(bytes) = engine::open_uncached(blob) {
+            return bytes;
+        }
+        let missing = || {
+            Error::new(
+                ErrorKind::Cache,
+                format!(
+                    "blob {} is not in the cache (removed or damaged); re-run what produced it",
+                    blob.hash()
+                ),
+            )
+        };
+        if blob.len() as usize > INLINE_MAX {
+            let path = self.store.object_file(&blob.hash());
+            let (hash, _) = crate::digest::hash_file(&path).map_err(|_| missing())?;
+            if hash != blob.hash() {
+                return Err(missing());
+            }
+            return crate::blob::map_file(&path).map_err(|_| missing());
+        }
+        let bytes = self
+            .store
+            .object(&blob.hash(), blob.len())?
+            .ok_or_else(missing)?;
+        Ok(Bytes::Memory(bytes.into()))
+    }
+}

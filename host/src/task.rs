@@ -1,0 +1,212 @@
+//! [`Task`]: a loaded component, and the components bound to its imports.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use crate::component::{ComponentInfo, Export};
+use crate::digest::Digest;
+use crate::error::{Error, ErrorKind, Result};
+use crate::key;
+use crate::types::FuncType;
+
+/// A loaded component: its hash, interface, and (for a flow) the tasks bound
+/// to its imports. Its bytes are read only when one of its calls misses.
+///
+/// Cloning is cheap; clones share everything.
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub(crate) hash: Digest,
+    pub(crate) name: String,
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) bytes: Arc<OnceLock<Arc<[u8]>>>,
+    pub(crate) info: Arc<ComponentInfo>,
+    /// Import name → the task bound to it, sorted by import name.
+    pub(crate) bound: Arc<[(String, Task)]>,
+    pub(crate) closure: Digest,
+    pub(crate) persist: bool,
+}
+
+/// Whether the host itself provides import `name` (WASI and `cairn:task`).
+pub(crate) fn host_provided(name: &str) -> bool {
+    name.starts_with("wasi:") || name.starts_with("cairn:task/")
+}
+
+impl Task {
+    pub(crate) fn new(
+        hash: Digest,
+        name: String,
+        path: Option<PathBuf>,
+        bytes: Arc<OnceLock<Arc<[u8]>>>,
+        info: ComponentInfo,
+    ) -> Task {
+        Task {
+            hash,
+            name,
+            path,
+            bytes,
+            info: Arc::new(info),
+            bound: Arc::from([]),
+            closure: key::closure(hash, &[]),
+            persist: true,
+        }
+    }
+
+    /// `blake3` of the component's bytes: its identity.
+    pub fn hash(&self) -> Digest {
+        self.hash
+    }
+
+    /// The code closure: this component's hash and the closures of every
+    /// component bound below it (see [`crate::key::closure`]). Calls are keyed by it.
+    pub fn closure(&self) -> Digest {
+        self.closure
+    }
+
+    /// The name used in messages and reports.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// This task under another name.
+    pub fn named(mut self, name: impl Into<String>) -> Task {
+        self.name = name.into();
+        self
+    }
+
+    /// Whether results of this task are written to the cache (the default),
+    /// or only kept in memory for the life of the [`crate::Host`].
+    pub fn persist(&self) -> bool {
+        self.persist
+    }
+
+    /// This task with results kept in memory only (`false`) or stored (`true`).
+    pub fn with_persist(mut self, persist: bool) -> Task {
+        self.persist = persist;
+        self
+    }
+
+    /// The exported functions.
+    pub fn exports(&self) -> &[Export] {
+        &self.info.exports
+    }
+
+    /// The imported interfaces and functions.
+    pub fn imports(&self) -> &[String] {
+        &self.info.imports
+    }
+
+    /// The tasks bound to this task's imports, by import name.
+    pub fn bound(&self) -> &[(String, Task)] {
+        &self.bound
+    }
+
+    /// Imports that neither the host nor a bound task provides.
+    pub fn unbound_imports(&self) -> Vec<&str> {
+        self.imports()
+            .iter()
+            .filter(|i| !host_provided(i) && !self.bound.iter().any(|(b, _)| b == *i))
+            .map(String::as_str)
+            .collect()
+    }
+
+    /// Whether this task exports interface `name`.
+    pub(crate) fn exports_interface(&self, name: &str) -> bool {
+        self.exports()
+            .iter()
+            .any(|e| e.interface.as_deref() == Some(name))
+    }
+
+    /// The export `query` names: its full path, its bare function name, or
+    /// `interface#func` with the interface's short name. `None` picks the only
+    /// export.
+    ///
+    /// # Errors
+    /// [`ErrorKind::UnknownExport`] when nothing or more than one export matches;
+    /// the message lists the exports.
+    pub fn export(&self, query: Option<&str>) -> Result<&Export> {
+        let found: Vec<&Export> = match query {
+            Some(q) => self.exports().iter().filter(|e| e.matches(q)).collect(),
+            None => self.exports().iter().collect(),
+        };
+        match (found.as_slice(), query) {
+            ([one], _) => Ok(one),
+            ([], Some(q)) => Err(Error::new(
+                ErrorKind::UnknownExport,
+                format!(
+                    "{} has no export `{q}`; it exports: {}",
+                    self.name,
+                    self.export_list()
+                ),
+            )),
+            ([], None) => Err(Error::new(
+                ErrorKind::UnknownExport,
+                format!("{} exports no functions; nothing to run", self.name),
+            )),
+            (_, Some(q)) => Err(Error::new(
+                ErrorKind::UnknownExport,
+                format!(
+                    "`{q}` could be any of {}; give the full name",
+                    found
+                        .iter()
+                        .map(|e| e.path())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+            (_, None) => Err(Error::new(
+                ErrorKind::UnknownExport,
+                format!(
+                    "{} has {} exports; name one after the component: {}",
+                    self.name,
+                    found.len(),
+                    self.export_list()
+                ),
+            )),
+        }
+    }
+
+    fn export_list(&self) -> String {
+        let names: Vec<String> = self.exports().iter().map(Export::path).collect();
+        if names.is_empty() {
+            "nothing".into()
+        } else {
+            names.join(", ")
+        }
+    }
+
+    /// The export `query` names and its signature.
+    pub(crate) fn resolve(&self, query: &str) -> Result<(&Export, &FuncType)> {
+        let export = self.export(Some(query))?;
+        let ty = export.ty.as_ref().map_err(|why| {
+            Error::new(
+                ErrorKind::InvalidComponent,
+                format!("cannot call `{}` of {}: {why}", export.path(), self.name),
+            )
+        })?;
+        Ok((export, ty))
+    }
+
+    /// The component's bytes, read (and checked against its hash) on first use.
+    pub(crate) fn bytes(&self) -> Result<Arc<[u8]>> {
+        if let Some(b) = self.bytes.get() {
+            return Ok(b.clone());
+        }
+        let path = self
+            .path
+            .as_ref()
+            .ok_or_else(|| Error::internal("a task without bytes or path"))?;
+        let bytes: Arc<[u8]> = std::fs::read(path)
+            .map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e))?
+            .into();
+        if Digest::of(&bytes) != self.hash {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "{} changed while cairn was using it; run again",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(self.bytes.get_or_init(|| bytes).clone())
+    }
+}
