@@ -31,7 +31,7 @@ pub(crate) enum Bytes {
 }
 
 impl Bytes {
-    fn as_slice(&self) -> &[u8] {
+    pub(crate) fn as_slice(&self) -> &[u8] {
         match self {
             Bytes::Memory(b) => b,
             Bytes::Mapped(m) => m,

@@ -213,18 +213,20 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
             key,
             cache: CacheStatus::Miss,
             elapsed: Duration::ZERO,
+            run: Duration::ZERO,
             depth: scope.depth,
         });
         trace.len() - 1
     };
-    let finish = |cache: CacheStatus| {
+    let finish = |cache: CacheStatus, run: Duration| {
         let mut trace = scope.trace.lock().expect("poisoned");
         trace[slot].cache = cache;
         trace[slot].elapsed = start.elapsed();
+        trace[slot].run = run;
     };
     if scope.opts.cache == CacheMode::Use {
         if let Some((value, run)) = inner.lookup(&key, ty)? {
-            finish(CacheStatus::Hit);
+            finish(CacheStatus::Hit, run);
             return Ok(Called {
                 value,
                 cache: CacheStatus::Hit,
@@ -267,7 +269,7 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
             .expect("poisoned")
             .insert(key, (exec.value.clone(), exec.run));
     }
-    finish(CacheStatus::Miss);
+    finish(CacheStatus::Miss, exec.run);
     Ok(Called {
         value: exec.value,
         cache: CacheStatus::Miss,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::component::{self, ComponentInfo};
 use crate::digest::Digest;
+use crate::engine::BlobReader;
 #[cfg(doc)]
 use crate::error::ErrorKind;
 use crate::error::{Error, Result};
@@ -95,6 +96,9 @@ pub struct CallRecord {
     pub cache: CacheStatus,
     /// Wall time of the call, including the calls it made.
     pub elapsed: Duration,
+    /// Execution time: of this call on a miss; of the run that produced the
+    /// result on a hit (what the hit saved).
+    pub run: Duration,
     /// 0 for the called task, 1 for the calls it made, and so on.
     pub depth: u32,
 }
@@ -225,6 +229,19 @@ impl Host {
         let path = path.as_ref();
         let (hash, len) = self.inner.store.hash_file(path)?;
         Ok(Blob::from_file(path, hash, len))
+    }
+
+    /// Writes the content of `blob` to the file `path` (verified against its
+    /// hash when it comes from the cache), so results are usable outside cairn.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Cache`] if the blob is no longer in the cache;
+    /// [`ErrorKind::Io`] if the file cannot be written.
+    pub fn write_blob(&self, blob: &Blob, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let bytes = self.inner.open(blob)?;
+        std::fs::write(path, bytes.as_slice())
+            .map_err(|e| Error::io(format_args!("cannot write {}", path.display()), e))
     }
 
     /// The cache key `export` of `task` would use for `args`, computed without

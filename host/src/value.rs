@@ -136,6 +136,34 @@ impl Value {
         wasm_wave::to_string(self).unwrap_or_else(|e| format!("<unprintable: {e}>"))
     }
 
+    /// Every blob inside this value, with its path from the root, named
+    /// `root`, then `.field`, `[index]`, `.ok`, `.err`, `.some` or `.case`
+    /// (as in `result.ok.model`).
+    pub fn blobs_with_paths(&self, root: &str) -> Vec<(String, Blob)> {
+        let mut out = Vec::new();
+        self.walk_blobs(root.to_string(), &mut out);
+        out
+    }
+
+    fn walk_blobs(&self, at: String, out: &mut Vec<(String, Blob)>) {
+        match self {
+            Value::Blob(b) => out.push((at, b.clone())),
+            Value::List(vs) | Value::Tuple(vs) => {
+                for (i, v) in vs.iter().enumerate() {
+                    v.walk_blobs(format!("{at}[{i}]"), out);
+                }
+            }
+            Value::Record(fs) => fs
+                .iter()
+                .for_each(|(n, v)| v.walk_blobs(format!("{at}.{n}"), out)),
+            Value::Variant(c, Some(v)) => v.walk_blobs(format!("{at}.{c}"), out),
+            Value::Option(Some(v)) => v.walk_blobs(format!("{at}.some"), out),
+            Value::Result(Ok(Some(v))) => v.walk_blobs(format!("{at}.ok"), out),
+            Value::Result(Err(Some(v))) => v.walk_blobs(format!("{at}.err"), out),
+            _ => {}
+        }
+    }
+
     /// Visits every blob inside this value.
     pub fn for_each_blob(&self, f: &mut impl FnMut(&Blob)) {
         match self {
@@ -432,6 +460,24 @@ mod tests {
             ])
         );
         assert_eq!(Value::parse(&rec(), &v.to_wave()).unwrap(), v);
+    }
+
+    #[test]
+    fn blob_paths_name_where_each_blob_is() {
+        let b = Blob::from_bytes(b"x".to_vec());
+        let v = Value::Result(Ok(Some(Box::new(Value::Record(vec![
+            ("model".into(), Value::Blob(b.clone())),
+            (
+                "parts".into(),
+                Value::List(vec![Value::U8(1), Value::Blob(b.clone())]),
+            ),
+        ])))));
+        let paths: Vec<String> = v
+            .blobs_with_paths("result")
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(paths, ["result.ok.model", "result.ok.parts[1]"]);
     }
 
     #[test]

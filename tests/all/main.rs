@@ -8,4 +8,5 @@
 mod support;
 
 mod cli;
+mod flows;
 mod library;

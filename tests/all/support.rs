@@ -76,11 +76,16 @@ pub fn failure(cmd: &mut Command) -> (i32, String) {
     )
 }
 
-/// A component from a WIT world and a core module in WAT.
+/// A component from a WIT package (its only world) and a core module in WAT.
 pub fn component(wit: &str, wat: &str) -> Vec<u8> {
+    component_of(wit, None, wat)
+}
+
+/// A component from world `world` of a WIT package and a core module in WAT.
+pub fn component_of(wit: &str, world: Option<&str>, wat: &str) -> Vec<u8> {
     let mut resolve = wit_parser::Resolve::default();
     let pkg = resolve.push_str("test.wit", wit).unwrap();
-    let world = resolve.select_world(&[pkg], None).unwrap();
+    let world = resolve.select_world(&[pkg], world).unwrap();
     let mut module = wat::parse_str(wat).unwrap();
     wit_component::embed_component_metadata(
         &mut module,

@@ -1,22 +1,28 @@
 //! `cairn run`: call one export, from the cache when possible.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cairn::{CacheMode, CallArgs, CallOptions};
 use clap::Args;
 
-/// Call an export of a component; print its result in WAVE.
+/// Call an export of a component or of a manifest's task; print its result in WAVE.
 ///
 /// Arguments go after the component and export, by parameter name
 /// (`--name Ada --count 3`, values in WAVE, strings may be bare, blobs as
 /// `@path`), or as one WAVE call with --invoke. cairn's options go before
-/// the component; --json, --no-cache and --refresh are also understood
-/// after it, up to a `--` after which every argument is the task's.
+/// the component; --json, --no-cache, --refresh and --with are also
+/// understood after it, up to a `--` after which every argument is the task's.
+///
+/// A flow's imports are bound to the components given with --with, or to
+/// the tasks of a manifest (cairn.toml) when a task name is given instead of
+/// a file.
 ///
 /// Examples:
 ///   cairn run hello.wasm greet --name Ada --excited true
 ///   cairn run --invoke 'greet("Ada", true)' hello.wasm
 ///   cairn run --json words.wasm top --text @book.txt --n 10
+///   cairn run pipeline.wasm --with load.wasm --with train.wasm --data @x.csv
+///   cairn run --manifest cairn.toml pipeline --data @x.csv
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct RunArgs {
@@ -32,7 +38,19 @@ pub struct RunArgs {
     /// Run even if the result is cached, and replace it
     #[arg(long)]
     refresh: bool,
-    /// The component (.wasm)
+    /// A component to bind a flow's imports to (repeatable)
+    #[arg(long = "with", value_name = "COMPONENT")]
+    with: Vec<PathBuf>,
+    /// The manifest naming the project's tasks [default: ./cairn.toml, when
+    /// TASK is not a file]
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Write the blobs of the result to files in DIR, named after where they
+    /// are in the result (`result.ok`, `result.model`, …)
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// The component (.wasm), or a task name of the manifest
+    #[arg(value_name = "COMPONENT|TASK")]
     component: PathBuf,
     /// The export, then `--param value` pairs; the export may be omitted when
     /// there is only one
@@ -45,7 +63,8 @@ pub struct RunArgs {
 }
 
 /// cairn's own switches, also accepted among the arguments after the
-/// component (before a `--`, after which everything is the task's).
+/// component (before a `--`, after which everything is the task's), as is
+/// `--with COMPONENT`.
 const OWN_SWITCHES: [&str; 3] = ["--json", "--no-cache", "--refresh"];
 
 /// What follows the component: the export, `--name value` pairs, and any of
@@ -55,6 +74,7 @@ struct Rest {
     export: Option<String>,
     pairs: Vec<(String, String)>,
     switches: Vec<&'static str>,
+    with: Vec<PathBuf>,
 }
 
 /// Splits `[EXPORT] [--name value]…`. A `--flag` followed by another
@@ -102,6 +122,7 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         export,
         pairs,
         switches,
+        with,
     } = split_rest(&args.rest)?;
     let json = args.json || switches.contains(&"--json");
     let no_cache = args.no_cache || switches.contains(&"--no-cache");
@@ -117,7 +138,8 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         None => CallArgs::Named(pairs),
     };
     let host = super::open_host(cache_dir)?;
-    let task = host.load(&args.component)?;
+    let pool: Vec<PathBuf> = args.with.into_iter().chain(with).collect();
+    let task = load_task(&host, &args.component, args.manifest.as_deref(), &pool)?;
     let (export, values) = host.parse_args(&task, export.as_deref(), &call_args)?;
     let mut opts = CallOptions::default();
     opts.cache = match (no_cache, refresh) {
@@ -126,9 +148,32 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         _ => CacheMode::Use,
     };
     let out = host.call_with(&task, &export, &values, &opts)?;
+    if let (Some(dir), Some(value)) = (&args.out, &out.value) {
+        write_blobs(&host, dir, value)?;
+    }
     let result = out.value.as_ref().map(cairn::Value::to_wave);
     let r = &out.report;
+    let saved: std::time::Duration = r
+        .calls
+        .iter()
+        .filter(|c| c.cache == cairn::CacheStatus::Hit)
+        .map(|c| c.run)
+        .sum();
     if json {
+        let calls: Vec<_> = r
+            .calls
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "component": c.component,
+                    "export": c.export,
+                    "key": c.key.to_hex(),
+                    "cache": c.cache.as_str(),
+                    "ms": c.elapsed.as_secs_f64() * 1e3,
+                    "depth": c.depth,
+                })
+            })
+            .collect();
         let json = serde_json::json!({
             "result": result,
             "cache": r.cache.as_str(),
@@ -138,25 +183,77 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
             "stored": r.stored,
             "elapsed_ms": r.elapsed.as_secs_f64() * 1e3,
             "run_ms": r.run.as_secs_f64() * 1e3,
+            "saved_ms": saved.as_secs_f64() * 1e3,
             "component": task.hash().to_hex(),
+            "closure": task.closure().to_hex(),
             "export": export,
             "bytes_hashed": host.bytes_hashed(),
+            "calls": calls,
         });
         return super::print_line(&json.to_string());
     }
     if let Some(result) = result {
         super::print_line(&result)?;
     }
-    let summary = match r.cache {
-        cairn::CacheStatus::Hit => format!("{} saved", human(r.run)),
-        cairn::CacheStatus::Miss => format!("executed in {}", human(r.run)),
-    };
+    let n = r.calls.len();
     eprintln!(
-        "cairn: {} {}, {summary}, key {}",
-        export,
-        r.cache.as_str(),
+        "cairn: {n} call{}: {} hit{}, {} executed, {} saved; key {}",
+        if n == 1 { "" } else { "s" },
+        r.hits,
+        if r.hits == 1 { "" } else { "s" },
+        r.executed,
+        human(saved),
         r.key.short()
     );
+    Ok(())
+}
+
+/// The task to run: a component file (its imports bound to `--with`
+/// components), or a task of the manifest.
+fn load_task(
+    host: &cairn::Host,
+    component: &Path,
+    manifest: Option<&Path>,
+    with: &[PathBuf],
+) -> cairn::Result<cairn::Task> {
+    let implicit = Path::new("cairn.toml");
+    let manifest = match manifest {
+        Some(m) => Some(m),
+        None if !component.exists() && implicit.exists() => Some(implicit),
+        None => None,
+    };
+    if let Some(path) = manifest {
+        let name = component.to_string_lossy();
+        return host.load_from_manifest(&cairn::Manifest::read(path)?, &name);
+    }
+    let task = host.load(component)?;
+    let pool = with
+        .iter()
+        .map(|p| {
+            let name = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok(host.load(p)?.named(name))
+        })
+        .collect::<cairn::Result<Vec<_>>>()?;
+    host.bind(&task, &pool, &[])
+}
+
+/// Writes every blob of `value` to `dir`, one file per blob, named by its
+/// place in the result.
+fn write_blobs(host: &cairn::Host, dir: &Path, value: &cairn::Value) -> cairn::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        cairn::Error::new(
+            cairn::ErrorKind::Io,
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })?;
+    for (name, blob) in value.blobs_with_paths("result") {
+        let path = dir.join(&name);
+        host.write_blob(&blob, &path)?;
+        eprintln!("cairn: wrote {} ({} bytes)", path.display(), blob.len());
+    }
     Ok(())
 }
 

@@ -1,0 +1,218 @@
+//! `cairn.toml`: the components of a project, by name, and how flows bind.
+//!
+//! ```toml
+//! [tasks]
+//! load = "components/load.wasm"                        # a path, relative to this file
+//! train = { path = "components/train.wasm" }
+//! parse = { path = "components/parse.wasm", persist = false }   # results kept for the run only
+//! pipeline = "components/pipeline.wasm"
+//!
+//! [bind]
+//! # Where two tasks export the same interface, which one flows import.
+//! "example:ml/train@0.1.0" = "train"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::host::Host;
+use crate::task::Task;
+
+/// A parsed `cairn.toml`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// The tasks, in name order.
+    pub tasks: Vec<TaskEntry>,
+    /// Explicit bindings: interface name → task name.
+    pub bind: Vec<(String, String)>,
+}
+
+/// One task of a manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskEntry {
+    /// Its name in the manifest.
+    pub name: String,
+    /// The component, resolved against the manifest's directory.
+    pub path: PathBuf,
+    /// Whether its results are stored (default `true`); `false` keeps them in
+    /// memory for one run, for cheap steps with large outputs.
+    pub persist: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    tasks: BTreeMap<String, RawTask>,
+    #[serde(default)]
+    bind: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTask {
+    Path(PathBuf),
+    Full(RawTaskTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTaskTable {
+    path: PathBuf,
+    #[serde(default = "yes")]
+    persist: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Manifest {
+    /// Reads and parses the manifest at `path`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] if it cannot be read; [`ErrorKind::BadArguments`]
+    /// with `file:line` for a syntax error, an unknown key, or a binding to a
+    /// task it does not name.
+    pub fn read(path: &Path) -> Result<Manifest> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format_args!("cannot read manifest {}", path.display()), e))?;
+        Manifest::parse(&text, path)
+    }
+
+    /// Parses manifest `text`, read from `path` (for messages and to resolve
+    /// relative component paths).
+    ///
+    /// # Errors
+    /// As [`Manifest::read`].
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest> {
+        let at = |offset: usize| {
+            let line = text[..offset.min(text.len())].matches('\n').count() + 1;
+            format!("{}:{line}", path.display())
+        };
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let place = e
+                .span()
+                .map(|s| at(s.start))
+                .unwrap_or_else(|| path.display().to_string());
+            let msg = e.message().trim_end().replace('\n', "; ");
+            Error::new(ErrorKind::BadArguments, format!("{place}: {msg}"))
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let tasks: Vec<TaskEntry> = raw
+            .tasks
+            .into_iter()
+            .map(|(name, t)| {
+                let (path, persist) = match t {
+                    RawTask::Path(p) => (p, true),
+                    RawTask::Full(t) => (t.path, t.persist),
+                };
+                TaskEntry {
+                    name,
+                    path: base.join(path),
+                    persist,
+                }
+            })
+            .collect();
+        for (iface, task) in &raw.bind {
+            if !tasks.iter().any(|t| &t.name == task) {
+                let line = text
+                    .find(&format!("\"{iface}\""))
+                    .map(at)
+                    .unwrap_or_else(|| path.display().to_string());
+                return Err(Error::new(
+                    ErrorKind::BadArguments,
+                    format!("{line}: [bind] names task `{task}`, which [tasks] does not define"),
+                ));
+            }
+        }
+        Ok(Manifest {
+            tasks,
+            bind: raw.bind.into_iter().collect(),
+        })
+    }
+}
+
+impl Host {
+    /// Loads every task of `manifest` and returns task `name` with its
+    /// imports bound to the others (see [`Host::bind`]).
+    ///
+    /// # Errors
+    /// [`ErrorKind::BadArguments`] if the manifest has no task `name`; those of
+    /// [`Host::load`] and [`Host::bind`].
+    pub fn load_from_manifest(&self, manifest: &Manifest, name: &str) -> Result<Task> {
+        if !manifest.tasks.iter().any(|t| t.name == name) {
+            let names: Vec<&str> = manifest.tasks.iter().map(|t| t.name.as_str()).collect();
+            return Err(Error::new(
+                ErrorKind::BadArguments,
+                format!(
+                    "the manifest has no task `{name}`; it has: {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+        let tasks = manifest
+            .tasks
+            .iter()
+            .map(|t| Ok(self.load(&t.path)?.named(&t.name).with_persist(t.persist)))
+            .collect::<Result<Vec<_>>>()?;
+        let root = tasks
+            .iter()
+            .find(|t| t.name() == name)
+            .expect("checked above");
+        self.bind(root, &tasks, &manifest.bind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_take_a_path_or_a_table() {
+        let m = Manifest::parse(
+            "[tasks]\na = \"a.wasm\"\nb = { path = \"sub/b.wasm\", persist = false }\n[bind]\n\"x:y/z\" = \"a\"\n",
+            Path::new("/p/cairn.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            m.tasks,
+            [
+                TaskEntry {
+                    name: "a".into(),
+                    path: "/p/a.wasm".into(),
+                    persist: true
+                },
+                TaskEntry {
+                    name: "b".into(),
+                    path: "/p/sub/b.wasm".into(),
+                    persist: false
+                },
+            ]
+        );
+        assert_eq!(m.bind, [("x:y/z".to_string(), "a".to_string())]);
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let bad = |text: &str| {
+            Manifest::parse(text, Path::new("cairn.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            bad("[tasks]\na = \"a.wasm\"\nb = { path = \"b.wasm\", presist = false }\n")
+                .starts_with("cairn.toml:3:")
+        );
+        assert!(bad("[tasks]\na = \n").starts_with("cairn.toml:2:"));
+        assert!(
+            bad("[tasks]\na = \"a.wasm\"\n[bind]\n\"x:y/z\" = \"nope\"\n")
+                .starts_with("cairn.toml:4: [bind] names task `nope`")
+        );
+        assert!(bad("[taks]\n").starts_with("cairn.toml:1:"));
+    }
+}
