@@ -51,12 +51,20 @@ impl Export {
     }
 }
 
+/// The version of what [`describe`] reads from a component; a cached
+/// description of another version is read again.
+pub(crate) const INFO_VERSION: u32 = 1;
+
 /// What cairn knows of a component's interface.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ComponentInfo {
+    /// [`INFO_VERSION`] when this description was made.
+    #[serde(default)]
+    pub(crate) version: u32,
     /// Exported functions, in the component's order.
     pub exports: Vec<Export>,
-    /// Names of the imported instances (interfaces) and functions.
+    /// Names of the imported interfaces and functions that something must
+    /// provide (interfaces imported only for their types are left out).
     pub imports: Vec<String>,
 }
 
@@ -114,16 +122,33 @@ pub fn describe(bytes: &[u8], what: &str) -> Result<ComponentInfo> {
             WorldItem::Type { .. } => {}
         }
     }
+    // An interface imported only for its types (records, enums) needs no
+    // provider: it has nothing to call.
     let imports = world
         .imports
         .iter()
-        .filter(|(_, item)| !matches!(item, WorldItem::Type { .. }))
+        .filter(|(_, item)| match item {
+            WorldItem::Type { .. } => false,
+            WorldItem::Function(_) => true,
+            WorldItem::Interface { id, .. } => {
+                let iface = &resolve.interfaces[*id];
+                !iface.functions.is_empty()
+                    || iface
+                        .types
+                        .values()
+                        .any(|t| matches!(resolve.types[*t].kind, TypeDefKind::Resource))
+            }
+        })
         .map(|(key, _)| match key {
             WorldKey::Name(n) => n.clone(),
             WorldKey::Interface(_) => resolve.name_world_key(key),
         })
         .collect();
-    Ok(ComponentInfo { exports, imports })
+    Ok(ComponentInfo {
+        version: INFO_VERSION,
+        exports,
+        imports,
+    })
 }
 
 fn export(resolve: &Resolve, interface: Option<String>, f: &wit_parser::Function) -> Export {

@@ -441,8 +441,12 @@ impl Store {
         let tx = self.db.begin_read().map_err(|e| damaged(&path, e))?;
         let table = tx.open_table(COMPONENTS).map_err(|e| damaged(&path, e))?;
         let v = table.get(hash.as_bytes()).map_err(|e| damaged(&path, e))?;
-        // An entry this build cannot parse is simply described again.
-        Ok(v.and_then(|v| serde_json::from_str(v.value()).ok()))
+        // An entry this build cannot parse, or made by another version of
+        // `describe`, is simply described again.
+        Ok(
+            v.and_then(|v| serde_json::from_str::<ComponentInfo>(v.value()).ok())
+                .filter(|info| info.version == crate::component::INFO_VERSION),
+        )
     }
 
     /// Remembers the interface of component `hash`.

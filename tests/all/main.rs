@@ -10,3 +10,4 @@ mod support;
 mod cli;
 mod flows;
 mod library;
+mod pipeline;

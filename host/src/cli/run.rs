@@ -10,7 +10,7 @@ use clap::Args;
 /// Arguments go after the component and export, by parameter name
 /// (`--name Ada --count 3`, values in WAVE, strings may be bare, blobs as
 /// `@path`), or as one WAVE call with --invoke. cairn's options go before
-/// the component; --json, --no-cache, --refresh and --with are also
+/// the component; --json, --no-cache, --refresh, --with and --out are also
 /// understood after it, up to a `--` after which every argument is the task's.
 ///
 /// A flow's imports are bound to the components given with --with, or to
@@ -63,8 +63,8 @@ pub struct RunArgs {
 }
 
 /// cairn's own switches, also accepted among the arguments after the
-/// component (before a `--`, after which everything is the task's), as is
-/// `--with COMPONENT`.
+/// component (before a `--`, after which everything is the task's), as are
+/// `--with COMPONENT` and `--out DIR`.
 const OWN_SWITCHES: [&str; 3] = ["--json", "--no-cache", "--refresh"];
 
 /// What follows the component: the export, `--name value` pairs, and any of
@@ -75,6 +75,7 @@ struct Rest {
     pairs: Vec<(String, String)>,
     switches: Vec<&'static str>,
     with: Vec<PathBuf>,
+    out: Option<PathBuf>,
 }
 
 /// Splits `[EXPORT] [--name value]…`. A `--flag` followed by another
@@ -95,6 +96,22 @@ fn split_rest(rest: &[String]) -> cairn::Result<Rest> {
             .filter(|_| !task_only)
         {
             out.switches.push(own);
+            continue;
+        }
+        if (item == "--with" || item == "--out") && !task_only {
+            let path: PathBuf = items
+                .next()
+                .ok_or_else(|| {
+                    cairn::Error::new(
+                        cairn::ErrorKind::BadArguments,
+                        format!("{item} needs a path"),
+                    )
+                })?
+                .into();
+            match item.as_str() {
+                "--with" => out.with.push(path),
+                _ => out.out = Some(path),
+            }
             continue;
         }
         let Some(name) = item.strip_prefix("--") else {
@@ -123,7 +140,9 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         pairs,
         switches,
         with,
+        out: out_dir,
     } = split_rest(&args.rest)?;
+    let out_dir = args.out.or(out_dir);
     let json = args.json || switches.contains(&"--json");
     let no_cache = args.no_cache || switches.contains(&"--no-cache");
     let refresh = args.refresh || switches.contains(&"--refresh");
@@ -148,7 +167,7 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         _ => CacheMode::Use,
     };
     let out = host.call_with(&task, &export, &values, &opts)?;
-    if let (Some(dir), Some(value)) = (&args.out, &out.value) {
+    if let (Some(dir), Some(value)) = (&out_dir, &out.value) {
         write_blobs(&host, dir, value)?;
     }
     let result = out.value.as_ref().map(cairn::Value::to_wave);
@@ -219,7 +238,7 @@ fn load_task(
     let implicit = Path::new("cairn.toml");
     let manifest = match manifest {
         Some(m) => Some(m),
-        None if !component.exists() && implicit.exists() => Some(implicit),
+        None if !component.is_file() && implicit.is_file() => Some(implicit),
         None => None,
     };
     if let Some(path) = manifest {
@@ -311,8 +330,18 @@ mod tests {
 
     #[test]
     fn after_a_double_dash_every_flag_is_the_tasks() {
-        let r = split_rest(&strings(&["f", "--refresh", "--", "--json", "yes"])).unwrap();
+        let r = split_rest(&strings(&[
+            "f",
+            "--refresh",
+            "--with",
+            "a.wasm",
+            "--",
+            "--json",
+            "yes",
+        ]))
+        .unwrap();
         assert_eq!(r.switches, ["--refresh"]);
+        assert_eq!(r.with, [PathBuf::from("a.wasm")]);
         assert_eq!(r.pairs, vec![("json".into(), "yes".into())]);
     }
 }

@@ -1,0 +1,297 @@
+//! The seed example (`examples/ml-pipeline`) through the CLI: a flow over a
+//! sub-flow, whole-flow hits, partial re-runs, sharing across flows, and
+//! persistence policy.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+
+use crate::support::{cairn, example, failure, json, with_custom_section};
+
+/// A small CSV like `make-csv.sh` writes: 8 features, a learnable label.
+fn csv(dir: &Path, rows: usize) -> PathBuf {
+    let mut seed: u64 = 7;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0
+    };
+    let w = [1.5, -2.0, 0.7, 0.0, 3.1, -0.4, 1.1, -1.8];
+    let mut text = String::from("f1,f2,f3,f4,f5,f6,f7,f8,label\n");
+    for _ in 0..rows {
+        let x: Vec<f64> = (0..8).map(|_| next()).collect();
+        let z: f64 = 0.3 + x.iter().zip(w).map(|(x, w)| x * w).sum::<f64>();
+        for v in &x {
+            text.push_str(&format!("{v:.4},"));
+        }
+        text.push_str(if z > 0.0 { "1\n" } else { "0\n" });
+    }
+    let path = dir.join("data.csv");
+    fs::write(&path, text).unwrap();
+    // Old enough for `stat` to vouch for it on the next run.
+    std::thread::sleep(std::time::Duration::from_millis(250));
+    path
+}
+
+/// A manifest over the built ML components; `train` may be replaced and
+/// `load` may be kept out of the store.
+fn manifest(dir: &Path, train: Option<&Path>, load_persist: bool) -> PathBuf {
+    let wasm = |name: &str| example(&format!("ml_{name}")).display().to_string();
+    let train = train
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| wasm("train"));
+    let text = format!(
+        "[tasks]\nload = {{ path = {:?}, persist = {load_persist} }}\ntrain = {train:?}\nevaluate = {:?}\n\
+         training = {:?}\npipeline = {:?}\ncompare = {:?}\n",
+        wasm("load"),
+        wasm("evaluate"),
+        wasm("training"),
+        wasm("pipeline"),
+        wasm("compare"),
+    );
+    let path = dir.join("cairn.toml");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+fn run_task(cache: &Path, manifest: &Path, task: &str, data: &Path, epochs: u32) -> Json {
+    json(
+        cairn(cache)
+            .arg("run")
+            .arg("--manifest")
+            .arg(manifest)
+            .args([
+                task,
+                "--data",
+                &format!("@{}", data.display()),
+                "--hp",
+                &format!("{{learning-rate: 0.5, epochs: {epochs}}}"),
+            ]),
+    )
+}
+
+/// `(task, hit|miss)` for every call of a run, in order.
+fn calls(out: &Json) -> Vec<(String, String)> {
+    out["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["component"].as_str().unwrap().to_string(),
+                c["cache"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn warm_flow_is_one_hit_and_changed_hyperparameters_reuse_the_load() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = csv(dir.path(), 2000);
+    let m = manifest(dir.path(), None, true);
+
+    let cold = run_task(cache.path(), &m, "pipeline", &data, 5);
+    assert!(
+        cold["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("ok({rows: 2000, accuracy: "),
+        "{cold}"
+    );
+    assert_eq!(
+        calls(&cold),
+        pairs(&[
+            ("pipeline", "miss"),
+            ("training", "miss"),
+            ("load", "miss"),
+            ("train", "miss"),
+            ("load", "hit"),
+            ("evaluate", "miss"),
+        ])
+    );
+    assert_eq!(
+        (cold["executed"].as_u64(), cold["hits"].as_u64()),
+        (Some(5), Some(1))
+    );
+
+    let warm = run_task(cache.path(), &m, "pipeline", &data, 5);
+    assert_eq!(warm["cache"], "hit");
+    assert_eq!(warm["executed"], 0);
+    assert_eq!(warm["bytes_hashed"], 0, "a warm run reads no input");
+    assert_eq!(calls(&warm), pairs(&[("pipeline", "hit")]));
+    assert_eq!(warm["result"], cold["result"]);
+
+    let changed = run_task(cache.path(), &m, "pipeline", &data, 8);
+    assert_eq!(
+        calls(&changed),
+        pairs(&[
+            ("pipeline", "miss"),
+            ("training", "miss"),
+            ("load", "hit"),
+            ("train", "miss"),
+            ("load", "hit"),
+            ("evaluate", "miss"),
+        ])
+    );
+}
+
+#[test]
+fn a_second_flow_hits_the_shared_sub_flow() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = csv(dir.path(), 1000);
+    let m = manifest(dir.path(), None, true);
+    run_task(cache.path(), &m, "pipeline", &data, 4);
+    let other = run_task(cache.path(), &m, "compare", &data, 4);
+    assert_eq!(other["cache"], "miss");
+    let c = calls(&other);
+    assert_eq!(c[0], ("compare".into(), "miss".into()));
+    assert_eq!(
+        c[1],
+        ("training".into(), "hit".into()),
+        "trained by the pipeline already"
+    );
+    // The second training (twice the epochs) runs, reusing the parsed CSV.
+    assert_eq!(
+        c[2..],
+        pairs(&[("training", "miss"), ("load", "hit"), ("train", "miss")])
+    );
+}
+
+#[test]
+fn a_changed_leaf_misses_exactly_on_the_calls_above_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = csv(dir.path(), 1000);
+    run_task(
+        cache.path(),
+        &manifest(dir.path(), None, true),
+        "pipeline",
+        &data,
+        4,
+    );
+    let train2 = dir.path().join("train2.wasm");
+    fs::write(
+        &train2,
+        with_custom_section(&fs::read(example("ml_train")).unwrap(), b"v2"),
+    )
+    .unwrap();
+    let m2 = manifest(dir.path(), Some(&train2), true);
+    let out = run_task(cache.path(), &m2, "pipeline", &data, 4);
+    assert_eq!(
+        calls(&out),
+        pairs(&[
+            ("pipeline", "miss"),
+            ("training", "miss"),
+            ("load", "hit"),
+            ("train", "miss"),
+            ("load", "hit"),
+            // Same weights from the same code: evaluate's closure and arguments are unchanged.
+            ("evaluate", "hit"),
+        ])
+    );
+}
+
+#[test]
+fn with_binds_the_same_flow_as_the_manifest() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = csv(dir.path(), 500);
+    let first = run_task(
+        cache.path(),
+        &manifest(dir.path(), None, true),
+        "pipeline",
+        &data,
+        3,
+    );
+    let mut cmd = cairn(cache.path());
+    cmd.arg("run").arg(example("ml_pipeline"));
+    for task in ["training", "load", "train", "evaluate"] {
+        cmd.arg("--with").arg(example(&format!("ml_{task}")));
+    }
+    cmd.args([
+        "--data",
+        &format!("@{}", data.display()),
+        "--hp",
+        "{learning-rate: 0.5, epochs: 3}",
+    ]);
+    let again = json(&mut cmd);
+    assert_eq!(again["cache"], "hit");
+    assert_eq!(again["key"], first["key"]);
+    assert_eq!(again["closure"], first["closure"]);
+}
+
+#[test]
+fn a_missing_import_is_reported_at_load_naming_the_interface() {
+    let cache = tempfile::tempdir().unwrap();
+    let (code, stderr) = failure(
+        cairn(cache.path())
+            .arg("run")
+            .arg(example("ml_pipeline"))
+            .arg("--with")
+            .arg(example("ml_load")),
+    );
+    assert_eq!(code, 2);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("`example:ml/training@0.1.0`"), "{stderr}");
+}
+
+#[test]
+fn a_task_that_does_not_persist_leaves_nothing_in_the_store() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = csv(dir.path(), 500);
+    let m = manifest(dir.path(), None, false);
+    let first = run_task(cache.path(), &m, "pipeline", &data, 3);
+    // Within the run, the second parse was still answered from memory.
+    assert_eq!(calls(&first)[4], ("load".into(), "hit".into()));
+    let load = json(
+        cairn(cache.path())
+            .arg("run")
+            .arg("--manifest")
+            .arg(&m)
+            .args(["load", "--csv", &format!("@{}", data.display())]),
+    );
+    assert_eq!(load["cache"], "miss", "load's result was not stored");
+    assert_eq!(
+        run_task(cache.path(), &m, "pipeline", &data, 3)["cache"],
+        "hit"
+    );
+}
+
+#[test]
+fn out_writes_result_blobs_to_files() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = csv(dir.path(), 100);
+    let out_dir = dir.path().join("out");
+    for _ in 0..2 {
+        // A miss writes what the task made; a hit writes it from the cache.
+        let out = cairn(cache.path())
+            .arg("run")
+            .arg(example("ml_load"))
+            .args(["--csv", &format!("@{}", data.display()), "--out"])
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dataset = fs::read(out_dir.join("result.ok")).unwrap();
+        assert_eq!(dataset.len(), 8 + 100 * 9 * 4);
+        assert_eq!(&dataset[..8], &[100, 0, 0, 0, 9, 0, 0, 0]);
+        fs::remove_file(out_dir.join("result.ok")).unwrap();
+    }
+}
