@@ -20,6 +20,7 @@ use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flow::Scope;
 use crate::sandbox::{Sandbox, MAX_MEMORY_BYTES};
+use crate::store::Store as CacheStore;
 use crate::task::Task;
 use crate::types::{FuncType, Type};
 use crate::value::{Blob, BlobSource, Value};
@@ -40,6 +41,9 @@ pub(crate) struct Execution {
 /// The engine, the linker, and pre-instantiated components by hash.
 pub(crate) struct Runtime {
     engine: Engine,
+    /// Names the engine's compiled-code compatibility (wasmtime version and
+    /// settings): part of every artefact key.
+    compat: String,
     linker: Linker<Sandbox>,
     pres: Mutex<HashMap<Digest, InstancePre<Sandbox>>>,
 }
@@ -77,7 +81,18 @@ impl Runtime {
                 blob::add_blobs_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             })
             .map_err(|e| Error::internal(format!("cannot link host interfaces: {e}")))?;
+        let compat = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            format!(
+                "cairn {} engine {:016x}",
+                env!("CARGO_PKG_VERSION"),
+                h.finish()
+            )
+        };
         Ok(Runtime {
+            compat,
             engine,
             linker,
             pres: Mutex::new(HashMap::new()),
@@ -89,19 +104,14 @@ impl Runtime {
     fn instance_pre(
         &self,
         task: &Task,
+        store: &CacheStore,
         define_imports: impl FnOnce(&mut Linker<Sandbox>) -> wasmtime::Result<()>,
     ) -> Result<InstancePre<Sandbox>> {
         if let Some(pre) = self.pres.lock().expect("poisoned").get(&task.closure()) {
             return Ok(pre.clone());
         }
         let what = task.name();
-        let bytes = task.bytes()?;
-        let component = Component::new(&self.engine, &bytes).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidComponent,
-                format!("cannot compile {what}: {e:#}"),
-            )
-        })?;
+        let component = self.compile(task, store)?;
         let mut linker = self.linker.clone();
         define_imports(&mut linker)
             .map_err(|e| Error::internal(format!("cannot link the imports of {what}: {e:#}")))?;
@@ -118,6 +128,45 @@ impl Runtime {
         Ok(pre)
     }
 
+    /// `task` compiled: from the artefact cached for this engine if there is
+    /// one (verified by hash), else compiled now and cached.
+    fn compile(&self, task: &Task, store: &CacheStore) -> Result<Component> {
+        let key = {
+            let mut h = blake3::Hasher::new_derive_key("cairn compiled artefact");
+            h.update(task.hash().as_bytes());
+            h.update(self.compat.as_bytes());
+            Digest::from(h.finalize())
+        };
+        if let Some(bytes) = store.compiled(&key)? {
+            // SAFETY: these bytes are what `Component::serialize` produced in a
+            // cairn process with a compatible engine; they were verified
+            // against the hash recorded in the index when they were written.
+            match unsafe { Component::deserialize(&self.engine, &bytes) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::debug!(
+                    "cached artefact of {} unusable ({e}); compiling",
+                    task.name()
+                ),
+            }
+        }
+        let bytes = task.bytes()?;
+        let component = Component::new(&self.engine, &bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidComponent,
+                format!("cannot compile {}: {e:#}", task.name()),
+            )
+        })?;
+        match component.serialize() {
+            Ok(artefact) => {
+                if let Err(e) = store.put_compiled(&key, &artefact) {
+                    tracing::warn!("cannot cache the compiled {}: {e}", task.name());
+                }
+            }
+            Err(e) => tracing::debug!("cannot serialize {}: {e}", task.name()),
+        }
+        Ok(component)
+    }
+
     /// Runs `export` of `task` on `args` in a fresh sandbox seeded by `key`.
     #[expect(clippy::too_many_arguments, reason = "one call's full description")]
     pub(crate) fn execute(
@@ -131,7 +180,7 @@ impl Runtime {
         scope: Scope,
     ) -> Result<Execution> {
         let what = task.name();
-        let pre = self.instance_pre(task, define_imports)?;
+        let pre = self.instance_pre(task, &scope.inner.store, define_imports)?;
         let start = Instant::now();
         let mut store = Store::new(&self.engine, Sandbox::new(key, scope));
         store.limiter(|s| &mut s.limits);

@@ -5,6 +5,7 @@
 //! ```text
 //! index.redb            results, small objects, the stat cache, component interfaces
 //! objects/ab/cdef…      objects over 64 KiB, named by their blake3 hash
+//! compiled/KEY.cwasm    compiled components, by component hash and engine
 //! ```
 //!
 //! Every object read is verified against its hash; a mismatch is a miss, and
@@ -35,6 +36,8 @@ const OBJECTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("objects
 const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("files");
 /// Component hash → its interface ([`ComponentInfo`] as JSON).
 const COMPONENTS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("components");
+/// Artefact key (component × engine) → hash of the compiled artefact file.
+const COMPILED: TableDefinition<&[u8; 32], &[u8; 32]> = TableDefinition::new("compiled");
 /// Format metadata.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -209,6 +212,7 @@ impl Store {
                     tx.open_table(OBJECTS).map_err(|e| damaged(path, e))?;
                     tx.open_table(FILES).map_err(|e| damaged(path, e))?;
                     tx.open_table(COMPONENTS).map_err(|e| damaged(path, e))?;
+                    tx.open_table(COMPILED).map_err(|e| damaged(path, e))?;
                 }
                 Some(other) => {
                     return Err(Error::new(
@@ -310,7 +314,12 @@ impl Store {
         if path.exists() {
             return Ok(());
         }
-        let parent = path.parent().expect("objects are two levels down");
+        self.write_file(&path, bytes)
+    }
+
+    /// Writes `bytes` to `path` atomically: a synced temporary file, renamed.
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        let parent = path.parent().expect("cache files live in a subdirectory");
         let fail = |e| {
             Error::io(
                 format_args!("cannot write to cache {}", self.dir.display()),
@@ -321,8 +330,44 @@ impl Store {
         let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(fail)?;
         tmp.write_all(bytes).map_err(fail)?;
         tmp.as_file().sync_data().map_err(fail)?;
-        tmp.persist(&path).map_err(|e| fail(e.error))?;
+        tmp.persist(path).map_err(|e| fail(e.error))?;
         Ok(())
+    }
+
+    fn compiled_path(&self, key: &Digest) -> PathBuf {
+        self.dir
+            .join("compiled")
+            .join(format!("{}.cwasm", key.to_hex()))
+    }
+
+    /// The compiled artefact stored under `key`, verified against the hash
+    /// recorded when it was written; `None` if absent or altered.
+    pub(crate) fn compiled(&self, key: &Digest) -> Result<Option<Vec<u8>>> {
+        let index = self.index_path();
+        let tx = self.db.begin_read().map_err(|e| damaged(&index, e))?;
+        let table = tx.open_table(COMPILED).map_err(|e| damaged(&index, e))?;
+        let Some(expected) = table.get(key.as_bytes()).map_err(|e| damaged(&index, e))? else {
+            return Ok(None);
+        };
+        let expected = Digest::from_bytes(*expected.value());
+        Ok(fs::read(self.compiled_path(key))
+            .ok()
+            .filter(|b| Digest::of(b) == expected))
+    }
+
+    /// Stores a compiled artefact under `key`.
+    pub(crate) fn put_compiled(&self, key: &Digest, bytes: &[u8]) -> Result<()> {
+        self.write_file(&self.compiled_path(key), bytes)?;
+        let hash = Digest::of(bytes);
+        let index = self.index_path();
+        let write = || -> std::result::Result<(), redb::Error> {
+            let tx = self.db.begin_write()?;
+            tx.open_table(COMPILED)?
+                .insert(key.as_bytes(), hash.as_bytes())?;
+            tx.commit()?;
+            Ok(())
+        };
+        write().map_err(|e| damaged(&index, e))
     }
 
     /// Stores a call's result: its objects first, then the index entry.

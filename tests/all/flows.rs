@@ -216,3 +216,27 @@ fn results_of_a_task_that_does_not_persist_stay_in_memory() {
         "the leaf's result was not stored"
     );
 }
+
+#[test]
+fn choose_picks_among_tasks_exporting_the_same_interface() {
+    let cache = tempfile::tempdir().unwrap();
+    let host = Host::open(cache.path()).unwrap();
+    let a = leaf(&host).named("a");
+    let b = host
+        .load_bytes(
+            "b",
+            with_custom_section(&component_of(WIT, Some("leaf"), LEAF), b"b"),
+        )
+        .unwrap();
+    let raw = host
+        .load_bytes("flow", component_of(WIT, Some("flow"), FLOW))
+        .unwrap();
+    let pool = [a.clone(), b.clone()];
+    let err = host.bind(&raw, &pool, &[]).unwrap_err();
+    assert!(err.to_string().contains("exported by a and b"), "{err}");
+    let choose = [("test:flow/ops".to_string(), "b".to_string())];
+    let chosen = host.bind(&raw, &pool, &choose).unwrap();
+    assert_eq!(chosen.closure(), flow(&host, &b).closure());
+    assert_ne!(chosen.closure(), flow(&host, &a).closure());
+    assert_eq!(sum3(&host, &chosen, 1, 1, 1).report.calls[1].component, "b");
+}

@@ -192,3 +192,35 @@ fn refresh_replaces_and_off_leaves_no_trace() {
         CacheStatus::Hit
     );
 }
+
+#[test]
+fn compiled_code_is_kept_and_a_tampered_artefact_is_never_loaded() {
+    let cache = tempfile::tempdir().unwrap();
+    let bytes = component(MATH_WIT, MATH_WAT);
+    {
+        let host = Host::open(cache.path()).unwrap();
+        let task = host.load_bytes("math", bytes.clone()).unwrap();
+        host.call(&task, "add", &[Value::U32(1), Value::U32(1)])
+            .unwrap();
+    }
+    let artefacts: Vec<_> = std::fs::read_dir(cache.path().join("compiled"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        artefacts.len(),
+        1,
+        "one compiled component kept for the next process"
+    );
+    // Garble the machine code: the next process must notice and compile afresh.
+    let mut code = std::fs::read(&artefacts[0]).unwrap();
+    let mid = code.len() / 2;
+    code[mid..mid + 64].iter_mut().for_each(|b| *b ^= 0xff);
+    std::fs::write(&artefacts[0], code).unwrap();
+    let host = Host::open(cache.path()).unwrap();
+    let task = host.load_bytes("math", bytes).unwrap();
+    let out = host
+        .call(&task, "add", &[Value::U32(2), Value::U32(2)])
+        .unwrap();
+    assert_eq!(out.value, Some(Value::U32(4)));
+}
