@@ -215,13 +215,17 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         super::print_line(&result)?;
     }
     let n = r.calls.len();
+    let saved = if saved.is_zero() {
+        String::new()
+    } else {
+        format!(", {} saved", human(saved))
+    };
     eprintln!(
-        "cairn: {n} call{}: {} hit{}, {} executed, {} saved; key {}",
+        "cairn: {n} call{}: {} hit{}, {} executed{saved}; key {}",
         if n == 1 { "" } else { "s" },
         r.hits,
         if r.hits == 1 { "" } else { "s" },
         r.executed,
-        human(saved),
         r.key.short()
     );
     Ok(())
