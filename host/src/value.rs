@@ -490,3 +490,80 @@ mod tests {
         );
     }
 }
+
+/// A `wasmtime::component::Val` as a [`Value`], for embedders that already
+/// hold `Val`s. Fails for resources (pass blobs as [`Value::Blob`]), maps,
+/// fixed-length lists, futures, streams and error contexts.
+impl TryFrom<&wasmtime::component::Val> for Value {
+    type Error = String;
+
+    fn try_from(v: &wasmtime::component::Val) -> Result<Value, String> {
+        use wasmtime::component::Val;
+        let boxed = |v: &Option<Box<Val>>| -> Result<Option<Box<Value>>, String> {
+            v.as_deref()
+                .map(|v| Value::try_from(v).map(Box::new))
+                .transpose()
+        };
+        let all = |vs: &[Val]| {
+            vs.iter()
+                .map(Value::try_from)
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(match v {
+            Val::Bool(x) => Value::Bool(*x),
+            Val::S8(x) => Value::S8(*x),
+            Val::U8(x) => Value::U8(*x),
+            Val::S16(x) => Value::S16(*x),
+            Val::U16(x) => Value::U16(*x),
+            Val::S32(x) => Value::S32(*x),
+            Val::U32(x) => Value::U32(*x),
+            Val::S64(x) => Value::S64(*x),
+            Val::U64(x) => Value::U64(*x),
+            Val::Float32(x) => Value::F32(*x),
+            Val::Float64(x) => Value::F64(*x),
+            Val::Char(x) => Value::Char(*x),
+            Val::String(x) => Value::String(x.clone()),
+            Val::List(vs) => Value::List(all(vs)?),
+            Val::Tuple(vs) => Value::Tuple(all(vs)?),
+            Val::Record(fs) => Value::Record(
+                fs.iter()
+                    .map(|(n, v)| Ok((n.clone(), Value::try_from(v)?)))
+                    .collect::<Result<_, String>>()?,
+            ),
+            Val::Variant(c, p) => Value::Variant(c.clone(), boxed(p)?),
+            Val::Enum(c) => Value::Enum(c.clone()),
+            Val::Option(p) => Value::Option(boxed(p)?),
+            Val::Result(Ok(p)) => Value::Result(Ok(boxed(p)?)),
+            Val::Result(Err(p)) => Value::Result(Err(boxed(p)?)),
+            Val::Flags(fs) => Value::Flags(fs.clone()),
+            other => return Err(format!("{other:?} cannot cross a cached call")),
+        })
+    }
+}
+
+#[cfg(test)]
+mod val_tests {
+    use super::*;
+    use wasmtime::component::Val;
+
+    #[test]
+    fn vals_convert() {
+        let v = Val::Record(vec![
+            ("a".into(), Val::List(vec![Val::U8(1)])),
+            (
+                "b".into(),
+                Val::Option(Some(Box::new(Val::String("x".into())))),
+            ),
+        ]);
+        assert_eq!(
+            Value::try_from(&v).unwrap(),
+            Value::Record(vec![
+                ("a".into(), Value::List(vec![Value::U8(1)])),
+                (
+                    "b".into(),
+                    Value::Option(Some(Box::new(Value::String("x".into()))))
+                ),
+            ])
+        );
+    }
+}

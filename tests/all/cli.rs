@@ -352,3 +352,53 @@ fn help_describes_every_command() {
         assert!(help.contains(flag), "{flag} missing from: {help}");
     }
 }
+
+#[test]
+fn many_processes_share_one_cache_and_keep_every_result() {
+    let cache = tempfile::tempdir().unwrap();
+    let hello = example("hello");
+    let bin = assert_cmd::cargo::cargo_bin("cairn");
+    // 8 processes at a time, 10 rounds each; names overlap across workers so
+    // that the same key is written by several processes.
+    let workers: Vec<_> = (0..8)
+        .map(|w| {
+            let (bin, cache, hello) = (bin.clone(), cache.path().to_path_buf(), hello.clone());
+            std::thread::spawn(move || {
+                for round in 0..10 {
+                    let name = format!("n{}", (w * 3 + round) % 20);
+                    let out = std::process::Command::new(&bin)
+                        .arg("--cache-dir")
+                        .arg(&cache)
+                        .arg("run")
+                        .arg(&hello)
+                        .args(["greet", "--name", &name])
+                        .output()
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    assert_eq!(
+                        String::from_utf8(out.stdout).unwrap(),
+                        format!("\"Hello, {name}.\"\n")
+                    );
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    for i in 0..20 {
+        let name = format!("n{i}");
+        let out = json(
+            cairn(cache.path())
+                .arg("run")
+                .arg(&hello)
+                .args(["greet", "--name", &name]),
+        );
+        assert_eq!(out["cache"], "hit", "{name} was stored");
+        assert_eq!(out["result"], format!("\"Hello, {name}.\""));
+    }
+}

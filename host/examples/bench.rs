@@ -1,0 +1,120 @@
+//! In-process figures for BENCHMARKS.md: cairn through the library.
+//!
+//! ```text
+//! cargo build --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml
+//! cargo run --release -p cairn --example bench -- examples/target/wasm32-wasip2/release [CSV]
+//! ```
+//!
+//! Prints one Markdown table: median and spread of each path, measured in
+//! this one run (the machine is noisy; compare ratios, not absolutes).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cairn::{CacheMode, CallOptions, Host, Task, Value};
+
+/// Runs `f` `n` times; returns the sorted durations.
+fn sample(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
+    let mut out: Vec<Duration> = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn row(what: &str, s: &[Duration], target: &str) {
+    let p = |q: f64| s[((s.len() - 1) as f64 * q) as usize];
+    println!(
+        "| {what} | {:.1} µs | {:.1}–{:.1} µs (p5–p95) | {:.0}/s | {target} |",
+        us(p(0.5)),
+        us(p(0.05)),
+        us(p(0.95)),
+        1.0 / p(0.5).as_secs_f64()
+    );
+}
+
+fn pipeline(host: &Host, wasm: &Path) -> Result<Task, cairn::Error> {
+    let load = |n: &str| {
+        host.load(wasm.join(format!("ml_{n}.wasm")))
+            .map(|t| t.named(n))
+    };
+    let pool = ["load", "train", "evaluate", "training"].map(load);
+    let pool: Vec<Task> = pool.into_iter().collect::<Result<_, _>>()?;
+    host.bind(&load("pipeline")?, &pool, &[])
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let wasm = PathBuf::from(args.next().ok_or("usage: bench WASM_DIR [CSV]")?);
+    let cache = tempfile::tempdir()?;
+    let host = Host::open(cache.path())?;
+
+    println!("| path | median | spread | rate | target |");
+    println!("|---|---|---|---|---|");
+
+    // A tiny task: executed every time (fresh store + instantiate + call + record).
+    let hello = host.load(wasm.join("hello.wasm"))?;
+    let args = [Value::String("bench".into()), Value::Bool(false)];
+    let mut refresh = CallOptions::default();
+    refresh.cache = CacheMode::Refresh;
+    host.call_with(&hello, "greet", &args, &refresh)?; // compile once
+    let s = sample(2000, || {
+        host.call_with(&hello, "greet", &args, &refresh).unwrap();
+    });
+    row("executed tiny call, stored (`--refresh`)", &s, "≤ 50 µs");
+    let mut off = CallOptions::default();
+    off.cache = CacheMode::Off;
+    let s = sample(2000, || {
+        host.call_with(&hello, "greet", &args, &off).unwrap();
+    });
+    row("executed tiny call, not stored (`--no-cache`)", &s, "—");
+
+    // Hits of the tiny task.
+    let s = sample(20_000, || {
+        host.call(&hello, "greet", &args).unwrap();
+    });
+    row("cache hit, tiny task", &s, "≥ 200,000 lookups/s");
+
+    // The whole seed pipeline, warm: one hit at the top.
+    if let Some(csv) = args_csv(&mut args) {
+        let flow = pipeline(&host, &wasm)?;
+        let data = host.blob_from_file(&csv)?;
+        let hp = Value::Record(vec![
+            ("learning-rate".into(), Value::F64(0.5)),
+            ("epochs".into(), Value::U32(2)),
+        ]);
+        let flow_args = [Value::Blob(data), hp];
+        let t = Instant::now();
+        host.call(&flow, "train-model", &flow_args)?;
+        println!(
+            "| (cold pipeline on {}: {:.2} s) | | | | |",
+            csv.display(),
+            t.elapsed().as_secs_f64()
+        );
+        let s = sample(5000, || {
+            host.call(&flow, "train-model", &flow_args).unwrap();
+        });
+        row("warm whole-flow hit (seed pipeline)", &s, "≤ 50 µs");
+        let s = sample(200, || {
+            host.blob_from_file(&csv).unwrap();
+        });
+        row(
+            "re-check of the unchanged CSV (`stat`)",
+            &s,
+            "≤ 1 ms (1 GiB)",
+        );
+    }
+    Ok(())
+}
+
+fn args_csv(args: &mut impl Iterator<Item = String>) -> Option<PathBuf> {
+    args.next().map(PathBuf::from)
+}
