@@ -9,6 +9,7 @@
 //! this one run (the machine is noisy; compare ratios, not absolutes).
 
 use std::path::{Path, PathBuf};
+
 use std::time::{Duration, Instant};
 
 use cairn::{CacheMode, CallOptions, Host, Task, Value};
@@ -52,8 +53,9 @@ fn pipeline(host: &Host, wasm: &Path) -> Result<Task, cairn::Error> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let wasm = PathBuf::from(args.next().ok_or("usage: bench WASM_DIR [CSV]")?);
+    let mut argv = std::env::args().skip(1);
+    let wasm = PathBuf::from(argv.next().ok_or("usage: bench WASM_DIR [CSV]")?);
+    let csv = argv.next().map(PathBuf::from);
     let cache = tempfile::tempdir()?;
     let host = Host::open(cache.path())?;
 
@@ -84,7 +86,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     row("cache hit, tiny task", &s, "≥ 200,000 lookups/s");
 
     // The whole seed pipeline, warm: one hit at the top.
-    if let Some(csv) = args_csv(&mut args) {
+    if let Some(csv) = csv {
         let flow = pipeline(&host, &wasm)?;
         let data = host.blob_from_file(&csv)?;
         let hp = Value::Record(vec![
@@ -113,8 +115,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
-}
-
-fn args_csv(args: &mut impl Iterator<Item = String>) -> Option<PathBuf> {
-    args.next().map(PathBuf::from)
 }
