@@ -34,7 +34,8 @@ pub const MAX_DEPTH: u32 = 64;
 pub(crate) struct Inner {
     pub(crate) store: Store,
     runtime: OnceLock<Runtime>,
-    grants: Grants,
+    /// The digest of the sandbox every call runs in (see [`Grants::digest`]).
+    sandbox: Digest,
     /// Results of tasks that do not persist, for the life of the host.
     memory: Mutex<HashMap<Digest, (Option<Value>, Duration)>>,
 }
@@ -90,7 +91,7 @@ impl Inner {
         Inner {
             store,
             runtime: OnceLock::new(),
-            grants: Grants::default(),
+            sandbox: Grants::default().digest(),
             memory: Mutex::default(),
         }
     }
@@ -127,7 +128,7 @@ impl Inner {
             export,
             func: ty,
             args: &encoded,
-            sandbox: self.grants.digest(),
+            sandbox: self.sandbox,
         }))
     }
 
@@ -145,10 +146,7 @@ impl Inner {
         if let Some(hit) = self.memory.lock().expect("poisoned").get(key) {
             return Ok(Some(hit.clone()));
         }
-        let Some(record) = self.store.result(key)? else {
-            return Ok(None);
-        };
-        let Some(bytes) = self.store.object(&record.value, record.value_len)? else {
+        let Some((record, bytes)) = self.store.stored_value(key)? else {
             return Ok(None);
         };
         let value = match &ty.result {

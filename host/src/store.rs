@@ -248,13 +248,36 @@ impl Store {
         self.dir.join("objects").join(&hex[..2]).join(&hex[2..])
     }
 
-    /// The result stored under `key`, if any.
-    pub(crate) fn result(&self, key: &Digest) -> Result<Option<ResultRecord>> {
-        let path = self.index_path();
-        let tx = self.db.begin_read().map_err(|e| damaged(&path, e))?;
-        let table = tx.open_table(RESULTS).map_err(|e| damaged(&path, e))?;
-        let found = table.get(key.as_bytes()).map_err(|e| damaged(&path, e))?;
-        Ok(found.and_then(|v| ResultRecord::from_bytes(v.value())))
+    /// The result stored under `key` and its value's bytes, verified, read in
+    /// one transaction: the hit path. `None` on a miss, or when the value is
+    /// missing or damaged (a damaged object is dropped, so the caller
+    /// re-executes and repairs it).
+    pub(crate) fn stored_value(&self, key: &Digest) -> Result<Option<(ResultRecord, Vec<u8>)>> {
+        let (record, inline) = {
+            let tx = self.db.begin_read().map_err(|e| self.damaged(e))?;
+            let results = tx.open_table(RESULTS).map_err(|e| self.damaged(e))?;
+            let found = results.get(key.as_bytes()).map_err(|e| self.damaged(e))?;
+            let Some(record) = found.and_then(|v| ResultRecord::from_bytes(v.value())) else {
+                return Ok(None);
+            };
+            let inline = if record.value_len as usize <= INLINE_MAX {
+                let objects = tx.open_table(OBJECTS).map_err(|e| self.damaged(e))?;
+                let found = objects
+                    .get(record.value.as_bytes())
+                    .map_err(|e| self.damaged(e))?;
+                Some(found.map(|v| v.value().to_vec()))
+            } else {
+                None
+            };
+            (record, inline)
+        };
+        let bytes = match inline {
+            Some(bytes) => bytes,
+            None => self.object_file_bytes(&record.value)?,
+        };
+        Ok(self
+            .verified(&record.value, record.value_len, bytes)?
+            .map(|b| (record, b)))
     }
 
     /// The content of object `hash`, verified; `None` if it is missing or
@@ -262,23 +285,28 @@ impl Store {
     /// repairs it).
     pub(crate) fn object(&self, hash: &Digest, len: u64) -> Result<Option<Vec<u8>>> {
         let bytes = if len as usize <= INLINE_MAX {
-            let path = self.index_path();
-            let tx = self.db.begin_read().map_err(|e| damaged(&path, e))?;
-            let table = tx.open_table(OBJECTS).map_err(|e| damaged(&path, e))?;
-            let found = table.get(hash.as_bytes()).map_err(|e| damaged(&path, e))?;
+            let tx = self.db.begin_read().map_err(|e| self.damaged(e))?;
+            let table = tx.open_table(OBJECTS).map_err(|e| self.damaged(e))?;
+            let found = table.get(hash.as_bytes()).map_err(|e| self.damaged(e))?;
             found.map(|v| v.value().to_vec())
         } else {
-            match fs::read(self.object_path(hash)) {
-                Ok(b) => Some(b),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => {
-                    return Err(Error::io(
-                        format_args!("cannot read cached object {hash}"),
-                        e,
-                    ))
-                }
-            }
+            self.object_file_bytes(hash)?
         };
+        self.verified(hash, len, bytes)
+    }
+
+    fn object_file_bytes(&self, hash: &Digest) -> Result<Option<Vec<u8>>> {
+        match fs::read(self.object_path(hash)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(
+                format_args!("cannot read cached object {hash}"),
+                e,
+            )),
+        }
+    }
+
+    fn verified(&self, hash: &Digest, len: u64, bytes: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
         match bytes {
             Some(b) if Digest::of(&b) == *hash => Ok(Some(b)),
             Some(_) => {
@@ -288,6 +316,10 @@ impl Store {
             }
             None => Ok(None),
         }
+    }
+
+    fn damaged(&self, e: impl Into<redb::Error>) -> Error {
+        damaged(&self.index_path(), e)
     }
 
     /// The path of a stored object file, for reading a large blob in place.
@@ -565,11 +597,11 @@ mod tests {
                 .unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
-        let r = s.result(&key).unwrap().unwrap();
-        assert_eq!(s.object(&r.value, r.value_len).unwrap().unwrap(), b"value");
+        let (_, value) = s.stored_value(&key).unwrap().unwrap();
+        assert_eq!(value, b"value");
         let big_hash = Digest::of(&big);
         assert_eq!(s.object(&big_hash, big.len() as u64).unwrap().unwrap(), big);
-        assert_eq!(s.result(&Digest::of(b"other")).unwrap(), None);
+        assert_eq!(s.stored_value(&Digest::of(b"other")).unwrap(), None);
     }
 
     #[test]
