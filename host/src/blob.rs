@@ -83,11 +83,28 @@ pub(crate) fn map_file(path: &std::path::Path) -> std::io::Result<Bytes> {
     Ok(Bytes::Mapped(map))
 }
 
+impl Sandbox {
+    /// Puts a blob handle in the table, within [`crate::Limits::max_handles`].
+    fn push_handle<T: Send + 'static>(&mut self, handle: T) -> wasmtime::Result<Resource<T>> {
+        let max = self.scope.inner.limits.max_handles;
+        if self.handles >= max {
+            wasmtime::bail!("holds more than {max} blob handles at once (the handle limit)");
+        }
+        self.handles += 1;
+        Ok(self.table.push(handle)?)
+    }
+
+    fn drop_handle<T: 'static>(&mut self, handle: Resource<T>) -> wasmtime::Result<T> {
+        self.handles = self.handles.saturating_sub(1);
+        Ok(self.table.delete(handle)?)
+    }
+}
+
 impl Host for Sandbox {}
 
 impl HostBlob for Sandbox {
     fn new(&mut self, bytes: Vec<u8>) -> wasmtime::Result<Resource<BlobHandle>> {
-        Ok(self.table.push(BlobHandle::made(bytes))?)
+        self.push_handle(BlobHandle::made(bytes))
     }
 
     fn hash(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<String> {
@@ -121,14 +138,13 @@ impl HostBlob for Sandbox {
     }
 
     fn drop(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
-        Ok(())
+        self.drop_handle(this).map(drop)
     }
 }
 
 impl HostBlobWriter for Sandbox {
     fn new(&mut self) -> wasmtime::Result<Resource<BlobWriter>> {
-        Ok(self.table.push(BlobWriter::default())?)
+        self.push_handle(BlobWriter::default())
     }
 
     fn write(&mut self, this: Resource<BlobWriter>, bytes: Vec<u8>) -> wasmtime::Result<()> {
@@ -137,12 +153,11 @@ impl HostBlobWriter for Sandbox {
     }
 
     fn finish(&mut self, writer: Resource<BlobWriter>) -> wasmtime::Result<Resource<BlobHandle>> {
-        let w = self.table.delete(writer)?;
-        Ok(self.table.push(BlobHandle::made(w.bytes))?)
+        let w = self.drop_handle(writer)?;
+        self.push_handle(BlobHandle::made(w.bytes))
     }
 
     fn drop(&mut self, this: Resource<BlobWriter>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
-        Ok(())
+        self.drop_handle(this).map(drop)
     }
 }

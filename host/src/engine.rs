@@ -19,7 +19,7 @@ use crate::component::Export;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flow::Scope;
-use crate::sandbox::{Sandbox, MAX_MEMORY_BYTES};
+use crate::sandbox::{Limits, Sandbox};
 use crate::store::Store as CacheStore;
 use crate::task::Task;
 use crate::types::{FuncType, Type};
@@ -35,6 +35,7 @@ pub(crate) trait BlobReader: Sync {
 pub(crate) struct Execution {
     pub(crate) value: Option<Value>,
     pub(crate) run: Duration,
+    pub(crate) stdout: Vec<u8>,
     pub(crate) stderr: Vec<u8>,
 }
 
@@ -48,17 +49,22 @@ pub(crate) struct Runtime {
     pres: Mutex<HashMap<Digest, InstancePre<Sandbox>>>,
 }
 
-fn engine_config(pooling: bool) -> Config {
+/// How often the deadline clock ticks: the resolution of [`Limits::timeout`].
+const TICK: Duration = Duration::from_millis(10);
+
+fn engine_config(limits: &Limits, pooling: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.cranelift_nan_canonicalization(true);
+    config.epoch_interruption(true);
+    config.consume_fuel(limits.fuel.is_some());
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(64);
         pool.total_core_instances(512);
         pool.total_memories(128);
         pool.total_tables(256);
-        pool.max_memory_size(MAX_MEMORY_BYTES);
+        pool.max_memory_size(limits.max_memory);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
@@ -68,13 +74,25 @@ impl Runtime {
     /// Creates the engine (pooling allocator, falling back to on-demand
     /// allocation where the machine cannot reserve the pool) and the linker
     /// with WASI and `cairn:task`.
-    pub(crate) fn new() -> Result<Runtime> {
-        let engine = Engine::new(&engine_config(true))
+    pub(crate) fn new(limits: &Limits) -> Result<Runtime> {
+        let engine = Engine::new(&engine_config(limits, true))
             .or_else(|e| {
                 tracing::debug!("pooling allocator unavailable ({e}); allocating on demand");
-                Engine::new(&engine_config(false))
+                Engine::new(&engine_config(limits, false))
             })
             .map_err(|e| Error::internal(format!("cannot create the wasm engine: {e}")))?;
+        // The deadline clock: ticks while the engine lives.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("cairn-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .map_err(|e| Error::internal(format!("cannot start the deadline clock: {e}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .and_then(|()| {
@@ -182,11 +200,21 @@ impl Runtime {
         let what = task.name();
         let pre = self.instance_pre(task, &scope.inner.store, define_imports)?;
         let start = Instant::now();
+        let limits = scope.inner.limits.clone();
         let mut store = Store::new(&self.engine, Sandbox::new(key, scope));
         store.limiter(|s| &mut s.limits);
-        let instance = pre
-            .instantiate(&mut store)
-            .map_err(|e| failed(what, export, e))?;
+        let ticks = limits.timeout.map_or(u64::MAX / 2, |t| {
+            t.as_nanos().div_ceil(TICK.as_nanos()) as u64
+        });
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        if let Some(fuel) = limits.fuel {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| Error::internal(format!("cannot set fuel: {e}")))?;
+        }
+        let fail = |store: &Store<Sandbox>, e| failed(what, export, e, &limits, store.data());
+        let instance = pre.instantiate(&mut store).map_err(|e| fail(&store, e))?;
         let func = {
             let iface = match &export.interface {
                 Some(i) => Some(
@@ -212,34 +240,96 @@ impl Runtime {
             .map(|(v, (_, t))| to_val(&mut cx, v, t))
             .collect::<Result<Vec<_>>>()?;
         let mut results = vec![Val::Bool(false); usize::from(ty.result.is_some())];
-        func.call(&mut cx, &params, &mut results)
-            .map_err(|e| failed(what, export, e))?;
+        if let Err(e) = func.call(&mut cx, &params, &mut results) {
+            return Err(fail(&store, e));
+        }
         let value = match (results.pop(), &ty.result) {
             (Some(v), Some(t)) => Some(
                 from_val(&mut cx, v, t).map_err(|e| Error::internal(format!("{what}: {e:#}")))?,
             ),
             _ => None,
         };
-        let (_, stderr) = store.data().output();
+        let (stdout, stderr) = store.data().output();
         Ok(Execution {
             value,
             run: start.elapsed(),
+            stdout,
             stderr,
         })
     }
 }
 
-fn failed(what: &str, export: &Export, e: wasmtime::Error) -> Error {
+/// The error of a call that did not finish, naming the task and, when one
+/// was hit, the limit.
+fn failed(
+    what: &str,
+    export: &Export,
+    e: wasmtime::Error,
+    limits: &Limits,
+    sandbox: &Sandbox,
+) -> Error {
     // A failure inside a task a flow called: report that task, not the flow.
     let e = match e.downcast::<Error>() {
         Ok(inner) => return inner,
         Err(e) => e,
     };
-    let mut msg = format!("{what} failed in `{}`: {e}", export.path());
-    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        msg = format!("{what} trapped in `{}`: {trap}", export.path());
-    }
-    Error::new(ErrorKind::TaskFailed, format!("{msg} (nothing was cached)"))
+    let at = export.path();
+    let (stdout, stderr) = sandbox.output();
+    let msg = match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => format!(
+            "{what} hit its time limit of {:?} in `{at}` (raise it with --timeout)",
+            limits.timeout.unwrap_or_default()
+        ),
+        Some(wasmtime::Trap::OutOfFuel) => format!(
+            "{what} ran out of fuel ({}) in `{at}` (raise it with --fuel)",
+            limits.fuel.unwrap_or_default()
+        ),
+        Some(wasmtime::Trap::StackOverflow) => format!("{what} overflowed its stack in `{at}`"),
+        _ if format!("{e:?}").contains("forcing trap when growing memory") => format!(
+            "{what} hit its memory limit of {} MiB in `{at}` (raise it with --max-memory)",
+            limits.max_memory >> 20
+        ),
+        _ if stdout.len() >= limits.max_output || stderr.len() >= limits.max_output => format!(
+            "{what} wrote more than its output limit of {} KiB to {} in `{at}`",
+            limits.max_output >> 10,
+            if stdout.len() >= limits.max_output {
+                "stdout"
+            } else {
+                "stderr"
+            }
+        ),
+        Some(trap) => format!("{what} trapped in `{at}`: {trap}"),
+        None => format!("{what} failed in `{at}`: {}", e.root_cause()),
+    };
+    // The guest's own last words (a Rust panic message, say) say most.
+    let said = last_words(&stderr)
+        .map(|l| format!("; its stderr ends: {l}"))
+        .unwrap_or_default();
+    Error::new(
+        ErrorKind::TaskFailed,
+        format!("{msg}{said} (nothing was cached)"),
+    )
+}
+
+/// The end of what a failed task wrote to stderr, on one line: a Rust panic's
+/// `panicked at FILE:LINE:` joined with its message, else the last line.
+fn last_words(stderr: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    let words = match lines.iter().rposition(|l| l.contains(" panicked at ")) {
+        Some(i) => {
+            let at = &lines[i][lines[i].find("panicked at").expect("found above")..];
+            lines
+                .get(i + 1)
+                .map_or(at.to_string(), |msg| format!("{at} {msg}"))
+        }
+        None => lines.last()?.to_string(),
+    };
+    Some(words.chars().take(300).collect())
 }
 
 type Cx<'a> = StoreContextMut<'a, Sandbox>;
@@ -400,5 +490,21 @@ pub(crate) fn open_uncached(blob: &Blob) -> Option<Result<Bytes>> {
                 .map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e)),
         ),
         BlobSource::Stored => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_words;
+
+    #[test]
+    fn last_words_join_a_rust_panic_with_its_message() {
+        let panic = b"thread '<unnamed>' panicked at src/lib.rs:86:9:\nthe data is bad\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert_eq!(
+            last_words(panic).unwrap(),
+            "panicked at src/lib.rs:86:9: the data is bad"
+        );
+        assert_eq!(last_words(b"step 1\nstep 2\n\n").unwrap(), "step 2");
+        assert_eq!(last_words(b""), None);
     }
 }

@@ -17,18 +17,15 @@ use wasmtime::StoreContextMut;
 use crate::blob::Bytes;
 use crate::codec;
 use crate::digest::Digest;
-use crate::engine::{self, BlobReader, Runtime};
+use crate::engine::{self, BlobReader, Execution, Runtime};
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{CacheMode, CacheStatus, CallOptions, CallRecord};
 use crate::key::{self, KeyInputs};
-use crate::sandbox::{Grants, Sandbox};
-use crate::store::{Store, INLINE_MAX};
+use crate::sandbox::{Grants, Limits, Sandbox};
+use crate::store::{Output, Store, INLINE_MAX};
 use crate::task::{host_provided, Task};
 use crate::types::FuncType;
 use crate::value::{Blob, BlobSource, Value};
-
-/// Deepest nesting of flow calls before a call is refused.
-pub const MAX_DEPTH: u32 = 64;
 
 /// What a [`crate::Host`] shares with the calls it runs.
 pub(crate) struct Inner {
@@ -36,6 +33,8 @@ pub(crate) struct Inner {
     runtime: OnceLock<Runtime>,
     /// The digest of the sandbox every call runs in (see [`Grants::digest`]).
     sandbox: Digest,
+    /// What each call may use.
+    pub(crate) limits: Limits,
     /// Results of tasks that do not persist, for the life of the host.
     memory: Mutex<HashMap<Digest, (Option<Value>, Duration)>>,
 }
@@ -83,15 +82,15 @@ pub(crate) struct Called {
     pub(crate) key: Digest,
     pub(crate) run: Duration,
     pub(crate) stored: bool,
-    pub(crate) stderr: Vec<u8>,
 }
 
 impl Inner {
-    pub(crate) fn new(store: Store) -> Inner {
+    pub(crate) fn new(store: Store, limits: Limits) -> Inner {
         Inner {
             store,
             runtime: OnceLock::new(),
             sandbox: Grants::default().digest(),
+            limits,
             memory: Mutex::default(),
         }
     }
@@ -136,15 +135,19 @@ impl Inner {
         if let Some(r) = self.runtime.get() {
             return Ok(r);
         }
-        let r = Runtime::new()?;
+        let r = Runtime::new(&self.limits)?;
         Ok(self.runtime.get_or_init(|| r))
     }
 
     /// Looks up a stored result: `None` on a miss, or when the stored value is
     /// missing or damaged (then the call runs and repairs it).
-    fn lookup(&self, key: &Digest, ty: &FuncType) -> Result<Option<(Option<Value>, Duration)>> {
-        if let Some(hit) = self.memory.lock().expect("poisoned").get(key) {
-            return Ok(Some(hit.clone()));
+    fn lookup(&self, key: &Digest, ty: &FuncType, replay: bool) -> Result<Option<Stored>> {
+        if let Some((value, run)) = self.memory.lock().expect("poisoned").get(key) {
+            return Ok(Some(Stored {
+                value: value.clone(),
+                run: *run,
+                output: (Vec::new(), Vec::new()),
+            }));
         }
         let Some((record, bytes)) = self.store.stored_value(key)? else {
             return Ok(None);
@@ -160,10 +163,26 @@ impl Inner {
                 }
             },
         };
-        Ok(Some((value, Duration::from_micros(record.run_us))))
+        let output = |o: Option<(Digest, u64)>| -> Result<Vec<u8>> {
+            match o.filter(|_| replay) {
+                Some((hash, len)) => Ok(self.store.object(&hash, len)?.unwrap_or_default()),
+                None => Ok(Vec::new()),
+            }
+        };
+        Ok(Some(Stored {
+            value,
+            run: Duration::from_micros(record.run_us),
+            output: (output(record.stdout)?, output(record.stderr)?),
+        }))
     }
 
-    fn put(&self, key: &Digest, value: Option<&Value>, ty: &FuncType, run: Duration) -> Result<()> {
+    fn put(
+        &self,
+        key: &Digest,
+        value: Option<&Value>,
+        ty: &FuncType,
+        exec: &Execution,
+    ) -> Result<()> {
         let (encoded, blobs) = match (value, &ty.result) {
             (Some(v), Some(t)) => {
                 let encoded = codec::to_bytes(v, t)
@@ -173,8 +192,21 @@ impl Inner {
             _ => (Vec::new(), Vec::new()),
         };
         let refs: Vec<&[u8]> = blobs.iter().map(|b| &b[..]).collect();
-        self.store.put_result(key, &encoded, &refs, run)
+        let output = Output {
+            stdout: &exec.stdout,
+            stderr: &exec.stderr,
+        };
+        self.store
+            .put_result(key, &encoded, &refs, exec.run, output)
     }
+}
+
+/// A result found in the cache.
+struct Stored {
+    value: Option<Value>,
+    run: Duration,
+    /// The stdout and stderr of the run that produced it, if asked for.
+    output: (Vec<u8>, Vec<u8>),
 }
 
 /// The content of every blob in a result that the cache does not hold yet.
@@ -213,33 +245,38 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
             elapsed: Duration::ZERO,
             run: Duration::ZERO,
             depth: scope.depth,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
         });
         trace.len() - 1
     };
-    let finish = |cache: CacheStatus, run: Duration| {
+    let finish = |cache: CacheStatus, run: Duration, (stdout, stderr): (Vec<u8>, Vec<u8>)| {
         let mut trace = scope.trace.lock().expect("poisoned");
-        trace[slot].cache = cache;
-        trace[slot].elapsed = start.elapsed();
-        trace[slot].run = run;
+        let record = &mut trace[slot];
+        record.cache = cache;
+        record.elapsed = start.elapsed();
+        record.run = run;
+        record.stdout = stdout;
+        record.stderr = stderr;
     };
     if scope.opts.cache == CacheMode::Use {
-        if let Some((value, run)) = inner.lookup(&key, ty)? {
-            finish(CacheStatus::Hit, run);
+        if let Some(hit) = inner.lookup(&key, ty, scope.opts.replay_output)? {
+            finish(CacheStatus::Hit, hit.run, hit.output);
             return Ok(Called {
-                value,
+                value: hit.value,
                 cache: CacheStatus::Hit,
                 key,
-                run,
+                run: hit.run,
                 stored: false,
-                stderr: Vec::new(),
             });
         }
     }
-    if scope.depth >= MAX_DEPTH {
+    let max_depth = inner.limits.max_depth;
+    if scope.depth >= max_depth {
         return Err(Error::new(
             ErrorKind::TaskFailed,
             format!(
-                "flow calls nest deeper than {MAX_DEPTH} at {} `{path}`; is a flow calling itself?",
+                "flow calls nest deeper than {max_depth} at {} `{path}`; is a flow calling itself?",
                 task.name
             ),
         ));
@@ -259,7 +296,7 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
     )?;
     let stored = scope.opts.cache != CacheMode::Off;
     if stored && task.persist {
-        inner.put(&key, exec.value.as_ref(), ty, exec.run)?;
+        inner.put(&key, exec.value.as_ref(), ty, &exec)?;
     } else if stored {
         inner
             .memory
@@ -267,14 +304,13 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
             .expect("poisoned")
             .insert(key, (exec.value.clone(), exec.run));
     }
-    finish(CacheStatus::Miss, exec.run);
+    finish(CacheStatus::Miss, exec.run, (exec.stdout, exec.stderr));
     Ok(Called {
         value: exec.value,
         cache: CacheStatus::Miss,
         key,
         run: exec.run,
         stored: stored && task.persist,
-        stderr: exec.stderr,
     })
 }
 

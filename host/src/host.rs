@@ -12,6 +12,7 @@ use crate::engine::BlobReader;
 use crate::error::ErrorKind;
 use crate::error::{Error, Result};
 use crate::flow::{self, Inner, Scope};
+use crate::sandbox::Limits;
 use crate::store::Store;
 use crate::task::Task;
 use crate::value::{Blob, Value};
@@ -35,6 +36,9 @@ pub enum CacheMode {
 pub struct CallOptions {
     /// How the call uses the cache.
     pub cache: CacheMode,
+    /// On a hit, also load what the producing run wrote to stdout and stderr
+    /// (kept with every stored result). Off by default: it costs reads.
+    pub replay_output: bool,
 }
 
 /// Whether a call was answered from the cache.
@@ -75,8 +79,6 @@ pub struct Report {
     /// Execution time: of this run on a miss, of the run that produced the
     /// result on a hit (the time the hit saved).
     pub run: Duration,
-    /// What the task wrote to stderr (on a miss; empty on a hit).
-    pub stderr: Vec<u8>,
     /// Every call made in this run, the called one first, in the order they
     /// started: a flow's calls into its tasks, and theirs.
     pub calls: Vec<CallRecord>,
@@ -101,6 +103,11 @@ pub struct CallRecord {
     pub run: Duration,
     /// 0 for the called task, 1 for the calls it made, and so on.
     pub depth: u32,
+    /// What the task wrote to stdout: on a miss, this run's; on a hit, the
+    /// producing run's if [`CallOptions::replay_output`] was set.
+    pub stdout: Vec<u8>,
+    /// What the task wrote to stderr, likewise.
+    pub stderr: Vec<u8>,
 }
 
 /// A call's result and report.
@@ -130,8 +137,16 @@ impl Host {
     /// [`ErrorKind::Cache`] if its index is damaged, of another format, or
     /// already open in this process.
     pub fn open(dir: impl AsRef<Path>) -> Result<Host> {
+        Host::open_with(dir, Limits::default())
+    }
+
+    /// [`Host::open`], with the limits every call of this host runs under.
+    ///
+    /// # Errors
+    /// As [`Host::open`].
+    pub fn open_with(dir: impl AsRef<Path>, limits: Limits) -> Result<Host> {
         Ok(Host {
-            inner: Arc::new(Inner::new(Store::open(dir.as_ref())?)),
+            inner: Arc::new(Inner::new(Store::open(dir.as_ref())?, limits)),
         })
     }
 
@@ -302,7 +317,6 @@ impl Host {
                 stored: called.stored,
                 elapsed: start.elapsed(),
                 run: called.run,
-                stderr: called.stderr,
                 calls,
             },
         })

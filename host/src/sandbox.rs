@@ -10,12 +10,12 @@
 //! | environment variables, arguments | none |
 //! | network | none: every socket address and name lookup is denied |
 //! | stdin | closed |
-//! | stdout, stderr | captured in memory, up to 1 MiB each, then writes fail |
+//! | stdout, stderr | captured in memory, up to 1 MiB each ([`Limits`]), then writes fail |
 //! | wall clock | fixed at 2020-01-01T00:00:00Z ([`FIXED_WALL_CLOCK_SECS`]) |
 //! | monotonic clock | starts at 0 and advances 1 µs per read |
 //! | random (secure and insecure) | ChaCha seeded from the call key, so the same call sees the same bytes |
 //! | floats | NaNs canonicalised by the engine |
-//! | memory | at most 1 GiB per linear memory |
+//! | memory, time, fuel, handles | bounded by [`Limits`] |
 //!
 //! [`SANDBOX_VERSION`] names this table; it is part of every call key through
 //! [`Grants::digest`], so changing the environment makes old entries miss
@@ -38,10 +38,50 @@ use crate::flow::Scope;
 pub const SANDBOX_VERSION: &str = "cairn-sandbox/1";
 /// The fixed wall clock, in seconds since the Unix epoch (2020-01-01T00:00:00Z).
 pub const FIXED_WALL_CLOCK_SECS: u64 = 1_577_836_800;
-/// Largest linear memory a task may grow to.
-pub const MAX_MEMORY_BYTES: usize = 1 << 30;
-/// Captured bytes of stdout and of stderr per call.
-pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
+
+/// What one call may use. A call that hits a limit fails with an error that
+/// names the task and the limit, and nothing is cached.
+///
+/// Limits are not part of the cache key: they decide whether a call
+/// finishes, never what it returns. The defaults:
+///
+/// * memory: 1 GiB per linear memory
+/// * time: no deadline
+/// * fuel: not metered
+/// * stdout and stderr: 1 MiB each captured; writes past that fail
+/// * blob handles held at once: 10,000
+/// * flow nesting: 64 calls deep
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest linear memory, in bytes.
+    pub max_memory: usize,
+    /// Wall-time deadline of one call (enforced by epoch interruption, to
+    /// about 10 ms). A flow's deadline keeps running while its calls run.
+    pub timeout: Option<std::time::Duration>,
+    /// Fuel (roughly, wasm instructions) one call may burn. Metering slows
+    /// execution, so it is off unless set.
+    pub fuel: Option<u64>,
+    /// Bytes of stdout, and of stderr, captured per call.
+    pub max_output: usize,
+    /// Blob handles (blobs and writers) a call may hold at once.
+    pub max_handles: usize,
+    /// How deep flows may nest.
+    pub max_depth: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_memory: 1 << 30,
+            timeout: None,
+            fuel: None,
+            max_output: 1 << 20,
+            max_handles: 10_000,
+            max_depth: 64,
+        }
+    }
+}
 
 /// The capabilities granted to a call. There are none yet beyond the
 /// deterministic environment; every future grant (a directory, an
@@ -100,13 +140,16 @@ pub(crate) struct Sandbox {
     stderr: MemoryOutputPipe,
     /// The run this call belongs to (for the calls a flow makes, and blobs).
     pub(crate) scope: Scope,
+    /// Blob handles created so far (see [`Limits::max_handles`]).
+    pub(crate) handles: usize,
 }
 
 impl Sandbox {
     /// A fresh deterministic environment for the call whose key is `seed`.
     pub(crate) fn new(seed: &Digest, scope: Scope) -> Sandbox {
-        let stdout = MemoryOutputPipe::new(MAX_OUTPUT_BYTES);
-        let stderr = MemoryOutputPipe::new(MAX_OUTPUT_BYTES);
+        let limits = scope.inner.limits.clone();
+        let stdout = MemoryOutputPipe::new(limits.max_output);
+        let stderr = MemoryOutputPipe::new(limits.max_output);
         let insecure_seed =
             u128::from_le_bytes(seed.as_bytes()[..16].try_into().expect("32-byte digest"));
         let wasi = WasiCtxBuilder::new()
@@ -125,11 +168,13 @@ impl Sandbox {
             wasi,
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
-                .memory_size(MAX_MEMORY_BYTES)
+                .memory_size(limits.max_memory)
+                .trap_on_grow_failure(true)
                 .build(),
             stdout,
             stderr,
             scope,
+            handles: 0,
         }
     }
 

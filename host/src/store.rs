@@ -60,33 +60,59 @@ pub struct ResultRecord {
     pub created_ms: u64,
     /// How long the call took to execute, in microseconds.
     pub run_us: u64,
+    /// What the run wrote to stdout (an object), if anything.
+    pub stdout: Option<(Digest, u64)>,
+    /// What the run wrote to stderr (an object), if anything.
+    pub stderr: Option<(Digest, u64)>,
 }
 
 impl ResultRecord {
-    const LEN: usize = 1 + 32 + 8 + 8 + 8;
+    /// Layout version 2: adds the captured output.
+    const VERSION: u8 = 2;
+    const LEN: usize = 1 + 32 + 8 + 8 + 8 + 40 + 40;
 
     fn to_bytes(self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
-        b[0] = 1;
+        b[0] = Self::VERSION;
         b[1..33].copy_from_slice(self.value.as_bytes());
         b[33..41].copy_from_slice(&self.value_len.to_le_bytes());
         b[41..49].copy_from_slice(&self.created_ms.to_le_bytes());
         b[49..57].copy_from_slice(&self.run_us.to_le_bytes());
+        for (at, out) in [(57, self.stdout), (97, self.stderr)] {
+            if let Some((hash, len)) = out {
+                b[at..at + 32].copy_from_slice(hash.as_bytes());
+                b[at + 32..at + 40].copy_from_slice(&len.to_le_bytes());
+            }
+        }
         b
     }
 
+    /// `None` for bytes of another layout: such an entry is a miss, re-run
+    /// and rewritten.
     fn from_bytes(b: &[u8]) -> Option<ResultRecord> {
-        if b.len() != Self::LEN || b[0] != 1 {
+        if b.len() != Self::LEN || b[0] != Self::VERSION {
             return None;
         }
         let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("fixed layout"));
+        let digest_at =
+            |i: usize| Digest::from_bytes(b[i..i + 32].try_into().expect("fixed layout"));
+        let output = |at: usize| Some((digest_at(at), u64_at(at + 32))).filter(|(_, len)| *len > 0);
         Some(ResultRecord {
-            value: Digest::from_bytes(b[1..33].try_into().expect("fixed layout")),
+            value: digest_at(1),
             value_len: u64_at(33),
             created_ms: u64_at(41),
             run_us: u64_at(49),
+            stdout: output(57),
+            stderr: output(97),
         })
     }
+}
+
+/// What a run wrote to stdout and stderr.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Output<'a> {
+    pub(crate) stdout: &'a [u8],
+    pub(crate) stderr: &'a [u8],
 }
 
 /// A file's identity as `stat` reports it, and the hash of its content.
@@ -409,10 +435,14 @@ impl Store {
         value: &[u8],
         blobs: &[&[u8]],
         run: Duration,
+        output: Output<'_>,
     ) -> Result<()> {
         let value_hash = Digest::of(value);
         let mut inline: Vec<(Digest, &[u8])> = Vec::new();
-        for bytes in blobs.iter().copied().chain([value]) {
+        let outputs = [output.stdout, output.stderr]
+            .into_iter()
+            .filter(|o| !o.is_empty());
+        for bytes in blobs.iter().copied().chain([value]).chain(outputs) {
             let hash = Digest::of(bytes);
             if bytes.len() > INLINE_MAX {
                 self.write_object_file(&hash, bytes)?;
@@ -425,6 +455,10 @@ impl Store {
             value_len: value.len() as u64,
             created_ms: now_ms(),
             run_us: run.as_micros() as u64,
+            stdout: Some((Digest::of(output.stdout), output.stdout.len() as u64))
+                .filter(|(_, n)| *n > 0),
+            stderr: Some((Digest::of(output.stderr), output.stderr.len() as u64))
+                .filter(|(_, n)| *n > 0),
         };
         let path = self.index_path();
         let write = || -> std::result::Result<(), redb::Error> {
@@ -581,6 +615,8 @@ mod tests {
             value_len: 3,
             created_ms: 9,
             run_us: 1234,
+            stdout: Some((Digest::of(b"out"), 3)),
+            stderr: None,
         };
         assert_eq!(ResultRecord::from_bytes(&r.to_bytes()), Some(r));
         assert_eq!(ResultRecord::from_bytes(&[0; 3]), None);
@@ -593,8 +629,14 @@ mod tests {
         let big = vec![7u8; INLINE_MAX + 1];
         {
             let s = Store::open(dir.path()).unwrap();
-            s.put_result(&key, b"value", &[&big[..]], Duration::from_millis(5))
-                .unwrap();
+            s.put_result(
+                &key,
+                b"value",
+                &[&big[..]],
+                Duration::from_millis(5),
+                Output::default(),
+            )
+            .unwrap();
         }
         let s = Store::open(dir.path()).unwrap();
         let (_, value) = s.stored_value(&key).unwrap().unwrap();

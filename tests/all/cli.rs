@@ -402,3 +402,47 @@ fn many_processes_share_one_cache_and_keep_every_result() {
         assert_eq!(out["result"], format!("\"Hello, {name}.\""));
     }
 }
+
+#[test]
+fn limits_and_output_from_the_command_line() {
+    let cache = tempfile::tempdir().unwrap();
+    let hostile = crate::support::guest("hostile");
+    let (code, stderr) = failure(
+        cairn(cache.path())
+            .args(["run", "--timeout", "200ms"])
+            .arg(&hostile)
+            .arg("spin"),
+    );
+    assert_eq!(code, 1, "a task failure exits 1: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("hit its time limit of 200ms"), "{stderr}");
+    let (code, stderr) = failure(
+        cairn(cache.path())
+            .args(["run", "--max-memory", "32MiB"])
+            .arg(&hostile)
+            .args(["hog", "--mib", "64"]),
+    );
+    assert_eq!(code, 1);
+    assert!(stderr.contains("memory limit of 32 MiB"), "{stderr}");
+    // --verbose shows what a call wrote, on a miss and, from the cache, on a hit.
+    for expect in ["miss", "hit"] {
+        let out = cairn(cache.path())
+            .args(["run", "--verbose", "--json"])
+            .arg(&hostile)
+            .args(["say", "--text", "hello there"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["cache"], expect);
+        assert!(
+            stderr.contains("hostile.wasm stdout] hello there"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("hostile.wasm stderr] ereht olleh"),
+            "{stderr}"
+        );
+    }
+}

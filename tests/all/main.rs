@@ -9,5 +9,6 @@ mod support;
 
 mod cli;
 mod flows;
+mod hostile;
 mod library;
 mod pipeline;

@@ -15,30 +15,43 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The path of example component `name` (`hello`, `words`), building the
-/// examples once per test run.
+/// Builds the guest workspace `dir` (relative to the root) for wasm32-wasip2
+/// and returns its output directory.
+fn build_guests(dir: &str) -> PathBuf {
+    let manifest = root().join(dir).join("Cargo.toml");
+    let status = Process::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .status()
+        .expect("cannot run cargo to build guest components");
+    assert!(
+        status.success(),
+        "building {dir} failed; is the target installed? `rustup target add wasm32-wasip2`"
+    );
+    root().join(dir).join("target/wasm32-wasip2/release")
+}
+
+/// The path of example component `name` (`hello`, `words`, `ml_load`, …),
+/// building the examples once per test run.
 pub fn example(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
-        let manifest = root().join("examples/Cargo.toml");
-        let status = Process::new(env!("CARGO"))
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-            ])
-            .arg(&manifest)
-            .status()
-            .expect("cannot run cargo to build the examples");
-        assert!(
-            status.success(),
-            "building examples failed; is the target installed? `rustup target add wasm32-wasip2`"
-        );
-        root().join("examples/target/wasm32-wasip2/release")
-    });
-    dir.join(format!("{name}.wasm"))
+    BUILT
+        .get_or_init(|| build_guests("examples"))
+        .join(format!("{name}.wasm"))
+}
+
+/// The path of test guest `name` (`hostile`), built once per test run.
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build_guests("tests/guests"))
+        .join(format!("{name}.wasm"))
 }
 
 /// A `cairn` command using the cache in `cache`.

@@ -15,7 +15,7 @@ pub struct InspectArgs {
 }
 
 pub fn inspect(cache_dir: Option<PathBuf>, args: InspectArgs) -> cairn::Result<()> {
-    let host = super::open_host(cache_dir)?;
+    let host = super::open_host(cache_dir, cairn::Limits::default())?;
     let task = host.load(&args.component)?;
     let signature = |e: &cairn::Export| match &e.ty {
         Ok(ty) => ty.to_string(),

@@ -73,7 +73,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Opens the host on `--cache-dir`, `$CAIRN_CACHE_DIR` or the user's cache dir.
-fn open_host(cache_dir: Option<PathBuf>) -> cairn::Result<cairn::Host> {
+fn open_host(cache_dir: Option<PathBuf>, limits: cairn::Limits) -> cairn::Result<cairn::Host> {
     let dir = cache_dir
         .or_else(cairn::Host::default_cache_dir)
         .ok_or_else(|| {
@@ -82,7 +82,7 @@ fn open_host(cache_dir: Option<PathBuf>) -> cairn::Result<cairn::Host> {
             "no cache directory: set --cache-dir or CAIRN_CACHE_DIR (no home directory was found)",
         )
         })?;
-    cairn::Host::open(dir)
+    cairn::Host::open_with(dir, limits)
 }
 
 /// Prints a line to stdout, turning a write failure into a cairn error.

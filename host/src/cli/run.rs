@@ -49,6 +49,19 @@ pub struct RunArgs {
     /// are in the result (`result.ok`, `result.model`, …)
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Wall-time limit of each call, e.g. 30s, 2m, 500ms [default: none]
+    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// Memory limit of each call, e.g. 512MiB [default: 1GiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_memory: Option<usize>,
+    /// Fuel (about one unit per wasm instruction) each call may burn [default: unmetered]
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+    /// Show what each call wrote to stdout and stderr, prefixed with its task
+    /// (on a hit, what the run that produced it wrote)
+    #[arg(long, short)]
+    verbose: bool,
     /// The component (.wasm), or a task name of the manifest
     #[arg(value_name = "COMPONENT|TASK")]
     component: PathBuf,
@@ -156,7 +169,13 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         }
         None => CallArgs::Named(pairs),
     };
-    let host = super::open_host(cache_dir)?;
+    let mut limits = cairn::Limits::default();
+    limits.timeout = args.timeout;
+    limits.fuel = args.fuel;
+    if let Some(m) = args.max_memory {
+        limits.max_memory = m;
+    }
+    let host = super::open_host(cache_dir, limits)?;
     let pool: Vec<PathBuf> = args.with.into_iter().chain(with).collect();
     let task = load_task(&host, &args.component, args.manifest.as_deref(), &pool)?;
     let (export, values) = host.parse_args(&task, export.as_deref(), &call_args)?;
@@ -166,7 +185,14 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         (_, true) => CacheMode::Refresh,
         _ => CacheMode::Use,
     };
-    let out = host.call_with(&task, &export, &values, &opts)?;
+    opts.replay_output = args.verbose;
+    let out = host.call_with(&task, &export, &values, &opts);
+    if args.verbose {
+        if let Ok(out) = &out {
+            show_output(&out.report.calls);
+        }
+    }
+    let out = out?;
     if let (Some(dir), Some(value)) = (&out_dir, &out.value) {
         write_blobs(&host, dir, value)?;
     }
@@ -229,6 +255,24 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         r.key.short()
     );
     Ok(())
+}
+
+/// Prints each call's captured output to stderr, a line at a time, prefixed
+/// with its task.
+fn show_output(calls: &[cairn::CallRecord]) {
+    for c in calls {
+        for (stream, bytes) in [("stdout", &c.stdout), ("stderr", &c.stderr)] {
+            for line in String::from_utf8_lossy(bytes).lines() {
+                eprintln!("[{} {stream}] {line}", c.component);
+            }
+        }
+    }
+}
+
+/// `512MiB`, `1 GiB`, `1000000` (bytes).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = text.parse()?;
+    usize::try_from(size.as_u64()).map_err(|e| e.to_string())
 }
 
 /// The task to run: a component file (its imports bound to `--with`
