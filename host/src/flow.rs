@@ -16,6 +16,7 @@ use wasmtime::StoreContextMut;
 
 use crate::blob::Bytes;
 use crate::codec;
+use crate::component::Export;
 use crate::digest::Digest;
 use crate::engine::{self, BlobReader, Execution, Runtime};
 use crate::error::{Error, ErrorKind, Result};
@@ -37,6 +38,8 @@ pub(crate) struct Inner {
     pub(crate) limits: Limits,
     /// Results of tasks that do not persist, for the life of the host.
     memory: Mutex<HashMap<Digest, (Option<Value>, Duration)>>,
+    /// Keys being executed now, so that identical concurrent calls run once.
+    running: Mutex<HashMap<Digest, Arc<Mutex<()>>>>,
 }
 
 /// Where a call runs: its host, the run's record of calls, and its depth.
@@ -92,6 +95,7 @@ impl Inner {
             sandbox: Grants::default().digest(),
             limits,
             memory: Mutex::default(),
+            running: Mutex::default(),
         }
     }
 
@@ -174,6 +178,26 @@ impl Inner {
             run: Duration::from_micros(record.run_us),
             output: (output(record.stdout)?, output(record.stderr)?),
         }))
+    }
+
+    /// The gate of `key`: held while the key executes.
+    fn gate(&self, key: &Digest) -> Arc<Mutex<()>> {
+        self.running
+            .lock()
+            .expect("poisoned")
+            .entry(*key)
+            .or_default()
+            .clone()
+    }
+
+    /// Forgets the gate of `key` once nobody else holds it.
+    fn ungate(&self, key: &Digest, gate: Option<Arc<Mutex<()>>>) {
+        let Some(gate) = gate else { return };
+        let mut running = self.running.lock().expect("poisoned");
+        // Clones are only made under this lock: two left means the map's and ours.
+        if Arc::strong_count(&gate) == 2 {
+            running.remove(key);
+        }
     }
 
     fn put(
@@ -285,33 +309,71 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
     if !unbound.is_empty() {
         return Err(unbound_error(task, &unbound));
     }
-    let exec = inner.runtime()?.execute(
-        task,
-        |linker| define_imports(linker, task),
-        export,
-        ty,
-        args,
-        &key,
-        scope.clone(),
-    )?;
-    let stored = scope.opts.cache != CacheMode::Off;
-    if stored && task.persist {
-        inner.put(&key, exec.value.as_ref(), ty, &exec)?;
-    } else if stored {
-        inner
-            .memory
-            .lock()
-            .expect("poisoned")
-            .insert(key, (exec.value.clone(), exec.run));
+    // Single flight: one execution per key at a time in this process; a call
+    // that waited finds the result the first one stored.
+    let gate = (scope.opts.cache == CacheMode::Use).then(|| inner.gate(&key));
+    let _running = gate
+        .as_ref()
+        .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()));
+    if gate.is_some() {
+        if let Some(hit) = inner.lookup(&key, ty, scope.opts.replay_output)? {
+            finish(CacheStatus::Hit, hit.run, hit.output);
+            drop(_running);
+            inner.ungate(&key, gate);
+            return Ok(Called {
+                value: hit.value,
+                cache: CacheStatus::Hit,
+                key,
+                run: hit.run,
+                stored: false,
+            });
+        }
     }
+    let result = execute_and_store(scope, task, export, ty, args, &key);
+    drop(_running);
+    inner.ungate(&key, gate);
+    let (exec, stored) = result?;
     finish(CacheStatus::Miss, exec.run, (exec.stdout, exec.stderr));
     Ok(Called {
         value: exec.value,
         cache: CacheStatus::Miss,
         key,
         run: exec.run,
-        stored: stored && task.persist,
+        stored,
     })
+}
+
+/// Runs a call that missed and stores its result as the task's policy says.
+/// Returns the execution and whether the result was written to the cache.
+fn execute_and_store(
+    scope: &Scope,
+    task: &Task,
+    export: &Export,
+    ty: &FuncType,
+    args: &[Value],
+    key: &Digest,
+) -> Result<(Execution, bool)> {
+    let inner = &scope.inner;
+    let exec = inner.runtime()?.execute(
+        task,
+        |linker| define_imports(linker, task),
+        export,
+        ty,
+        args,
+        key,
+        scope.clone(),
+    )?;
+    let stored = scope.opts.cache != CacheMode::Off;
+    if stored && task.persist {
+        inner.put(key, exec.value.as_ref(), ty, &exec)?;
+    } else if stored {
+        inner
+            .memory
+            .lock()
+            .expect("poisoned")
+            .insert(*key, (exec.value.clone(), exec.run));
+    }
+    Ok((exec, stored && task.persist))
 }
 
 fn unbound_error(task: &Task, unbound: &[&str]) -> Error {

@@ -224,3 +224,31 @@ fn compiled_code_is_kept_and_a_tampered_artefact_is_never_loaded() {
         .unwrap();
     assert_eq!(out.value, Some(Value::U32(4)));
 }
+
+#[test]
+fn identical_concurrent_calls_execute_once() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("t.txt");
+    std::fs::write(
+        &text,
+        "a few words to count, again and again\n".repeat(200_000),
+    )
+    .unwrap();
+    let host = std::sync::Arc::new(Host::open(cache.path()).unwrap());
+    let task = host.load(crate::support::example("words")).unwrap();
+    let blob = host.blob_from_file(&text).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (host, task, blob) = (host.clone(), task.clone(), blob.clone());
+            std::thread::spawn(move || host.call(&task, "total", &[Value::Blob(blob)]).unwrap())
+        })
+        .collect();
+    let outs: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let misses = outs
+        .iter()
+        .filter(|o| o.report.cache == CacheStatus::Miss)
+        .count();
+    assert_eq!(misses, 1, "one execution; the others waited for its result");
+    assert!(outs.iter().all(|o| o.value == Some(Value::U64(1_600_000))));
+}
