@@ -167,6 +167,22 @@ impl Inner {
                 }
             },
         };
+        // A blob of the result that is gone (or cut short) makes the entry a
+        // miss: the call re-executes and stores the blob again.
+        let mut whole = true;
+        if let Some(v) = &value {
+            v.for_each_blob(&mut |b| {
+                if matches!(b.source, BlobSource::Stored)
+                    && !self.store.has_object(&b.hash(), b.len())
+                {
+                    whole = false;
+                }
+            });
+        }
+        if !whole {
+            tracing::warn!(%key, "a blob of the stored result is missing; re-executing");
+            return Ok(None);
+        }
         let output = |o: Option<(Digest, u64)>| -> Result<Vec<u8>> {
             match o.filter(|_| replay) {
                 Some((hash, len)) => Ok(self.store.object(&hash, len)?.unwrap_or_default()),

@@ -119,6 +119,17 @@ pub struct Outcome {
     pub report: Report,
 }
 
+/// What [`Host::verify`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Verified {
+    /// Entries checked.
+    pub entries: usize,
+    /// Keys whose value or output is missing or altered (each is a miss: the
+    /// next call re-executes and repairs it).
+    pub damaged: Vec<Digest>,
+}
+
 /// Runs components and caches their results in one cache directory.
 ///
 /// Opening a host is cheap: the wasm engine is created on the first call that
@@ -244,6 +255,16 @@ impl Host {
         let path = path.as_ref();
         let (hash, len) = self.inner.store.hash_file(path)?;
         Ok(Blob::from_file(path, hash, len))
+    }
+
+    /// Audits the cache: every stored result's value and captured output
+    /// must be present and match its hash. Reads everything.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Cache`] if the index itself cannot be read.
+    pub fn verify(&self) -> Result<Verified> {
+        let (entries, damaged) = self.inner.store.verify()?;
+        Ok(Verified { entries, damaged })
     }
 
     /// Writes the content of `blob` to the file `path` (verified against its

@@ -62,7 +62,7 @@ pub use args::CallArgs;
 pub use component::{ComponentInfo, Export};
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
-pub use host::{CacheMode, CacheStatus, CallOptions, CallRecord, Host, Outcome, Report};
+pub use host::{CacheMode, CacheStatus, CallOptions, CallRecord, Host, Outcome, Report, Verified};
 pub use manifest::{Manifest, TaskEntry};
 pub use sandbox::Limits;
 pub use store::FORMAT_VERSION;

@@ -8,6 +8,8 @@
 mod support;
 
 mod cli;
+mod crash;
+mod damage;
 mod flows;
 mod hostile;
 mod library;

@@ -9,29 +9,9 @@ use serde_json::Value as Json;
 
 use crate::support::{cairn, example, failure, json, with_custom_section};
 
-/// A small CSV like `make-csv.sh` writes: 8 features, a learnable label.
 fn csv(dir: &Path, rows: usize) -> PathBuf {
-    let mut seed: u64 = 7;
-    let mut next = || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((seed >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0
-    };
-    let w = [1.5, -2.0, 0.7, 0.0, 3.1, -0.4, 1.1, -1.8];
-    let mut text = String::from("f1,f2,f3,f4,f5,f6,f7,f8,label\n");
-    for _ in 0..rows {
-        let x: Vec<f64> = (0..8).map(|_| next()).collect();
-        let z: f64 = 0.3 + x.iter().zip(w).map(|(x, w)| x * w).sum::<f64>();
-        for v in &x {
-            text.push_str(&format!("{v:.4},"));
-        }
-        text.push_str(if z > 0.0 { "1\n" } else { "0\n" });
-    }
     let path = dir.join("data.csv");
-    fs::write(&path, text).unwrap();
-    // Old enough for `stat` to vouch for it on the next run.
-    std::thread::sleep(std::time::Duration::from_millis(250));
+    crate::support::ml_csv(&path, rows, 7);
     path
 }
 

@@ -126,3 +126,28 @@ pub fn with_custom_section(bytes: &[u8], payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(payload);
     out
 }
+
+/// Writes a CSV like `examples/ml-pipeline/make-csv.sh` does (8 features, a
+/// learnable 0/1 label), `rows` long, from `seed`; then waits long enough for
+/// `stat` to vouch for the file on the next run.
+pub fn ml_csv(path: &Path, rows: usize, seed: u64) {
+    let mut seed = seed;
+    let mut next = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as f64 / (1u64 << 31) as f64) * 2.0 - 1.0
+    };
+    let w = [1.5, -2.0, 0.7, 0.0, 3.1, -0.4, 1.1, -1.8];
+    let mut text = String::from("f1,f2,f3,f4,f5,f6,f7,f8,label\n");
+    for _ in 0..rows {
+        let x: Vec<f64> = (0..8).map(|_| next()).collect();
+        let z: f64 = 0.3 + x.iter().zip(w).map(|(x, w)| x * w).sum::<f64>();
+        for v in &x {
+            text.push_str(&format!("{v:.4},"));
+        }
+        text.push_str(if z > 0.0 { "1\n" } else { "0\n" });
+    }
+    std::fs::write(path, text).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(250));
+}

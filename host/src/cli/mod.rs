@@ -1,6 +1,7 @@
 //! The command line: clap definitions, exit codes and printing. Everything it
 //! does is a call into the `cairn` library.
 
+mod cache;
 mod inspect;
 mod run;
 
@@ -30,6 +31,7 @@ struct Cli {
 enum Command {
     Run(run::RunArgs),
     Inspect(inspect::InspectArgs),
+    Cache(cache::CacheArgs),
 }
 
 /// Exit code for a task that failed (trapped); nothing was cached.
@@ -51,6 +53,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(cli.cache_dir, args),
         Command::Inspect(args) => inspect::inspect(cli.cache_dir, args),
+        Command::Cache(args) => cache::cache(cli.cache_dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

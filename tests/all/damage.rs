@@ -1,0 +1,173 @@
+//! Bad input and damaged state through the CLI: each gives one line that
+//! says what to do and a non-zero exit, and nothing already stored is lost.
+
+use std::fs;
+use std::path::Path;
+
+use crate::support::{cairn, example, failure, json, ml_csv};
+
+/// A cache holding one `greet` result.
+fn warm_cache() -> tempfile::TempDir {
+    let cache = tempfile::tempdir().unwrap();
+    json(
+        cairn(cache.path())
+            .arg("run")
+            .arg(example("hello"))
+            .args(["--name", "Ada"]),
+    );
+    cache
+}
+
+fn one_line(code_and_stderr: (i32, String), expect: &str) {
+    let (code, stderr) = code_and_stderr;
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains(expect), "expected `{expect}` in: {stderr}");
+}
+
+#[test]
+fn a_cache_directory_that_cannot_be_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    fs::write(&file, "not a directory").unwrap();
+    let run = cairn(&file.join("cache"))
+        .arg("run")
+        .arg(example("hello"))
+        .args(["--name", "Ada"])
+        .output()
+        .unwrap();
+    one_line(
+        (
+            run.status.code().unwrap(),
+            String::from_utf8(run.stderr).unwrap(),
+        ),
+        "cannot create cache directory",
+    );
+}
+
+#[test]
+fn a_garbage_or_truncated_index_is_reported_and_left_in_place() {
+    for damage in [
+        |p: &Path| fs::write(p, vec![0x5a; 10_000]).unwrap(),
+        |p: &Path| {
+            let f = fs::OpenOptions::new().write(true).open(p).unwrap();
+            f.set_len(f.metadata().unwrap().len() / 3).unwrap();
+        },
+    ] {
+        let cache = warm_cache();
+        let index = cache.path().join("index.redb");
+        damage(&index);
+        let before = fs::read(&index).unwrap();
+        one_line(
+            failure(
+                cairn(cache.path())
+                    .arg("run")
+                    .arg(example("hello"))
+                    .args(["--name", "Ada"]),
+            ),
+            "move it aside",
+        );
+        assert_eq!(
+            fs::read(&index).unwrap(),
+            before,
+            "cairn never rewrites a damaged index"
+        );
+    }
+}
+
+#[test]
+fn a_missing_or_cut_blob_is_a_miss_and_is_repaired() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("d.csv");
+    ml_csv(&csv, 3000, 1);
+    let arg = format!("@{}", csv.display());
+    let load = || {
+        json(
+            cairn(cache.path())
+                .arg("run")
+                .arg(example("ml_load"))
+                .args(["--csv", &arg]),
+        )
+    };
+    assert_eq!(load()["cache"], "miss");
+    let objects: Vec<_> = walk(&cache.path().join("objects"));
+    assert_eq!(objects.len(), 1, "the 108 KB dataset is an object file");
+    for damage in [
+        |p: &Path| fs::remove_file(p).unwrap(),
+        |p: &Path| {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_len(100)
+                .unwrap()
+        },
+    ] {
+        damage(&objects[0]);
+        assert_eq!(load()["cache"], "miss", "the damaged entry re-executes");
+        assert_eq!(
+            fs::metadata(&objects[0]).unwrap().len(),
+            8 + 3000 * 9 * 4,
+            "and is repaired"
+        );
+        assert_eq!(load()["cache"], "hit");
+    }
+    let verify = cairn(cache.path())
+        .args(["cache", "verify"])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_manifest_with_errors_names_file_and_line() {
+    let cache = warm_cache();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("cairn.toml");
+    fs::write(
+        &manifest,
+        "[tasks]\nhello = \"hello.wasm\"\nbroken = { path = 1 }\n",
+    )
+    .unwrap();
+    one_line(
+        failure(
+            cairn(cache.path())
+                .args(["run", "--manifest"])
+                .arg(&manifest)
+                .arg("hello"),
+        ),
+        "cairn.toml:3:",
+    );
+}
+
+#[test]
+fn a_directory_given_as_a_file_argument() {
+    let cache = warm_cache();
+    let dir = tempfile::tempdir().unwrap();
+    one_line(
+        failure(cairn(cache.path()).arg("run").arg(example("words")).args([
+            "total",
+            "--text",
+            &format!("@{}", dir.path().display()),
+        ])),
+        "is not a regular file",
+    );
+}
