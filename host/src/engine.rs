@@ -19,7 +19,7 @@ use crate::component::Export;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flow::Scope;
-use crate::sandbox::{Limits, Sandbox};
+use crate::sandbox::{Grants, Limits, Sandbox};
 use crate::store::Store as CacheStore;
 use crate::task::Task;
 use crate::types::{FuncType, Type};
@@ -196,12 +196,13 @@ impl Runtime {
         args: &[Value],
         key: &Digest,
         scope: Scope,
+        grants: &Grants,
     ) -> Result<Execution> {
         let what = task.name();
         let pre = self.instance_pre(task, &scope.inner.store, define_imports)?;
         let start = Instant::now();
         let limits = scope.inner.limits.clone();
-        let mut store = Store::new(&self.engine, Sandbox::new(key, scope));
+        let mut store = Store::new(&self.engine, Sandbox::new(key, scope, grants)?);
         store.limiter(|s| &mut s.limits);
         let ticks = limits.timeout.map_or(u64::MAX / 2, |t| {
             t.as_nanos().div_ceil(TICK.as_nanos()) as u64

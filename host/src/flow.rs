@@ -70,6 +70,8 @@ impl Scope {
     fn child(&self) -> Scope {
         let mut s = self.clone();
         s.depth += 1;
+        // Grants are the called task's; the tasks it calls get none.
+        s.opts.grants = Grants::default();
         // `--refresh` re-runs the call asked for; what it calls may still hit.
         if s.opts.cache == CacheMode::Refresh {
             s.opts.cache = CacheMode::Use;
@@ -92,7 +94,9 @@ impl Inner {
         Inner {
             store,
             runtime: OnceLock::new(),
-            sandbox: Grants::default().digest(),
+            sandbox: Grants::default()
+                .digest(|_| unreachable!("no directories are granted"))
+                .expect("no directory to hash"),
             limits,
             memory: Mutex::default(),
             running: Mutex::default(),
@@ -106,6 +110,7 @@ impl Inner {
         export: &str,
         ty: &FuncType,
         args: &[Value],
+        grants: &Grants,
     ) -> Result<Digest> {
         if args.len() != ty.params.len() {
             return Err(Error::new(
@@ -131,7 +136,11 @@ impl Inner {
             export,
             func: ty,
             args: &encoded,
-            sandbox: self.sandbox,
+            sandbox: if grants.is_empty() {
+                self.sandbox
+            } else {
+                grants.digest(|dir| self.store.hash_dir(dir))?
+            },
         }))
     }
 
@@ -273,7 +282,10 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
     let inner = &scope.inner;
     let (export, ty) = task.resolve(export)?;
     let path = export.path();
-    let key = inner.key_of(task, &path, ty, args)?;
+    let mut grants = scope.opts.grants.clone();
+    grants.impure |= task.impure;
+    let key = inner.key_of(task, &path, ty, args, &grants)?;
+    let cacheable = grants.cacheable();
     let start = Instant::now();
     let slot = {
         let mut trace = scope.trace.lock().expect("poisoned");
@@ -299,7 +311,7 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
         record.stdout = stdout;
         record.stderr = stderr;
     };
-    if scope.opts.cache == CacheMode::Use {
+    if scope.opts.cache == CacheMode::Use && cacheable {
         if let Some(hit) = inner.lookup(&key, ty, scope.opts.replay_output)? {
             finish(CacheStatus::Hit, hit.run, hit.output);
             return Ok(Called {
@@ -327,7 +339,7 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
     }
     // Single flight: one execution per key at a time in this process; a call
     // that waited finds the result the first one stored.
-    let gate = (scope.opts.cache == CacheMode::Use).then(|| inner.gate(&key));
+    let gate = (scope.opts.cache == CacheMode::Use && cacheable).then(|| inner.gate(&key));
     let _running = gate
         .as_ref()
         .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()));
@@ -345,14 +357,14 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
             });
         }
     }
-    let result = execute_and_store(scope, task, export, ty, args, &key);
+    let result = execute_and_store(scope, task, export, ty, args, &key, &grants, slot);
     drop(_running);
     inner.ungate(&key, gate);
-    let (exec, stored) = result?;
-    finish(CacheStatus::Miss, exec.run, (exec.stdout, exec.stderr));
+    let (exec, stored, status) = result?;
+    finish(status, exec.run, (exec.stdout, exec.stderr));
     Ok(Called {
         value: exec.value,
-        cache: CacheStatus::Miss,
+        cache: status,
         key,
         run: exec.run,
         stored,
@@ -360,7 +372,10 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
 }
 
 /// Runs a call that missed and stores its result as the task's policy says.
-/// Returns the execution and whether the result was written to the cache.
+/// Returns the execution, whether the result was written to the cache, and
+/// the call's status: a miss, or uncacheable when it or anything it called
+/// was (an impure grant, a writable directory).
+#[expect(clippy::too_many_arguments, reason = "one call's full description")]
 fn execute_and_store(
     scope: &Scope,
     task: &Task,
@@ -368,7 +383,9 @@ fn execute_and_store(
     ty: &FuncType,
     args: &[Value],
     key: &Digest,
-) -> Result<(Execution, bool)> {
+    grants: &Grants,
+    slot: usize,
+) -> Result<(Execution, bool, CacheStatus)> {
     let inner = &scope.inner;
     let exec = inner.runtime()?.execute(
         task,
@@ -378,8 +395,19 @@ fn execute_and_store(
         args,
         key,
         scope.clone(),
+        grants,
     )?;
-    let stored = scope.opts.cache != CacheMode::Off;
+    // What this call made from an uncacheable call is uncacheable too.
+    let tainted = !grants.cacheable()
+        || scope.trace.lock().expect("poisoned")[slot + 1..]
+            .iter()
+            .any(|r| r.cache == CacheStatus::Uncacheable);
+    let status = if tainted {
+        CacheStatus::Uncacheable
+    } else {
+        CacheStatus::Miss
+    };
+    let stored = scope.opts.cache != CacheMode::Off && !tainted;
     if stored && task.persist {
         inner.put(key, exec.value.as_ref(), ty, &exec)?;
     } else if stored {
@@ -389,7 +417,7 @@ fn execute_and_store(
             .expect("poisoned")
             .insert(*key, (exec.value.clone(), exec.run));
     }
-    Ok((exec, stored && task.persist))
+    Ok((exec, stored && task.persist, status))
 }
 
 fn unbound_error(task: &Task, unbound: &[&str]) -> Error {

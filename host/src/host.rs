@@ -12,7 +12,7 @@ use crate::engine::BlobReader;
 use crate::error::ErrorKind;
 use crate::error::{Error, Result};
 use crate::flow::{self, Inner, Scope};
-use crate::sandbox::Limits;
+use crate::sandbox::{Grants, Limits};
 use crate::store::Store;
 use crate::task::Task;
 use crate::value::{Blob, Value};
@@ -39,6 +39,9 @@ pub struct CallOptions {
     /// On a hit, also load what the producing run wrote to stdout and stderr
     /// (kept with every stored result). Off by default: it costs reads.
     pub replay_output: bool,
+    /// Capabilities granted to the called task (not to the tasks a flow
+    /// calls). None by default; each is part of the key.
+    pub grants: Grants,
 }
 
 /// Whether a call was answered from the cache.
@@ -48,14 +51,18 @@ pub enum CacheStatus {
     Hit,
     /// Executed.
     Miss,
+    /// Executed and not stored: the call (or a call it made) was impure or
+    /// had a writable directory.
+    Uncacheable,
 }
 
 impl CacheStatus {
-    /// `"hit"` or `"miss"`.
+    /// `"hit"`, `"miss"` or `"uncacheable"`.
     pub fn as_str(self) -> &'static str {
         match self {
             CacheStatus::Hit => "hit",
             CacheStatus::Miss => "miss",
+            CacheStatus::Uncacheable => "uncacheable",
         }
     }
 }
@@ -287,7 +294,8 @@ impl Host {
     /// As [`Host::call`], for an unknown export or arguments of the wrong type.
     pub fn key(&self, task: &Task, export: &str, args: &[Value]) -> Result<Digest> {
         let (export, ty) = task.resolve(export)?;
-        self.inner.key_of(task, &export.path(), ty, args)
+        self.inner
+            .key_of(task, &export.path(), ty, args, &Grants::default())
     }
 
     /// Calls `export` of `task` with `args`, answering from the cache when it can.
@@ -333,7 +341,7 @@ impl Host {
             report: Report {
                 cache: called.cache,
                 key: called.key,
-                executed: count(CacheStatus::Miss),
+                executed: count(CacheStatus::Miss) + count(CacheStatus::Uncacheable),
                 hits: count(CacheStatus::Hit),
                 stored: called.stored,
                 elapsed: start.elapsed(),

@@ -64,7 +64,7 @@ pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
 pub use host::{CacheMode, CacheStatus, CallOptions, CallRecord, Host, Outcome, Report, Verified};
 pub use manifest::{Manifest, TaskEntry};
-pub use sandbox::Limits;
+pub use sandbox::{DirGrant, Grants, Limits};
 pub use store::FORMAT_VERSION;
 pub use task::Task;
 pub use types::{FuncType, Type};

@@ -5,6 +5,7 @@
 //! load = "components/load.wasm"                        # a path, relative to this file
 //! train = { path = "components/train.wasm" }
 //! parse = { path = "components/parse.wasm", persist = false }   # results kept for the run only
+//! clock = { path = "components/clock.wasm", impure = true }      # real clocks: never cached
 //! pipeline = "components/pipeline.wasm"
 //!
 //! [bind]
@@ -41,6 +42,9 @@ pub struct TaskEntry {
     /// Whether its results are stored (default `true`); `false` keeps them in
     /// memory for one run, for cheap steps with large outputs.
     pub persist: bool,
+    /// Whether it gets real clocks and randomness (default `false`); its
+    /// calls, and those of flows above it, then always run and are never stored.
+    pub impure: bool,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +69,8 @@ struct RawTaskTable {
     path: PathBuf,
     #[serde(default = "yes")]
     persist: bool,
+    #[serde(default)]
+    impure: bool,
 }
 
 fn yes() -> bool {
@@ -107,14 +113,15 @@ impl Manifest {
             .tasks
             .into_iter()
             .map(|(name, t)| {
-                let (path, persist) = match t {
-                    RawTask::Path(p) => (p, true),
-                    RawTask::Full(t) => (t.path, t.persist),
+                let (path, persist, impure) = match t {
+                    RawTask::Path(p) => (p, true, false),
+                    RawTask::Full(t) => (t.path, t.persist, t.impure),
                 };
                 TaskEntry {
                     name,
                     path: base.join(path),
                     persist,
+                    impure,
                 }
             })
             .collect();
@@ -158,7 +165,10 @@ impl Host {
         let tasks = manifest
             .tasks
             .iter()
-            .map(|t| Ok(self.load(&t.path)?.named(&t.name).with_persist(t.persist)))
+            .map(|t| {
+                let task = self.load(&t.path)?.named(&t.name);
+                Ok(task.with_persist(t.persist).with_impure(t.impure))
+            })
             .collect::<Result<Vec<_>>>()?;
         let root = tasks
             .iter()
@@ -185,12 +195,14 @@ mod tests {
                 TaskEntry {
                     name: "a".into(),
                     path: "/p/a.wasm".into(),
-                    persist: true
+                    persist: true,
+                    impure: false
                 },
                 TaskEntry {
                     name: "b".into(),
                     path: "/p/sub/b.wasm".into(),
-                    persist: false
+                    persist: false,
+                    impure: false
                 },
             ]
         );

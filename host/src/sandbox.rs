@@ -19,8 +19,12 @@
 //!
 //! [`SANDBOX_VERSION`] names this table; it is part of every call key through
 //! [`Grants::digest`], so changing the environment makes old entries miss
-//! rather than answer for a different environment.
+//! rather than answer for a different environment. [`Grants`] add
+//! capabilities to a call (directories, environment variables, or real
+//! clocks and randomness), each part of the key; an impure or writable grant
+//! makes the call uncacheable.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -28,7 +32,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{
-    HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+    FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
 
 use crate::digest::Digest;
@@ -83,19 +87,73 @@ impl Default for Limits {
     }
 }
 
-/// The capabilities granted to a call. There are none yet beyond the
-/// deterministic environment; every future grant (a directory, an
-/// environment variable) joins the digest.
+/// A host directory made visible to a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the task sees it (`/data`).
+    pub guest: String,
+    /// Whether the task may write to it. A writable directory makes the call
+    /// uncacheable: it always runs and its result is never stored.
+    pub writable: bool,
+}
+
+/// The capabilities granted to a call, beyond the deterministic environment.
+/// None by default. Each grant is part of the call's key: a read-only
+/// directory by a Merkle hash of its content (files remembered by `stat`),
+/// environment variables by name and value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Grants {}
+pub struct Grants {
+    /// Directories, read-only unless marked writable (cap-std keeps the task
+    /// inside each: `..` and symlinks cannot leave it).
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables.
+    pub env: Vec<(String, String)>,
+    /// Real wall and monotonic clocks and real randomness. An impure call is
+    /// uncacheable: it always runs and its result is never stored.
+    pub impure: bool,
+}
 
 impl Grants {
+    /// Whether results of calls with these grants may be cached.
+    pub fn cacheable(&self) -> bool {
+        !self.impure && self.dirs.iter().all(|d| !d.writable)
+    }
+
+    /// Whether nothing is granted.
+    pub fn is_empty(&self) -> bool {
+        self == &Grants::default()
+    }
+
     /// The digest of the environment and the grants, part of every call key.
-    pub fn digest(&self) -> Digest {
+    /// `dir_digest` gives the content digest of a granted directory.
+    pub fn digest(
+        &self,
+        dir_digest: impl Fn(&Path) -> crate::Result<Digest>,
+    ) -> crate::Result<Digest> {
         let mut h = blake3::Hasher::new();
-        h.update(SANDBOX_VERSION.as_bytes());
-        h.finalize().into()
+        let mut field = |b: &[u8]| {
+            h.update(&(b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        field(SANDBOX_VERSION.as_bytes());
+        let mut dirs: Vec<&DirGrant> = self.dirs.iter().collect();
+        dirs.sort_by(|a, b| a.guest.cmp(&b.guest));
+        for d in dirs {
+            field(d.guest.as_bytes());
+            field(&[u8::from(d.writable)]);
+            field(dir_digest(&d.host)?.as_bytes());
+        }
+        let mut env: Vec<&(String, String)> = self.env.iter().collect();
+        env.sort();
+        for (k, v) in env {
+            field(k.as_bytes());
+            field(v.as_bytes());
+        }
+        field(&[u8::from(self.impure)]);
+        Ok(h.finalize().into())
     }
 }
 
@@ -146,25 +204,43 @@ pub(crate) struct Sandbox {
 
 impl Sandbox {
     /// A fresh deterministic environment for the call whose key is `seed`.
-    pub(crate) fn new(seed: &Digest, scope: Scope) -> Sandbox {
+    pub(crate) fn new(seed: &Digest, scope: Scope, grants: &Grants) -> crate::Result<Sandbox> {
         let limits = scope.inner.limits.clone();
         let stdout = MemoryOutputPipe::new(limits.max_output);
         let stderr = MemoryOutputPipe::new(limits.max_output);
         let insecure_seed =
             u128::from_le_bytes(seed.as_bytes()[..16].try_into().expect("32-byte digest"));
-        let wasi = WasiCtxBuilder::new()
-            .stdout(stdout.clone())
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(stdout.clone())
             .stderr(stderr.clone())
-            .wall_clock(FixedWallClock)
-            .monotonic_clock(SteppingClock(0.into()))
-            .secure_random(rng(seed, "secure"))
-            .insecure_random(rng(seed, "insecure"))
-            .insecure_random_seed(insecure_seed)
             .allow_tcp(false)
             .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        Sandbox {
+            .allow_ip_name_lookup(false);
+        if !grants.impure {
+            wasi.wall_clock(FixedWallClock)
+                .monotonic_clock(SteppingClock(0.into()))
+                .secure_random(rng(seed, "secure"))
+                .insecure_random(rng(seed, "insecure"))
+                .insecure_random_seed(insecure_seed);
+        }
+        for d in &grants.dirs {
+            let perms = if d.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&d.host, &d.guest, perms).map_err(|e| {
+                crate::Error::new(
+                    crate::ErrorKind::Io,
+                    format!("cannot grant directory {}: {e}", d.host.display()),
+                )
+            })?;
+        }
+        for (k, v) in &grants.env {
+            wasi.env(k, v);
+        }
+        let wasi = wasi.build();
+        Ok(Sandbox {
             wasi,
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
@@ -175,7 +251,7 @@ impl Sandbox {
             stderr,
             scope,
             handles: 0,
-        }
+        })
     }
 
     /// What the call wrote to stdout and stderr.
@@ -210,12 +286,35 @@ mod tests {
         assert_ne!(a, c);
     }
 
+    fn digest(g: &Grants) -> Digest {
+        g.digest(|p| Ok(Digest::of(p.as_os_str().as_encoded_bytes())))
+            .unwrap()
+    }
+
     #[test]
-    fn grants_digest_names_the_environment_version() {
-        assert_eq!(Grants::default().digest(), Grants::default().digest());
-        assert_eq!(
-            Grants::default().digest(),
-            Digest::of(SANDBOX_VERSION.as_bytes())
-        );
+    fn every_grant_changes_the_digest() {
+        let none = Grants::default();
+        assert_eq!(digest(&none), digest(&Grants::default()));
+        let mut env = Grants::default();
+        env.env.push(("K".into(), "V".into()));
+        let mut env2 = env.clone();
+        env2.env[0].1 = "W".into();
+        let mut dir = Grants::default();
+        dir.dirs.push(DirGrant {
+            host: "/a".into(),
+            guest: "/data".into(),
+            writable: false,
+        });
+        let mut other_dir = dir.clone();
+        other_dir.dirs[0].host = "/b".into();
+        let mut impure = Grants::default();
+        impure.impure = true;
+        let all = [&none, &env, &env2, &dir, &other_dir, &impure].map(digest);
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        assert!(!impure.cacheable() && none.cacheable() && dir.cacheable());
     }
 }

@@ -24,6 +24,7 @@ pub struct Task {
     pub(crate) bound: Arc<[(String, Task)]>,
     pub(crate) closure: Digest,
     pub(crate) persist: bool,
+    pub(crate) impure: bool,
 }
 
 /// Whether the host itself provides import `name` (WASI and `cairn:task`).
@@ -48,6 +49,7 @@ impl Task {
             bound: Arc::from([]),
             closure: key::closure(hash, &[]),
             persist: true,
+            impure: false,
         }
     }
 
@@ -82,6 +84,19 @@ impl Task {
     /// This task with results kept in memory only (`false`) or stored (`true`).
     pub fn with_persist(mut self, persist: bool) -> Task {
         self.persist = persist;
+        self
+    }
+
+    /// Whether this task gets real clocks and randomness wherever it is
+    /// called, which makes its calls (and those of flows above it) uncacheable.
+    pub fn impure(&self) -> bool {
+        self.impure
+    }
+
+    /// This task with real clocks and randomness (`true`) or the
+    /// deterministic environment (`false`, the default).
+    pub fn with_impure(mut self, impure: bool) -> Task {
+        self.impure = impure;
         self
     }
 

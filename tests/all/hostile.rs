@@ -210,3 +210,111 @@ fn a_denied_capability_is_an_answer_and_cached_like_one() {
         CacheStatus::Hit
     );
 }
+
+/// Calls `export` with a directory granted read-only at `/data`.
+fn with_dir(
+    host: &Host,
+    task: &Task,
+    dir: &std::path::Path,
+    writable: bool,
+    export: &str,
+    args: &[Value],
+) -> cairn::Outcome {
+    let mut opts = cairn::CallOptions::default();
+    opts.grants.dirs.push(cairn::DirGrant {
+        host: dir.to_path_buf(),
+        guest: "/data".into(),
+        writable,
+    });
+    host.call_with(task, export, args, &opts).unwrap()
+}
+
+#[test]
+fn a_granted_directory_is_readable_inescapable_and_keyed_by_content() {
+    let cache = tempfile::tempdir().unwrap();
+    let (host, task) = host(cache.path());
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(root.path().join("secret.txt"), "outside").unwrap();
+    std::fs::write(data.join("in.txt"), "inside").unwrap();
+    std::os::unix::fs::symlink("../secret.txt", data.join("link")).unwrap();
+    let read = |path: &str| {
+        with_dir(
+            &host,
+            &task,
+            &data,
+            false,
+            "read-file",
+            &[Value::String(path.into())],
+        )
+    };
+
+    let inside = read("/data/in.txt");
+    assert_eq!(inside.value.unwrap().to_wave(), "ok(\"inside\")");
+    assert_eq!(inside.report.cache, CacheStatus::Miss);
+    for escape in ["/data/../secret.txt", "/data/link"] {
+        let v = read(escape).value.unwrap();
+        assert!(is_err(&v), "{escape} escaped: {}", v.to_wave());
+    }
+    assert_eq!(
+        read("/data/in.txt").report.cache,
+        CacheStatus::Hit,
+        "an unchanged tree hits"
+    );
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(data.join("other.txt"), "new file").unwrap();
+    let changed = read("/data/in.txt");
+    assert_eq!(
+        changed.report.cache,
+        CacheStatus::Miss,
+        "the tree's content is in the key"
+    );
+    assert_ne!(changed.report.key, inside.report.key);
+}
+
+#[test]
+fn a_writable_directory_makes_the_call_uncacheable() {
+    let cache = tempfile::tempdir().unwrap();
+    let (host, task) = host(cache.path());
+    let data = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = with_dir(&host, &task, data.path(), true, "ok", &[]);
+        assert_eq!(out.report.cache, CacheStatus::Uncacheable);
+        assert_eq!(out.report.executed, 1);
+        assert!(!out.report.stored);
+    }
+}
+
+#[test]
+fn granted_environment_variables_are_seen_and_keyed() {
+    let cache = tempfile::tempdir().unwrap();
+    let (host, task) = host(cache.path());
+    let mut opts = cairn::CallOptions::default();
+    opts.grants.env.push(("MODE".into(), "fast".into()));
+    let granted = host.call_with(&task, "env-count", &[], &opts).unwrap();
+    assert_eq!(granted.value, Some(Value::U32(1)));
+    let plain = host.call(&task, "env-count", &[]).unwrap();
+    assert_eq!(plain.value, Some(Value::U32(0)));
+    assert_ne!(granted.report.key, plain.report.key);
+}
+
+#[test]
+fn an_impure_task_always_runs() {
+    let cache = tempfile::tempdir().unwrap();
+    let (host, task) = host(cache.path());
+    let mut opts = cairn::CallOptions::default();
+    opts.grants.impure = true;
+    for _ in 0..2 {
+        let out = host.call_with(&task, "ok", &[], &opts).unwrap();
+        assert_eq!(
+            (out.report.cache, out.report.executed),
+            (CacheStatus::Uncacheable, 1)
+        );
+    }
+    assert_eq!(
+        host.call(&task, "ok", &[]).unwrap().report.cache,
+        CacheStatus::Miss,
+        "pure calls are keyed apart"
+    );
+}

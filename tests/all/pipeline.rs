@@ -275,3 +275,33 @@ fn out_writes_result_blobs_to_files() {
         fs::remove_file(out_dir.join("result.ok")).unwrap();
     }
 }
+
+#[test]
+fn an_impure_task_makes_the_flows_above_it_uncacheable_but_not_its_siblings() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = csv(dir.path(), 500);
+    let m = manifest(dir.path(), None, true);
+    let text = fs::read_to_string(&m).unwrap().replace(
+        &format!(
+            "evaluate = {:?}",
+            example("ml_evaluate").display().to_string()
+        ),
+        &format!(
+            "evaluate = {{ path = {:?}, impure = true }}",
+            example("ml_evaluate").display().to_string()
+        ),
+    );
+    fs::write(&m, text).unwrap();
+    run_task(cache.path(), &m, "pipeline", &data, 3);
+    let again = run_task(cache.path(), &m, "pipeline", &data, 3);
+    assert_eq!(
+        calls(&again),
+        pairs(&[
+            ("pipeline", "uncacheable"),
+            ("training", "hit"),
+            ("load", "hit"),
+            ("evaluate", "uncacheable"),
+        ])
+    );
+}

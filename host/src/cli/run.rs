@@ -58,6 +58,16 @@ pub struct RunArgs {
     /// Fuel (about one unit per wasm instruction) each call may burn [default: unmetered]
     #[arg(long, value_name = "N")]
     fuel: Option<u64>,
+    /// Grant a host directory, read-only: HOST::GUEST (or HOST, seen at the
+    /// same path); HOST::GUEST:rw makes it writable and the call uncacheable
+    #[arg(long = "dir", value_name = "HOST::GUEST", value_parser = parse_dir)]
+    dirs: Vec<cairn::DirGrant>,
+    /// Grant an environment variable (part of the key)
+    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    envs: Vec<(String, String)>,
+    /// Give the task real clocks and randomness; it always runs and is never cached
+    #[arg(long)]
+    impure: bool,
     /// Show what each call wrote to stdout and stderr, prefixed with its task
     /// (on a hit, what the run that produced it wrote)
     #[arg(long, short)]
@@ -186,6 +196,9 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         _ => CacheMode::Use,
     };
     opts.replay_output = args.verbose;
+    opts.grants.dirs = args.dirs;
+    opts.grants.env = args.envs;
+    opts.grants.impure = args.impure;
     let out = host.call_with(&task, &export, &values, &opts);
     if args.verbose {
         if let Ok(out) = &out {
@@ -267,6 +280,30 @@ fn show_output(calls: &[cairn::CallRecord]) {
             }
         }
     }
+}
+
+/// `HOST::GUEST`, `HOST::GUEST:rw`, or `HOST` (seen at the same path), as
+/// `wasmtime run --dir` takes it.
+fn parse_dir(text: &str) -> Result<cairn::DirGrant, String> {
+    let (host, guest) = text.split_once("::").unwrap_or((text, text));
+    let (guest, writable) = match guest.strip_suffix(":rw") {
+        Some(g) => (g, true),
+        None => (guest, false),
+    };
+    if !Path::new(host).is_dir() {
+        return Err(format!("{host} is not a directory"));
+    }
+    Ok(cairn::DirGrant {
+        host: host.into(),
+        guest: guest.to_string(),
+        writable,
+    })
+}
+
+/// `NAME=VALUE`.
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text.split_once('=').ok_or("expected NAME=VALUE")?;
+    Ok((k.to_string(), v.to_string()))
 }
 
 /// `512MiB`, `1 GiB`, `1000000` (bytes).
