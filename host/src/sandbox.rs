@@ -307,8 +307,10 @@ mod tests {
         });
         let mut other_dir = dir.clone();
         other_dir.dirs[0].host = "/b".into();
-        let mut impure = Grants::default();
-        impure.impure = true;
+        let impure = Grants {
+            impure: true,
+            ..Grants::default()
+        };
         let all = [&none, &env, &env2, &dir, &other_dir, &impure].map(digest);
         for (i, a) in all.iter().enumerate() {
             for b in &all[i + 1..] {
