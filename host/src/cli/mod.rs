@@ -29,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     Inspect(inspect::InspectArgs),
     Cache(cache::CacheArgs),
 }
@@ -51,7 +51,7 @@ pub fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run::run(cli.cache_dir, args),
+        Command::Run(args) => run::run(cli.cache_dir, *args),
         Command::Inspect(args) => inspect::inspect(cli.cache_dir, args),
         Command::Cache(args) => cache::cache(cli.cache_dir, args),
     };
