@@ -240,3 +240,29 @@ fn choose_picks_among_tasks_exporting_the_same_interface() {
     assert_ne!(chosen.closure(), flow(&host, &a).closure());
     assert_eq!(sum3(&host, &chosen, 1, 1, 1).report.calls[1].component, "b");
 }
+
+#[test]
+fn flow_nesting_is_bounded() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut limits = cairn::Limits::default();
+    limits.max_depth = 1;
+    let host = Host::open_with(cache.path(), limits).unwrap();
+    let flow = flow(&host, &leaf(&host));
+    let err = host
+        .call(
+            &flow,
+            "sum3",
+            &[Value::U32(1), Value::U32(2), Value::U32(3)],
+        )
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::TaskFailed);
+    assert!(err.to_string().contains("nest deeper than 1"), "{err}");
+    // The leaf alone is within the bound.
+    let leaf = leaf(&host);
+    assert_eq!(
+        host.call(&leaf, "add", &[Value::U32(1), Value::U32(2)])
+            .unwrap()
+            .value,
+        Some(Value::U32(3))
+    );
+}
