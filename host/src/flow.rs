@@ -311,16 +311,19 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
         record.stdout = stdout;
         record.stderr = stderr;
     };
+    let answer = |hit: Stored| {
+        finish(CacheStatus::Hit, hit.run, hit.output);
+        Called {
+            value: hit.value,
+            cache: CacheStatus::Hit,
+            key,
+            run: hit.run,
+            stored: false,
+        }
+    };
     if scope.opts.cache == CacheMode::Use && cacheable {
         if let Some(hit) = inner.lookup(&key, ty, scope.opts.replay_output)? {
-            finish(CacheStatus::Hit, hit.run, hit.output);
-            return Ok(Called {
-                value: hit.value,
-                cache: CacheStatus::Hit,
-                key,
-                run: hit.run,
-                stored: false,
-            });
+            return Ok(answer(hit));
         }
     }
     let max_depth = inner.limits.max_depth;
@@ -345,16 +348,9 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
         .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()));
     if gate.is_some() {
         if let Some(hit) = inner.lookup(&key, ty, scope.opts.replay_output)? {
-            finish(CacheStatus::Hit, hit.run, hit.output);
             drop(_running);
             inner.ungate(&key, gate);
-            return Ok(Called {
-                value: hit.value,
-                cache: CacheStatus::Hit,
-                key,
-                run: hit.run,
-                stored: false,
-            });
+            return Ok(answer(hit));
         }
     }
     let result = execute_and_store(scope, task, export, ty, args, &key, &grants, slot);

@@ -48,10 +48,14 @@ fn leaf(host: &Host) -> Task {
         .unwrap()
 }
 
+/// The `sum3` flow, unbound.
+fn raw_flow(host: &Host) -> Task {
+    host.load_bytes("flow", component_of(WIT, Some("flow"), FLOW))
+        .unwrap()
+}
+
 fn flow(host: &Host, leaf: &Task) -> Task {
-    let flow = host
-        .load_bytes("flow", component_of(WIT, Some("flow"), FLOW))
-        .unwrap();
+    let flow = raw_flow(&host);
     host.bind(&flow, std::slice::from_ref(leaf), &[]).unwrap()
 }
 
@@ -132,9 +136,7 @@ fn a_changed_leaf_misses_exactly_above_it() {
 fn an_import_nobody_provides_is_named_at_bind_time() {
     let cache = tempfile::tempdir().unwrap();
     let host = Host::open(cache.path()).unwrap();
-    let flow = host
-        .load_bytes("flow", component_of(WIT, Some("flow"), FLOW))
-        .unwrap();
+    let flow = raw_flow(&host);
     let err = host.bind(&flow, &[], &[]).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidComponent);
     assert!(err.to_string().contains("`test:flow/ops`"), "{err}");
@@ -228,9 +230,7 @@ fn choose_picks_among_tasks_exporting_the_same_interface() {
             with_custom_section(&component_of(WIT, Some("leaf"), LEAF), b"b"),
         )
         .unwrap();
-    let raw = host
-        .load_bytes("flow", component_of(WIT, Some("flow"), FLOW))
-        .unwrap();
+    let raw = raw_flow(&host);
     let pool = [a.clone(), b.clone()];
     let err = host.bind(&raw, &pool, &[]).unwrap_err();
     assert!(err.to_string().contains("exported by a and b"), "{err}");
