@@ -55,7 +55,7 @@ fn raw_flow(host: &Host) -> Task {
 }
 
 fn flow(host: &Host, leaf: &Task) -> Task {
-    let flow = raw_flow(&host);
+    let flow = raw_flow(host);
     host.bind(&flow, std::slice::from_ref(leaf), &[]).unwrap()
 }
 
