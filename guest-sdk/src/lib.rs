@@ -29,8 +29,17 @@
 //! wit-bindgen = "0.60"
 //! ```
 //!
-//! `wit/words.wit`, with the `cairn:task` package in `wit/deps/cairn-task/`
-//! (cairn's `wit/` directory):
+//! `wit/words.wit`; the `cairn:task` package it uses goes in
+//! `wit/deps/cairn-task/`, written there by a two-line `build.rs` (no copying
+//! WIT by hand):
+//!
+//! ```no_run
+//! // build.rs, with `cairn-guest` under [build-dependencies] too
+//! fn main() {
+//!     cairn_guest::install_wit("wit/deps").expect("cannot write wit/deps/cairn-task");
+//! }
+//! ```
+//!
 //!
 //! ```text,ignore
 //! package example:words@0.1.0;
@@ -93,6 +102,27 @@ mod bindings {
 }
 
 use std::io;
+use std::path::Path;
+
+/// The WIT of the `cairn:task` package this crate was built against.
+pub const WIT: &str = include_str!("../../wit/task.wit");
+
+/// Writes the `cairn:task` WIT package to `DEPS/cairn-task/task.wit` (where
+/// `wit-bindgen` and `cargo component` look for dependencies), unless it is
+/// there already. Call it from a task's `build.rs`. Returns whether it wrote.
+///
+/// # Errors
+/// When the directory or file cannot be written.
+pub fn install_wit(deps: impl AsRef<Path>) -> io::Result<bool> {
+    let dir = deps.as_ref().join("cairn-task");
+    let file = dir.join("task.wit");
+    if std::fs::read_to_string(&file).is_ok_and(|t| t == WIT) {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(&file, WIT)?;
+    Ok(true)
+}
 
 /// The `cairn:task/blobs` interface, for `with` in a task's own bindings:
 /// `with: { "cairn:task/blobs@0.1.0": cairn_guest::blobs }`.
@@ -198,5 +228,24 @@ impl io::Write for Writer {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_wit_writes_the_package_once() {
+        let dir = std::env::temp_dir().join(format!("cairn-guest-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(install_wit(&dir).unwrap());
+        assert!(
+            !install_wit(&dir).unwrap(),
+            "an up-to-date copy is left alone"
+        );
+        let written = std::fs::read_to_string(dir.join("cairn-task/task.wit")).unwrap();
+        assert!(written.contains("package cairn:task@0.1.0;"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
