@@ -33,7 +33,7 @@
 //! `wit/deps/cairn-task/`, written there by a two-line `build.rs` (no copying
 //! WIT by hand):
 //!
-//! ```no_run
+//! ```ignore
 //! // build.rs, with `cairn-guest` under [build-dependencies] too
 //! fn main() {
 //!     cairn_guest::install_wit("wit/deps").expect("cannot write wit/deps/cairn-task");
