@@ -24,17 +24,34 @@ use self::cairn::task::blobs::{Host, HostBlob, HostBlobWriter};
 /// Most bytes one `read` returns.
 pub const MAX_READ: u64 = 16 << 20;
 
-/// Bytes a blob handle reads from.
+/// Bytes a blob handle reads from: in memory, or a file read by range on
+/// demand (so a file cut short while a task reads it is an error for the
+/// task, never a crash of the host).
 pub(crate) enum Bytes {
     Memory(Arc<[u8]>),
-    Mapped(memmap2::Mmap),
+    File { file: std::fs::File, len: u64 },
 }
 
 impl Bytes {
-    pub(crate) fn as_slice(&self) -> &[u8] {
+    pub(crate) fn len(&self) -> u64 {
         match self {
-            Bytes::Memory(b) => b,
-            Bytes::Mapped(m) => m,
+            Bytes::Memory(b) => b.len() as u64,
+            Bytes::File { len, .. } => *len,
+        }
+    }
+
+    /// Up to `len` bytes from `offset` (fewer at the end, none past it).
+    pub(crate) fn read(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        let start = offset.min(self.len());
+        let end = offset.saturating_add(len).min(self.len());
+        match self {
+            Bytes::Memory(b) => Ok(b[start as usize..end as usize].to_vec()),
+            Bytes::File { file, .. } => {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0; (end - start) as usize];
+                file.read_exact_at(&mut buf, start)?;
+                Ok(buf)
+            }
         }
     }
 }
@@ -71,27 +88,36 @@ pub struct BlobWriter {
     bytes: Vec<u8>,
 }
 
-/// Opens a file-backed blob for reading (memory-mapped, so pages are read
-/// only as the task touches them).
-pub(crate) fn map_file(path: &std::path::Path) -> std::io::Result<Bytes> {
+/// Opens a file-backed blob for reading by range.
+pub(crate) fn open_file(path: &std::path::Path) -> std::io::Result<Bytes> {
     let file = std::fs::File::open(path)?;
-    // SAFETY: the map is read-only; cairn's contract for `@file` inputs is
-    // that they are not modified while a run uses them (as with any build
-    // tool's inputs). A concurrent writer changes what the task reads, never
-    // memory safety of the host beyond that.
-    let map = unsafe { memmap2::Mmap::map(&file)? };
-    Ok(Bytes::Mapped(map))
+    let len = file.metadata()?.len();
+    Ok(Bytes::File { file, len })
 }
 
 impl Sandbox {
     /// Puts a blob handle in the table, within [`crate::Limits::max_handles`].
-    fn push_handle<T: Send + 'static>(&mut self, handle: T) -> wasmtime::Result<Resource<T>> {
+    pub(crate) fn push_handle<T: Send + 'static>(
+        &mut self,
+        handle: T,
+    ) -> wasmtime::Result<Resource<T>> {
         let max = self.scope.inner.limits.max_handles;
         if self.handles >= max {
             wasmtime::bail!("holds more than {max} blob handles at once (the handle limit)");
         }
         self.handles += 1;
         Ok(self.table.push(handle)?)
+    }
+
+    /// Counts `n` more bytes of blobs made by this call, within
+    /// [`crate::Limits::max_blob_bytes`].
+    fn spend_blob_bytes(&mut self, n: usize) -> wasmtime::Result<()> {
+        let max = self.scope.inner.limits.max_blob_bytes;
+        self.blob_bytes = self.blob_bytes.saturating_add(n);
+        if self.blob_bytes > max {
+            wasmtime::bail!("made more than {} MiB of blobs (the blob limit)", max >> 20);
+        }
+        Ok(())
     }
 
     fn drop_handle<T: 'static>(&mut self, handle: Resource<T>) -> wasmtime::Result<T> {
@@ -104,6 +130,7 @@ impl Host for Sandbox {}
 
 impl HostBlob for Sandbox {
     fn new(&mut self, bytes: Vec<u8>) -> wasmtime::Result<Resource<BlobHandle>> {
+        self.spend_blob_bytes(bytes.len())?;
         self.push_handle(BlobHandle::made(bytes))
     }
 
@@ -128,13 +155,13 @@ impl HostBlob for Sandbox {
                 let opened = self.scope.inner.open(&handle.blob)?;
                 handle.bytes.get_or_init(|| opened)
             }
-        }
-        .as_slice();
-        let start = offset.min(bytes.len() as u64) as usize;
-        let end = offset
-            .saturating_add(len.min(MAX_READ))
-            .min(bytes.len() as u64) as usize;
-        Ok(bytes[start..end].to_vec())
+        };
+        bytes.read(offset, len.min(MAX_READ)).map_err(|e| {
+            wasmtime::format_err!(
+                "cannot read blob {}: {e} (was its file changed during the run?)",
+                handle.blob.hash()
+            )
+        })
     }
 
     fn drop(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<()> {
@@ -148,6 +175,7 @@ impl HostBlobWriter for Sandbox {
     }
 
     fn write(&mut self, this: Resource<BlobWriter>, bytes: Vec<u8>) -> wasmtime::Result<()> {
+        self.spend_blob_bytes(bytes.len())?;
         self.table.get_mut(&this)?.bytes.extend_from_slice(&bytes);
         Ok(())
     }

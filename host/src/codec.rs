@@ -48,6 +48,24 @@ fn mismatch(ty: &Type, v: &Value) -> CodecError {
 const CANONICAL_NAN32: u32 = 0x7fc0_0000;
 const CANONICAL_NAN64: u64 = 0x7ff8_0000_0000_0000;
 
+/// `x`, with any NaN replaced by the canonical quiet NaN.
+pub(crate) fn canonical_f32(x: f32) -> f32 {
+    if x.is_nan() {
+        f32::from_bits(CANONICAL_NAN32)
+    } else {
+        x
+    }
+}
+
+/// `x`, with any NaN replaced by the canonical quiet NaN.
+pub(crate) fn canonical_f64(x: f64) -> f64 {
+    if x.is_nan() {
+        f64::from_bits(CANONICAL_NAN64)
+    } else {
+        x
+    }
+}
+
 fn put_len(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(&(n as u64).to_le_bytes());
 }

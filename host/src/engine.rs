@@ -15,6 +15,7 @@ use wasmtime::{
 };
 
 use crate::blob::{self, BlobHandle, Bytes};
+use crate::codec;
 use crate::component::Export;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
@@ -57,6 +58,8 @@ fn engine_config(limits: &Limits, pooling: bool) -> Config {
     config.wasm_component_model(true);
     config.cranelift_nan_canonicalization(true);
     config.epoch_interruption(true);
+    // Relaxed SIMD must not answer differently on different CPUs.
+    config.relaxed_simd_deterministic(true);
     config.consume_fuel(limits.fuel.is_some());
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
@@ -118,14 +121,14 @@ impl Runtime {
     }
 
     /// The compiled, linked `task`, compiling it the first time. Keyed by
-    /// closure: the same component bound to other tasks links differently.
+    /// link id: the same component bound to other tasks links differently.
     fn instance_pre(
         &self,
         task: &Task,
         store: &CacheStore,
         define_imports: impl FnOnce(&mut Linker<Sandbox>) -> wasmtime::Result<()>,
     ) -> Result<InstancePre<Sandbox>> {
-        if let Some(pre) = self.pres.lock().expect("poisoned").get(&task.closure()) {
+        if let Some(pre) = self.pres.lock().expect("poisoned").get(&task.link_id()) {
             return Ok(pre.clone());
         }
         let what = task.name();
@@ -142,7 +145,7 @@ impl Runtime {
         self.pres
             .lock()
             .expect("poisoned")
-            .insert(task.closure(), pre.clone());
+            .insert(task.link_id(), pre.clone());
         Ok(pre)
     }
 
@@ -204,8 +207,11 @@ impl Runtime {
         let limits = scope.inner.limits.clone();
         let mut store = Store::new(&self.engine, Sandbox::new(key, scope, grants)?);
         store.limiter(|s| &mut s.limits);
-        let ticks = limits.timeout.map_or(u64::MAX / 2, |t| {
-            t.as_nanos().div_ceil(TICK.as_nanos()) as u64
+        // No deadline is "a century": far enough, and no overflow in the engine.
+        let century = 100 * 365 * 24 * 3600 * 1000 / TICK.as_millis() as u64;
+        let ticks = limits.timeout.map_or(century, |t| {
+            u64::try_from(t.as_nanos().div_ceil(TICK.as_nanos()))
+                .map_or(century, |n| n.min(century))
         });
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
@@ -244,6 +250,18 @@ impl Runtime {
         if let Err(e) = func.call(&mut cx, &params, &mut results) {
             return Err(fail(&store, e));
         }
+        // A full output buffer is a failure even if the task carried on: it
+        // saw its writes fail, and a result that depends on the limit must
+        // not be cached.
+        let (out_len, err_len) = {
+            let (o, e) = store.data().output();
+            (o.len(), e.len())
+        };
+        if out_len >= limits.max_output || err_len >= limits.max_output {
+            let e = wasmtime::Error::msg("the output limit was reached");
+            return Err(failed(what, export, e, &limits, store.data()));
+        }
+        let mut cx = store.as_context_mut();
         let value = match (results.pop(), &ty.result) {
             (Some(v), Some(t)) => Some(
                 from_val(&mut cx, v, t).map_err(|e| Error::internal(format!("{what}: {e:#}")))?,
@@ -358,8 +376,8 @@ pub(crate) fn to_val(store: &mut Cx<'_>, v: &Value, ty: &Type) -> Result<Val> {
         (Value::U16(x), _) => Val::U16(*x),
         (Value::U32(x), _) => Val::U32(*x),
         (Value::U64(x), _) => Val::U64(*x),
-        (Value::F32(x), _) => Val::Float32(*x),
-        (Value::F64(x), _) => Val::Float64(*x),
+        (Value::F32(x), _) => Val::Float32(codec::canonical_f32(*x)),
+        (Value::F64(x), _) => Val::Float64(codec::canonical_f64(*x)),
         (Value::Char(x), _) => Val::Char(*x),
         (Value::String(x), _) => Val::String(x.clone()),
         (Value::List(vs), Type::List(t)) => Val::List(
@@ -396,9 +414,13 @@ pub(crate) fn to_val(store: &mut Cx<'_>, v: &Value, ty: &Type) -> Result<Val> {
         (Value::Blob(b), Type::Blob { .. }) => {
             let handle = store
                 .data_mut()
-                .table
-                .push(BlobHandle::new(b.clone()))
-                .map_err(|e| Error::internal(format!("cannot hand a blob to the task: {e}")))?;
+                .push_handle(BlobHandle::new(b.clone()))
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::TaskFailed,
+                        format!("cannot hand a blob to the task: {e}"),
+                    )
+                })?;
             let any = ResourceAny::try_from_resource(handle, &mut *store)
                 .map_err(|e| Error::internal(format!("cannot hand a blob to the task: {e:#}")))?;
             Val::Resource(any)
@@ -435,8 +457,8 @@ pub(crate) fn from_val(store: &mut Cx<'_>, v: Val, ty: &Type) -> wasmtime::Resul
         (Val::U16(x), _) => Value::U16(x),
         (Val::U32(x), _) => Value::U32(x),
         (Val::U64(x), _) => Value::U64(x),
-        (Val::Float32(x), _) => Value::F32(x),
-        (Val::Float64(x), _) => Value::F64(x),
+        (Val::Float32(x), _) => Value::F32(codec::canonical_f32(x)),
+        (Val::Float64(x), _) => Value::F64(codec::canonical_f64(x)),
         (Val::Char(x), _) => Value::Char(x),
         (Val::String(x), _) => Value::String(x),
         (Val::List(vs), Type::List(t)) => Value::List(
@@ -487,7 +509,7 @@ pub(crate) fn open_uncached(blob: &Blob) -> Option<Result<Bytes>> {
     match &blob.source {
         BlobSource::Bytes(b) => Some(Ok(Bytes::Memory(b.clone()))),
         BlobSource::File(path) => Some(
-            blob::map_file(path)
+            blob::open_file(path)
                 .map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e)),
         ),
         BlobSource::Stored => None,

@@ -219,8 +219,10 @@ impl Inner {
     fn ungate(&self, key: &Digest, gate: Option<Arc<Mutex<()>>>) {
         let Some(gate) = gate else { return };
         let mut running = self.running.lock().expect("poisoned");
-        // Clones are only made under this lock: two left means the map's and ours.
-        if Arc::strong_count(&gate) == 2 {
+        // Clones are made and dropped only under this lock: once ours is
+        // gone, one left means only the map's.
+        drop(gate);
+        if running.get(key).is_some_and(|g| Arc::strong_count(g) == 1) {
             running.remove(key);
         }
     }
@@ -343,20 +345,24 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
     // Single flight: one execution per key at a time in this process; a call
     // that waited finds the result the first one stored.
     let gate = (scope.opts.cache == CacheMode::Use && cacheable).then(|| inner.gate(&key));
-    let _running = gate
-        .as_ref()
-        .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()));
-    if gate.is_some() {
-        if let Some(hit) = inner.lookup(&key, ty, scope.opts.replay_output)? {
-            drop(_running);
-            inner.ungate(&key, gate);
-            return Ok(answer(hit));
+    let result = {
+        let _running = gate
+            .as_ref()
+            .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()));
+        match gate
+            .as_ref()
+            .map(|_| inner.lookup(&key, ty, scope.opts.replay_output))
+        {
+            Some(Err(e)) => Err(e),
+            Some(Ok(Some(hit))) => Ok(Err(hit)),
+            _ => execute_and_store(scope, task, export, ty, args, &key, &grants, slot).map(Ok),
         }
-    }
-    let result = execute_and_store(scope, task, export, ty, args, &key, &grants, slot);
-    drop(_running);
+    };
     inner.ungate(&key, gate);
-    let (exec, stored, status) = result?;
+    let (exec, stored, status) = match result? {
+        Ok(executed) => executed,
+        Err(hit) => return Ok(answer(hit)),
+    };
     finish(status, exec.run, (exec.stdout, exec.stderr));
     Ok(Called {
         value: exec.value,
@@ -529,12 +535,8 @@ fn bind_rec(
         bound.push((import.clone(), bind_rec(provider, pool, choose, stack)?));
     }
     stack.pop();
-    bound.sort_by(|a, b| a.0.cmp(&b.0));
-    let closures: Vec<(String, Digest)> =
-        bound.iter().map(|(i, t)| (i.clone(), t.closure)).collect();
     let mut out = task.clone();
-    out.closure = key::closure(task.hash, &closures);
-    out.bound = bound.into();
+    out.set_bound(bound);
     Ok(out)
 }
 
@@ -556,9 +558,12 @@ impl BlobReader for Inner {
             let path = self.store.object_file(&blob.hash());
             let (hash, _) = crate::digest::hash_file(&path).map_err(|_| missing())?;
             if hash != blob.hash() {
+                // Drop it: the next lookup of what produced it is a miss,
+                // which re-executes and stores it again.
+                self.store.drop_object(&blob.hash(), blob.len())?;
                 return Err(missing());
             }
-            return crate::blob::map_file(&path).map_err(|_| missing());
+            return crate::blob::open_file(&path).map_err(|_| missing());
         }
         let bytes = self
             .store

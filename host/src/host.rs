@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use crate::component::{self, ComponentInfo};
 use crate::digest::Digest;
 use crate::engine::BlobReader;
-#[cfg(doc)]
-use crate::error::ErrorKind;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::flow::{self, Inner, Scope};
 use crate::sandbox::{Grants, Limits};
 use crate::store::Store;
@@ -206,7 +204,13 @@ impl Host {
                 let read: Arc<[u8]> = std::fs::read(path)
                     .map_err(|e| Error::io(format_args!("cannot read {name}"), e))?
                     .into();
-                let info = self.describe(Digest::of(&read), &read, &name)?;
+                if Digest::of(&read) != hash {
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        format!("{name} changed while cairn was reading it; run again"),
+                    ));
+                }
+                let info = self.describe(hash, &read, &name)?;
                 let _ = bytes.set(read);
                 info
             }
@@ -283,7 +287,10 @@ impl Host {
     pub fn write_blob(&self, blob: &Blob, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let bytes = self.inner.open(blob)?;
-        std::fs::write(path, bytes.as_slice())
+        let content = bytes
+            .read(0, bytes.len())
+            .map_err(|e| Error::io(format_args!("cannot read blob {}", blob.hash()), e))?;
+        std::fs::write(path, content)
             .map_err(|e| Error::io(format_args!("cannot write {}", path.display()), e))
     }
 
@@ -294,8 +301,16 @@ impl Host {
     /// As [`Host::call`], for an unknown export or arguments of the wrong type.
     pub fn key(&self, task: &Task, export: &str, args: &[Value]) -> Result<Digest> {
         let (export, ty) = task.resolve(export)?;
-        self.inner
-            .key_of(task, &export.path(), ty, args, &Grants::default())
+        self.inner.key_of(
+            task,
+            &export.path(),
+            ty,
+            args,
+            &Grants {
+                impure: task.impure(),
+                ..Grants::default()
+            },
+        )
     }
 
     /// Calls `export` of `task` with `args`, answering from the cache when it can.

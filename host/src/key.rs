@@ -2,7 +2,7 @@
 //! can depend on.
 //!
 //! ```text
-//! closure(c) = H("cairn.closure", KEY_VERSION, H(bytes(c)),
+//! closure(c) = H("cairn.closure", KEY_VERSION, H(bytes(c)), impure(c),
 //!                count, for each bound import in sorted order: (name, closure(child)))
 //! key(call)  = H("cairn.call", KEY_VERSION, closure(c), export path,
 //!                canonical function type, canonical arguments, sandbox digest)
@@ -21,7 +21,7 @@ use crate::types::{FuncType, Type};
 
 /// The version of the key derivation (and of the canonical encodings under
 /// it). Changing it makes every old entry unreachable, never wrong.
-pub const KEY_VERSION: u32 = 1;
+pub const KEY_VERSION: u32 = 2;
 
 /// A hasher whose every field is length-prefixed.
 struct Fields(blake3::Hasher);
@@ -45,16 +45,18 @@ impl Fields {
     }
 }
 
-/// The code closure of a component: its own hash, plus the closures of the
-/// components bound to its imports, by import name.
+/// The code closure of a component: its own hash, whether it runs impure
+/// (real clocks and randomness), plus the closures of the components bound to
+/// its imports, by import name.
 ///
 /// A component with no bound imports still gets a closure distinct from its
 /// bare hash, so adding bindings later never collides with an old key.
-pub fn closure(component: Digest, bound: &[(String, Digest)]) -> Digest {
+pub fn closure(component: Digest, impure: bool, bound: &[(String, Digest)]) -> Digest {
     let mut sorted: Vec<&(String, Digest)> = bound.iter().collect();
     sorted.sort();
     let mut f = Fields::new("cairn.closure");
     f.bytes(component.as_bytes());
+    f.bytes(&[u8::from(impure)]);
     f.0.update(&(sorted.len() as u64).to_le_bytes());
     for (name, child) in sorted {
         f.bytes(name.as_bytes()).bytes(child.as_bytes());
@@ -267,17 +269,22 @@ mod tests {
         let x = ("a:b/x".to_string(), Digest::of(b"x"));
         let y = ("a:b/y".to_string(), Digest::of(b"y"));
         assert_eq!(
-            closure(c, &[x.clone(), y.clone()]),
-            closure(c, &[y.clone(), x.clone()])
+            closure(c, false, &[x.clone(), y.clone()]),
+            closure(c, false, &[y.clone(), x.clone()])
         );
         assert_ne!(
-            closure(c, std::slice::from_ref(&x)),
-            closure(c, &[x.clone(), y])
+            closure(c, false, std::slice::from_ref(&x)),
+            closure(c, false, &[x.clone(), y])
         );
-        assert_ne!(closure(c, &[]), c);
+        assert_ne!(closure(c, false, &[]), c);
         assert_ne!(
-            closure(c, &[x]),
-            closure(c, &[("a:b/x".into(), Digest::of(b"x2"))])
+            closure(c, false, &[]),
+            closure(c, true, &[]),
+            "impurity changes the closure"
+        );
+        assert_ne!(
+            closure(c, false, &[x]),
+            closure(c, false, &[("a:b/x".into(), Digest::of(b"x2"))])
         );
     }
 
@@ -288,5 +295,5 @@ mod tests {
         assert_eq!(k.to_hex(), KNOWN);
     }
 
-    const KNOWN: &str = "6e4cfb7addc75e4bd36e5607386b4825807564b4c0ac656e444e9e46a2f0054a";
+    const KNOWN: &str = "d2af2fd739caf03cb0abd7430d0a8da2193e84ce9298fa598573b315b31210e7";
 }

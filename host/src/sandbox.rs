@@ -54,6 +54,7 @@ pub const FIXED_WALL_CLOCK_SECS: u64 = 1_577_836_800;
 /// * fuel: not metered
 /// * stdout and stderr: 1 MiB each captured; writes past that fail
 /// * blob handles held at once: 10,000
+/// * bytes of blobs made: 4 GiB
 /// * flow nesting: 64 calls deep
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -70,6 +71,9 @@ pub struct Limits {
     pub max_output: usize,
     /// Blob handles (blobs and writers) a call may hold at once.
     pub max_handles: usize,
+    /// Bytes of blobs a call may make (they live in host memory until the
+    /// call ends).
+    pub max_blob_bytes: usize,
     /// How deep flows may nest.
     pub max_depth: u32,
 }
@@ -82,6 +86,7 @@ impl Default for Limits {
             fuel: None,
             max_output: 1 << 20,
             max_handles: 10_000,
+            max_blob_bytes: 4 << 30,
             max_depth: 64,
         }
     }
@@ -198,8 +203,10 @@ pub(crate) struct Sandbox {
     stderr: MemoryOutputPipe,
     /// The run this call belongs to (for the calls a flow makes, and blobs).
     pub(crate) scope: Scope,
-    /// Blob handles created so far (see [`Limits::max_handles`]).
+    /// Blob handles held now (see [`Limits::max_handles`]).
     pub(crate) handles: usize,
+    /// Bytes of blobs made so far (see [`Limits::max_blob_bytes`]).
+    pub(crate) blob_bytes: usize,
 }
 
 impl Sandbox {
@@ -251,6 +258,7 @@ impl Sandbox {
             stderr,
             scope,
             handles: 0,
+            blob_bytes: 0,
         })
     }
 

@@ -406,7 +406,7 @@ impl Store {
         self.object_path(hash)
     }
 
-    fn drop_object(&self, hash: &Digest, len: u64) -> Result<()> {
+    pub(crate) fn drop_object(&self, hash: &Digest, len: u64) -> Result<()> {
         if len as usize > INLINE_MAX {
             let _ = fs::remove_file(self.object_path(hash));
             return Ok(());
@@ -421,10 +421,11 @@ impl Store {
 
     fn write_object_file(&self, hash: &Digest, bytes: &[u8]) -> Result<()> {
         let path = self.object_path(hash);
-        // Content-addressed: a file of the right size is this content (a
-        // damaged one of the right size is caught when read); anything else
-        // is replaced.
-        if fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) {
+        // Content-addressed: a file that already holds this content stays;
+        // a missing, cut or altered one is replaced.
+        let intact = fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64)
+            && crate::digest::hash_file(&path).is_ok_and(|(h, _)| h == *hash);
+        if intact {
             return Ok(());
         }
         self.write_file(&path, bytes)
@@ -461,6 +462,10 @@ impl Store {
         tmp.write_all(bytes).map_err(fail)?;
         tmp.as_file().sync_data().map_err(fail)?;
         tmp.persist(path).map_err(|e| fail(e.error))?;
+        // Make the rename itself durable before the index points at the file.
+        fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(fail)?;
         Ok(())
     }
 

@@ -47,10 +47,38 @@ impl Task {
             bytes,
             info: Arc::new(info),
             bound: Arc::from([]),
-            closure: key::closure(hash, &[]),
+            closure: key::closure(hash, false, &[]),
             persist: true,
             impure: false,
         }
+    }
+
+    /// Sets the bound tasks and recomputes the closure from them.
+    pub(crate) fn set_bound(&mut self, mut bound: Vec<(String, Task)>) {
+        bound.sort_by(|a, b| a.0.cmp(&b.0));
+        self.bound = bound.into();
+        self.refresh_closure();
+    }
+
+    fn refresh_closure(&mut self) {
+        let children: Vec<(String, Digest)> = self
+            .bound
+            .iter()
+            .map(|(i, t)| (i.clone(), t.closure))
+            .collect();
+        self.closure = key::closure(self.hash, self.impure, &children);
+    }
+
+    /// Identifies how this task links: its closure and the storage policy of
+    /// it and every task below it (which the linked import functions carry).
+    pub(crate) fn link_id(&self) -> Digest {
+        let mut h = blake3::Hasher::new_derive_key("cairn link id");
+        h.update(self.closure.as_bytes());
+        h.update(&[u8::from(self.persist)]);
+        for (_, child) in self.bound.iter() {
+            h.update(child.link_id().as_bytes());
+        }
+        h.finalize().into()
     }
 
     /// `blake3` of the component's bytes: its identity.
@@ -97,6 +125,7 @@ impl Task {
     /// deterministic environment (`false`, the default).
     pub fn with_impure(mut self, impure: bool) -> Task {
         self.impure = impure;
+        self.refresh_closure();
         self
     }
 
