@@ -508,7 +508,7 @@ pub(crate) fn from_val(store: &mut Cx<'_>, v: Val, ty: &Type) -> wasmtime::Resul
 pub(crate) fn open_uncached(blob: &Blob) -> Option<Result<Bytes>> {
     match &blob.source {
         BlobSource::Bytes(b) => Some(Ok(Bytes::Memory(b.clone()))),
-        BlobSource::File(path) => Some(
+        BlobSource::File(path, _) => Some(
             blob::open_file(path)
                 .map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e)),
         ),

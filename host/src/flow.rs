@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::host::{CacheMode, CacheStatus, CallOptions, CallRecord};
 use crate::key::{self, KeyInputs};
 use crate::sandbox::{Grants, Limits, Sandbox};
-use crate::store::{Output, Store, INLINE_MAX};
+use crate::store::{FileStamp, Output, Store, INLINE_MAX};
 use crate::task::{host_provided, Task};
 use crate::types::FuncType;
 use crate::value::{Blob, BlobSource, Value};
@@ -266,7 +266,7 @@ fn result_blobs(v: &Value) -> Result<Vec<Arc<[u8]>>> {
     let mut err = None;
     v.for_each_blob(&mut |b: &Blob| match &b.source {
         BlobSource::Bytes(bytes) => out.push(bytes.clone()),
-        BlobSource::File(path) => match std::fs::read(path) {
+        BlobSource::File(path, _) => match std::fs::read(path) {
             Ok(bytes) => out.push(bytes.into()),
             Err(e) => err = Some(Error::io(format_args!("cannot read {}", path.display()), e)),
         },
@@ -399,6 +399,7 @@ fn execute_and_store(
         scope.clone(),
         grants,
     )?;
+    inputs_unchanged(args)?;
     // What this call made from an uncacheable call is uncacheable too.
     let tainted = !grants.cacheable()
         || scope.trace.lock().expect("poisoned")[slot + 1..]
@@ -420,6 +421,31 @@ fn execute_and_store(
             .insert(*key, (exec.value.clone(), exec.run));
     }
     Ok((exec, stored && task.persist, status))
+}
+
+/// Fails if a file-backed input changed while the call ran: the result might
+/// not be the answer for the content the key names.
+fn inputs_unchanged(args: &[Value]) -> Result<()> {
+    let mut changed = None;
+    for v in args {
+        v.for_each_blob(&mut |b| {
+            if let BlobSource::File(path, stamp) = &b.source {
+                if FileStamp::now(path).as_ref() != Some(stamp) {
+                    changed = Some(path.clone());
+                }
+            }
+        });
+    }
+    match changed {
+        Some(path) => Err(Error::new(
+            ErrorKind::Io,
+            format!(
+                "{} changed while the task ran, so its result was not cached; run again",
+                path.display()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn unbound_error(task: &Task, unbound: &[&str]) -> Error {

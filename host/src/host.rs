@@ -195,7 +195,7 @@ impl Host {
     /// or [`ErrorKind::InvalidComponent`] if it is not a valid component.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Task> {
         let path = path.as_ref();
-        let (hash, _) = self.inner.store.hash_file(path)?;
+        let (hash, _, _) = self.inner.store.hash_file(path)?;
         let name = path.display().to_string();
         let bytes = Arc::new(OnceLock::new());
         let info = match self.inner.store.component_info(&hash)? {
@@ -264,8 +264,8 @@ impl Host {
     /// [`ErrorKind::Io`] if the file cannot be read.
     pub fn blob_from_file(&self, path: impl AsRef<Path>) -> Result<Blob> {
         let path = path.as_ref();
-        let (hash, len) = self.inner.store.hash_file(path)?;
-        Ok(Blob::from_file(path, hash, len))
+        let (hash, len, stamp) = self.inner.store.hash_file(path)?;
+        Ok(Blob::from_file(path, hash, len, stamp))
     }
 
     /// Audits the cache: every stored result's value and captured output

@@ -115,6 +115,34 @@ pub(crate) struct Output<'a> {
     pub(crate) stderr: &'a [u8],
 }
 
+/// What `stat` says of a file: if it is the same later, so is the content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileStamp {
+    fn of(meta: &fs::Metadata) -> FileStamp {
+        let e = StatEntry::of(meta, Digest::from_bytes([0; 32]));
+        FileStamp {
+            dev: e.dev,
+            ino: e.ino,
+            size: e.size,
+            mtime_ns: e.mtime_ns,
+            ctime_ns: e.ctime_ns,
+        }
+    }
+
+    /// The stamp of `path` now, if it can be read.
+    pub(crate) fn now(path: &Path) -> Option<FileStamp> {
+        fs::metadata(path).ok().map(|m| FileStamp::of(&m))
+    }
+}
+
 /// A file's identity as `stat` reports it, and the hash of its content.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct StatEntry {
@@ -574,8 +602,12 @@ impl Store {
     }
 
     /// Hashes the file at `path`, or remembers its hash if `stat` says it is
-    /// unchanged since it was last hashed. Returns the hash and the length.
-    pub(crate) fn hash_file(&self, path: &Path) -> Result<(Digest, u64)> {
+    /// unchanged since it was last hashed. Returns the hash, the length, and
+    /// the file's stamp at that moment (to check later that it is unchanged).
+    ///
+    /// A file that changes while it is hashed is an error: its hash would
+    /// name no content it ever had.
+    pub(crate) fn hash_file(&self, path: &Path) -> Result<(Digest, u64, FileStamp)> {
         let abs = fs::canonicalize(path)
             .map_err(|e| Error::io(format_args!("cannot open {}", path.display()), e))?;
         let key = abs.to_string_lossy();
@@ -596,7 +628,7 @@ impl Store {
             v.and_then(|v| StatEntry::from_bytes(v.value()))
         };
         if let Some(entry) = remembered.filter(|e| e.same_file(&current)) {
-            return Ok((entry.hash, entry.size));
+            return Ok((entry.hash, entry.size, FileStamp::of(&meta)));
         }
         let (hash, len) = crate::digest::hash_file(&abs)
             .map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e))?;
@@ -605,12 +637,21 @@ impl Store {
         let after = fs::metadata(&abs)
             .map_err(|e| Error::io(format_args!("cannot stat {}", path.display()), e))?;
         let entry = StatEntry::of(&after, hash);
+        if !entry.same_file(&current) {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "{} changed while cairn was hashing it; run again",
+                    path.display()
+                ),
+            ));
+        }
         let settled = after
             .modified()
             .ok()
             .and_then(|m| m.elapsed().ok())
             .is_some_and(|age| age > RACY_WINDOW);
-        if entry.same_file(&current) && settled {
+        if settled {
             let write = || -> std::result::Result<(), redb::Error> {
                 let tx = self.db.begin_write()?;
                 tx.open_table(FILES)?
@@ -620,7 +661,7 @@ impl Store {
             };
             write().map_err(|e| damaged(&index, e))?;
         }
-        Ok((hash, len))
+        Ok((hash, len, FileStamp::of(&after)))
     }
 
     /// A Merkle hash of the directory tree at `dir`: for each entry, sorted
@@ -785,7 +826,7 @@ mod tests {
         fs::write(&input, b"some data").unwrap();
         std::thread::sleep(RACY_WINDOW * 2);
         let first = s.hash_file(&input).unwrap();
-        assert_eq!(first, (Digest::of(b"some data"), 9));
+        assert_eq!((first.0, first.1), (Digest::of(b"some data"), 9));
         assert_eq!(s.bytes_hashed(), 9);
         assert_eq!(s.hash_file(&input).unwrap(), first);
         assert_eq!(s.bytes_hashed(), 9, "second look must be a stat only");

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use wasm_wave::wasm::{WasmType, WasmTypeKind, WasmValue, WasmValueError};
 
 use crate::digest::Digest;
+use crate::store::FileStamp;
 use crate::types::Type;
 
 /// A component-model value.
@@ -62,8 +63,9 @@ pub struct Blob {
 
 #[derive(Clone, Debug)]
 pub(crate) enum BlobSource {
-    /// The bytes of a file on disk, hashed when it was opened.
-    File(PathBuf),
+    /// The bytes of a file on disk, hashed when it was opened, and what
+    /// `stat` said of it then.
+    File(PathBuf, FileStamp),
     /// Bytes in memory (made by a task, or by the embedding app).
     Bytes(Arc<[u8]>),
     /// An object of the cache's blob store.
@@ -81,11 +83,11 @@ impl Blob {
         }
     }
 
-    pub(crate) fn from_file(path: &Path, hash: Digest, len: u64) -> Blob {
+    pub(crate) fn from_file(path: &Path, hash: Digest, len: u64, stamp: FileStamp) -> Blob {
         Blob {
             hash,
             len,
-            source: BlobSource::File(path.to_path_buf()),
+            source: BlobSource::File(path.to_path_buf(), stamp),
         }
     }
 

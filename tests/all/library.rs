@@ -252,3 +252,47 @@ fn identical_concurrent_calls_execute_once() {
     assert_eq!(misses, 1, "one execution; the others waited for its result");
     assert!(outs.iter().all(|o| o.value == Some(Value::U64(1_600_000))));
 }
+
+#[test]
+fn an_input_changed_during_the_run_is_not_cached() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("t.txt");
+    std::fs::write(&text, "word ".repeat(8_000_000)).unwrap();
+    let host = Host::open(cache.path()).unwrap();
+    let task = host.load(crate::support::example("words")).unwrap();
+    let blob = host.blob_from_file(&text).unwrap();
+    let writer = {
+        let text = text.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            let mut f = std::fs::OpenOptions::new().append(true).open(text).unwrap();
+            std::io::Write::write_all(&mut f, b"late words\n").unwrap();
+        })
+    };
+    let err = host
+        .call(&task, "total", &[Value::Blob(blob.clone())])
+        .unwrap_err();
+    writer.join().unwrap();
+    assert_eq!(err.kind(), ErrorKind::Io);
+    assert!(
+        err.to_string().contains("changed while the task ran"),
+        "{err}"
+    );
+    // Nothing was stored under the old content's key.
+    let mut off = CallOptions::default();
+    off.cache = CacheMode::Use;
+    assert_eq!(
+        host.key(&task, "total", &[Value::Blob(blob.clone())])
+            .unwrap(),
+        host.key(&task, "total", &[Value::Blob(blob)]).unwrap()
+    );
+    let fresh = host.blob_from_file(&text).unwrap();
+    let out = host
+        .call_with(&task, "total", &[Value::Blob(fresh)], &off)
+        .unwrap();
+    assert_eq!(
+        (out.report.cache, out.value),
+        (CacheStatus::Miss, Some(Value::U64(8_000_002)))
+    );
+}

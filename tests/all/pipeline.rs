@@ -305,3 +305,30 @@ fn an_impure_task_makes_the_flows_above_it_uncacheable_but_not_its_siblings() {
         ])
     );
 }
+
+#[test]
+fn marking_a_task_impure_later_makes_the_flow_above_it_miss() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = csv(dir.path(), 300);
+    let m = manifest(dir.path(), None, true);
+    assert_eq!(
+        run_task(cache.path(), &m, "pipeline", &data, 2)["cache"],
+        "miss"
+    );
+    assert_eq!(
+        run_task(cache.path(), &m, "pipeline", &data, 2)["cache"],
+        "hit"
+    );
+    let evaluate = example("ml_evaluate").display().to_string();
+    let text = fs::read_to_string(&m).unwrap().replace(
+        &format!("evaluate = {evaluate:?}"),
+        &format!("evaluate = {{ path = {evaluate:?}, impure = true }}"),
+    );
+    fs::write(&m, text).unwrap();
+    let impure = run_task(cache.path(), &m, "pipeline", &data, 2);
+    assert_eq!(
+        impure["cache"], "uncacheable",
+        "the stored pure result must not answer"
+    );
+}
