@@ -335,6 +335,42 @@ impl Host {
         self.call_with(task, export, args, &CallOptions::default())
     }
 
+    /// Calls `task` once for each `(export, arguments)` in `calls`, on up to
+    /// `jobs` threads at once (0: one per core), and returns the outcomes in
+    /// the order of `calls`. Identical calls among them execute once.
+    pub fn call_all(
+        &self,
+        task: &Task,
+        calls: &[(String, Vec<Value>)],
+        opts: &CallOptions,
+        jobs: usize,
+    ) -> Vec<Result<Outcome>> {
+        let jobs = match jobs {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .min(calls.len().max(1));
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let slots: Vec<std::sync::Mutex<Option<Result<Outcome>>>> =
+            calls.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..jobs {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((export, args)) = calls.get(i) else {
+                        break;
+                    };
+                    let out = self.call_with(task, export, args, opts);
+                    *slots[i].lock().expect("poisoned") = Some(out);
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|s| s.into_inner().expect("poisoned").expect("every call ran"))
+            .collect()
+    }
+
     /// [`Host::call`] with options.
     ///
     /// # Errors

@@ -446,3 +446,57 @@ fn limits_and_output_from_the_command_line() {
         );
     }
 }
+
+#[test]
+fn several_invokes_and_a_batch_run_in_parallel_and_print_in_order() {
+    let cache = tempfile::tempdir().unwrap();
+    let hello = example("hello");
+    let names = ["a", "b", "c", "a", "d", "a"];
+    let mut cmd = cairn(cache.path());
+    cmd.arg("run");
+    for n in names {
+        cmd.args(["--invoke", &format!("greet({n:?}, false)")]);
+    }
+    let out = cmd.arg(&hello).arg("--json").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let results: Vec<&str> = lines
+        .iter()
+        .map(|l| l["result"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = names.iter().map(|n| format!("\"Hello, {n}.\"")).collect();
+    assert_eq!(results, expected, "one line per call, in the order given");
+    let executed: u64 = lines.iter().map(|l| l["executed"].as_u64().unwrap()).sum();
+    assert_eq!(executed, 4, "each distinct call executes once");
+
+    let dir = tempfile::tempdir().unwrap();
+    let batch = dir.path().join("calls.txt");
+    fs::write(
+        &batch,
+        "# names\ngreet(\"a\", false)\n\ngreet(\"e\", true)\n",
+    )
+    .unwrap();
+    let out = cairn(cache.path())
+        .arg("run")
+        .arg("--batch")
+        .arg(&batch)
+        .arg(&hello)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "\"Hello, a.\"\n\"Hello, E!\"\n"
+    );
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("2 calls: 1 hit, 1 executed"));
+}

@@ -9,7 +9,8 @@ use clap::Args;
 ///
 /// Arguments go after the component and export, by parameter name
 /// (`--name Ada --count 3`, values in WAVE, strings may be bare, blobs as
-/// `@path`), or as one WAVE call with --invoke. cairn's options go before
+/// `@path`), or as WAVE calls with --invoke (repeatable) or --batch FILE,
+/// which run in parallel and print one result per line. cairn's options go before
 /// the component; --json, --no-cache, --refresh, --with and --out are also
 /// understood after it, up to a `--` after which every argument is the task's.
 ///
@@ -20,15 +21,24 @@ use clap::Args;
 /// Examples:
 ///   cairn run hello.wasm greet --name Ada --excited true
 ///   cairn run --invoke 'greet("Ada", true)' hello.wasm
+///   cairn run --invoke 'greet("Ada", true)' --invoke 'greet("Bo", false)' hello.wasm
 ///   cairn run --json words.wasm top --text @book.txt --n 10
 ///   cairn run pipeline.wasm --with load.wasm --with train.wasm --data @x.csv
 ///   cairn run --manifest cairn.toml pipeline --data @x.csv
 #[derive(Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct RunArgs {
-    /// Call as one WAVE expression, e.g. 'greet("Ada", true)'
+    /// Call as a WAVE expression, e.g. 'greet("Ada", true)'; repeat it to make
+    /// several calls, run in parallel
     #[arg(long, value_name = "CALL")]
-    invoke: Option<String>,
+    invoke: Vec<String>,
+    /// Make one call per line of FILE, each a WAVE expression like --invoke
+    /// (blank lines and lines starting with # are skipped), run in parallel
+    #[arg(long, value_name = "FILE")]
+    batch: Option<PathBuf>,
+    /// Calls run at once with several --invoke or --batch [default: one per core]
+    #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
+    jobs: usize,
     /// Print one JSON object: result, cache, key, executed, hits, elapsed_ms, …
     #[arg(long)]
     json: bool,
@@ -169,15 +179,29 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
     let json = args.json || switches.contains(&"--json");
     let no_cache = args.no_cache || switches.contains(&"--no-cache");
     let refresh = args.refresh || switches.contains(&"--refresh");
-    let call_args = match args.invoke {
-        Some(call) if pairs.is_empty() && export.is_none() => CallArgs::Invoke(call),
-        Some(_) => {
+    let mut invokes = args.invoke;
+    if let Some(batch) = &args.batch {
+        let text = std::fs::read_to_string(batch).map_err(|e| {
+            cairn::Error::new(
+                cairn::ErrorKind::Io,
+                format!("cannot read --batch {}: {e}", batch.display()),
+            )
+        })?;
+        let lines = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'));
+        invokes.extend(lines.map(str::to_string));
+    }
+    let calls: Vec<CallArgs> = match (invokes.is_empty(), pairs.is_empty() && export.is_none()) {
+        (true, _) => vec![CallArgs::Named(pairs)],
+        (false, true) => invokes.into_iter().map(CallArgs::Invoke).collect(),
+        (false, false) => {
             return Err(cairn::Error::new(
                 cairn::ErrorKind::BadArguments,
-                "--invoke names the export and its arguments; give nothing after the component",
+                "--invoke and --batch name the export and its arguments; give nothing after the component",
             ))
         }
-        None => CallArgs::Named(pairs),
     };
     let mut limits = cairn::Limits::default();
     limits.timeout = args.timeout;
@@ -188,7 +212,10 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
     let host = super::open_host(cache_dir, limits)?;
     let pool: Vec<PathBuf> = args.with.into_iter().chain(with).collect();
     let task = load_task(&host, &args.component, args.manifest.as_deref(), &pool)?;
-    let (export, values) = host.parse_args(&task, export.as_deref(), &call_args)?;
+    let parsed = calls
+        .iter()
+        .map(|c| host.parse_args(&task, export.as_deref(), c))
+        .collect::<cairn::Result<Vec<_>>>()?;
     let mut opts = CallOptions::default();
     opts.cache = match (no_cache, refresh) {
         (true, _) => CacheMode::Off,
@@ -199,75 +226,129 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
     opts.grants.dirs = args.dirs;
     opts.grants.env = args.envs;
     opts.grants.impure = args.impure;
-    let out = host.call_with(&task, &export, &values, &opts);
-    if args.verbose {
-        if let Ok(out) = &out {
+    let outcomes = match parsed.as_slice() {
+        [(export, values)] => vec![host.call_with(&task, export, values, &opts)],
+        _ => host.call_all(&task, &parsed, &opts, args.jobs),
+    };
+    let mut first_error = None;
+    let mut totals = Totals::default();
+    for ((export, _), out) in parsed.iter().zip(outcomes) {
+        let out = match out {
+            Ok(out) => out,
+            Err(e) if parsed.len() > 1 => {
+                eprintln!("error: {export}: {e}");
+                first_error.get_or_insert(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if args.verbose {
             show_output(&out.report.calls);
         }
+        if let (Some(dir), Some(value)) = (&out_dir, &out.value) {
+            write_blobs(&host, dir, value)?;
+        }
+        totals.add(&out.report);
+        if json {
+            super::print_line(&report_json(&host, &task, export, &out).to_string())?;
+        } else if let Some(value) = &out.value {
+            super::print_line(&value.to_wave())?;
+        }
     }
-    let out = out?;
-    if let (Some(dir), Some(value)) = (&out_dir, &out.value) {
-        write_blobs(&host, dir, value)?;
+    if !json {
+        eprintln!("cairn: {}", totals.summary());
     }
-    let result = out.value.as_ref().map(cairn::Value::to_wave);
-    let r = &out.report;
-    let saved: std::time::Duration = r
-        .calls
+    first_error.map_or(Ok(()), Err)
+}
+
+/// What the calls of one `cairn run` did, summed.
+#[derive(Default)]
+struct Totals {
+    calls: usize,
+    hits: u32,
+    executed: u32,
+    saved: std::time::Duration,
+    key: Option<cairn::Digest>,
+}
+
+impl Totals {
+    fn add(&mut self, r: &cairn::Report) {
+        self.calls += r.calls.len();
+        self.hits += r.hits;
+        self.executed += r.executed;
+        self.saved += saved(r);
+        self.key = Some(r.key);
+    }
+
+    /// `6 calls: 1 hit, 5 executed, 2.24 s saved; key 561ffcafab2c`.
+    fn summary(&self) -> String {
+        let saved = if self.saved.is_zero() {
+            String::new()
+        } else {
+            format!(", {} saved", human(self.saved))
+        };
+        let key = self
+            .key
+            .map(|k| format!("; key {}", k.short()))
+            .unwrap_or_default();
+        format!(
+            "{} call{}: {} hit{}, {} executed{saved}{key}",
+            self.calls,
+            if self.calls == 1 { "" } else { "s" },
+            self.hits,
+            if self.hits == 1 { "" } else { "s" },
+            self.executed,
+        )
+    }
+}
+
+/// Execution time the hits of a run saved.
+fn saved(r: &cairn::Report) -> std::time::Duration {
+    r.calls
         .iter()
         .filter(|c| c.cache == cairn::CacheStatus::Hit)
         .map(|c| c.run)
-        .sum();
-    if json {
-        let calls: Vec<_> = r
-            .calls
-            .iter()
-            .map(|c| {
-                serde_json::json!({
-                    "component": c.component,
-                    "export": c.export,
-                    "key": c.key.to_hex(),
-                    "cache": c.cache.as_str(),
-                    "ms": c.elapsed.as_secs_f64() * 1e3,
-                    "depth": c.depth,
-                })
+        .sum()
+}
+
+/// One call's `--json` object.
+fn report_json(
+    host: &cairn::Host,
+    task: &cairn::Task,
+    export: &str,
+    out: &cairn::Outcome,
+) -> serde_json::Value {
+    let r = &out.report;
+    let calls: Vec<_> = r
+        .calls
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "component": c.component,
+                "export": c.export,
+                "key": c.key.to_hex(),
+                "cache": c.cache.as_str(),
+                "ms": c.elapsed.as_secs_f64() * 1e3,
+                "depth": c.depth,
             })
-            .collect();
-        let json = serde_json::json!({
-            "result": result,
-            "cache": r.cache.as_str(),
-            "key": r.key.to_hex(),
-            "executed": r.executed,
-            "hits": r.hits,
-            "stored": r.stored,
-            "elapsed_ms": r.elapsed.as_secs_f64() * 1e3,
-            "run_ms": r.run.as_secs_f64() * 1e3,
-            "saved_ms": saved.as_secs_f64() * 1e3,
-            "component": task.hash().to_hex(),
-            "closure": task.closure().to_hex(),
-            "export": export,
-            "bytes_hashed": host.bytes_hashed(),
-            "calls": calls,
-        });
-        return super::print_line(&json.to_string());
-    }
-    if let Some(result) = result {
-        super::print_line(&result)?;
-    }
-    let n = r.calls.len();
-    let saved = if saved.is_zero() {
-        String::new()
-    } else {
-        format!(", {} saved", human(saved))
-    };
-    eprintln!(
-        "cairn: {n} call{}: {} hit{}, {} executed{saved}; key {}",
-        if n == 1 { "" } else { "s" },
-        r.hits,
-        if r.hits == 1 { "" } else { "s" },
-        r.executed,
-        r.key.short()
-    );
-    Ok(())
+        })
+        .collect();
+    serde_json::json!({
+        "result": out.value.as_ref().map(cairn::Value::to_wave),
+        "cache": r.cache.as_str(),
+        "key": r.key.to_hex(),
+        "executed": r.executed,
+        "hits": r.hits,
+        "stored": r.stored,
+        "elapsed_ms": r.elapsed.as_secs_f64() * 1e3,
+        "run_ms": r.run.as_secs_f64() * 1e3,
+        "saved_ms": saved(r).as_secs_f64() * 1e3,
+        "component": task.hash().to_hex(),
+        "closure": task.closure().to_hex(),
+        "export": export,
+        "bytes_hashed": host.bytes_hashed(),
+        "calls": calls,
+    })
 }
 
 /// Prints each call's captured output to stderr, a line at a time, prefixed
