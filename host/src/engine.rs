@@ -70,6 +70,10 @@ fn engine_config(limits: &Limits, pooling: bool) -> Config {
         pool.total_memories(128);
         pool.total_tables(256);
         pool.max_memory_size(limits.max_memory);
+        // Reset small memories and tables by memset instead of madvise: no
+        // page-table work (and no process-wide lock) per call.
+        pool.linear_memory_keep_resident(1 << 20);
+        pool.table_keep_resident(1 << 16);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
