@@ -110,16 +110,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         secs * 1e6 / 2000.0,
         2000.0 / secs
     );
+    let lookups: Vec<_> = many[..2000].iter().cycle().take(20_000).cloned().collect();
     let t = Instant::now();
-    let outs = host.call_all(&hello, &many[..2000], &CallOptions::default(), 2);
+    let outs = host.call_all(&hello, &lookups, &CallOptions::default(), 2);
     let secs = t.elapsed().as_secs_f64();
     assert!(outs.iter().all(|o| o
         .as_ref()
         .is_ok_and(|o| o.report.cache == cairn::CacheStatus::Hit)));
     println!(
-        "| cache hits, 2 threads | {:.1} µs/call | (2,000 calls) | {:.0}/s | ≥ 200,000 lookups/s |",
-        secs * 1e6 / 2000.0,
-        2000.0 / secs
+        "| cache hits, 2 threads | {:.1} µs/call | (20,000 calls) | {:.0}/s | ≥ 200,000 lookups/s |",
+        secs * 1e6 / lookups.len() as f64,
+        lookups.len() as f64 / secs
     );
 
     // Hits of the tiny task.
