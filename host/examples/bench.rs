@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo build --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml
-//! cargo run --release -p cairn --example bench -- examples/target/wasm32-wasip2/release [CSV [TEXT]]
+//! cargo run --release -p cairn --example bench -- $PWD/examples/target/wasm32-wasip2/release [CSV [TEXT]]
 //! ```
 //!
 //! Prints one Markdown table: median and spread of each path, measured in
