@@ -59,9 +59,12 @@ fn flow(host: &Host, leaf: &Task) -> Task {
     host.bind(&flow, std::slice::from_ref(leaf), &[]).unwrap()
 }
 
-fn sum3(host: &Host, flow: &Task, a: u32, b: u32, c: u32) -> cairn::Outcome {
+fn try_sum3(host: &Host, flow: &Task, a: u32, b: u32, c: u32) -> cairn::Result<cairn::Outcome> {
     host.call(flow, "sum3", &[Value::U32(a), Value::U32(b), Value::U32(c)])
-        .unwrap()
+}
+
+fn sum3(host: &Host, flow: &Task, a: u32, b: u32, c: u32) -> cairn::Outcome {
+    try_sum3(host, flow, a, b, c).unwrap()
 }
 
 fn shape(out: &cairn::Outcome) -> Vec<(String, &'static str)> {
@@ -141,13 +144,7 @@ fn an_import_nobody_provides_is_named_at_bind_time() {
     assert_eq!(err.kind(), ErrorKind::InvalidComponent);
     assert!(err.to_string().contains("`test:flow/ops`"), "{err}");
     // Unbound, a call says the same instead of failing to link.
-    let err = host
-        .call(
-            &flow,
-            "sum3",
-            &[Value::U32(1), Value::U32(2), Value::U32(3)],
-        )
-        .unwrap_err();
+    let err = try_sum3(&host, &flow, 1, 2, 3).unwrap_err();
     assert!(err.to_string().contains("`test:flow/ops`"), "{err}");
 }
 
@@ -248,13 +245,7 @@ fn flow_nesting_is_bounded() {
     limits.max_depth = 1;
     let host = Host::open_with(cache.path(), limits).unwrap();
     let flow = flow(&host, &leaf(&host));
-    let err = host
-        .call(
-            &flow,
-            "sum3",
-            &[Value::U32(1), Value::U32(2), Value::U32(3)],
-        )
-        .unwrap_err();
+    let err = try_sum3(&host, &flow, 1, 2, 3).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::TaskFailed);
     assert!(err.to_string().contains("nest deeper than 1"), "{err}");
     // The leaf alone is within the bound.
