@@ -39,7 +39,7 @@ pub struct RunArgs {
     /// Calls run at once with several --invoke or --batch [default: one per core]
     #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
     jobs: usize,
-    /// Print one JSON object: result, cache, key, executed, hits, elapsed_ms, …
+    /// Print one JSON object per call (one line each): result, cache, key, executed, hits, calls, …
     #[arg(long)]
     json: bool,
     /// Run without reading or writing the cache
