@@ -372,6 +372,20 @@ impl Store {
         }
     }
 
+    /// Runs `f` in one write transaction and commits it.
+    fn write(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> std::result::Result<(), redb::Error>,
+    ) -> Result<()> {
+        let run = || -> std::result::Result<(), redb::Error> {
+            let tx = self.db.begin_write()?;
+            f(&tx)?;
+            tx.commit()?;
+            Ok(())
+        };
+        run().map_err(|e| self.damaged(e))
+    }
+
     fn damaged(&self, e: impl Into<redb::Error>) -> Error {
         damaged(&self.index_path(), e)
     }
@@ -522,15 +536,11 @@ impl Store {
     pub(crate) fn put_compiled(&self, key: &Digest, bytes: &[u8]) -> Result<()> {
         self.write_file(&self.compiled_path(key), bytes)?;
         let hash = Digest::of(bytes);
-        let index = self.index_path();
-        let write = || -> std::result::Result<(), redb::Error> {
-            let tx = self.db.begin_write()?;
+        self.write(|tx| {
             tx.open_table(COMPILED)?
                 .insert(key.as_bytes(), hash.as_bytes())?;
-            tx.commit()?;
             Ok(())
-        };
-        write().map_err(|e| damaged(&index, e))
+        })
     }
 
     /// Stores a call's result: its objects first, then the index entry.
@@ -565,21 +575,15 @@ impl Store {
             stderr: Some((Digest::of(output.stderr), output.stderr.len() as u64))
                 .filter(|(_, n)| *n > 0),
         };
-        let path = self.index_path();
-        let write = || -> std::result::Result<(), redb::Error> {
-            let tx = self.db.begin_write()?;
-            {
-                let mut objects = tx.open_table(OBJECTS)?;
-                for (hash, bytes) in &inline {
-                    objects.insert(hash.as_bytes(), *bytes)?;
-                }
-                tx.open_table(RESULTS)?
-                    .insert(key.as_bytes(), &record.to_bytes()[..])?;
+        self.write(|tx| {
+            let mut objects = tx.open_table(OBJECTS)?;
+            for (hash, bytes) in &inline {
+                objects.insert(hash.as_bytes(), *bytes)?;
             }
-            tx.commit()?;
+            tx.open_table(RESULTS)?
+                .insert(key.as_bytes(), &record.to_bytes()[..])?;
             Ok(())
-        };
-        write().map_err(|e| damaged(&path, e))
+        })
     }
 
     /// Stores one object on its own (results store theirs with [`Store::put_result`]).
@@ -590,14 +594,10 @@ impl Store {
             self.write_object_file(&hash, bytes)?;
             return Ok(hash);
         }
-        let path = self.index_path();
-        let write = || -> std::result::Result<(), redb::Error> {
-            let tx = self.db.begin_write()?;
+        self.write(|tx| {
             tx.open_table(OBJECTS)?.insert(hash.as_bytes(), bytes)?;
-            tx.commit()?;
             Ok(())
-        };
-        write().map_err(|e| damaged(&path, e))?;
+        })?;
         Ok(hash)
     }
 
@@ -652,14 +652,11 @@ impl Store {
             .and_then(|m| m.elapsed().ok())
             .is_some_and(|age| age > RACY_WINDOW);
         if settled {
-            let write = || -> std::result::Result<(), redb::Error> {
-                let tx = self.db.begin_write()?;
+            self.write(|tx| {
                 tx.open_table(FILES)?
                     .insert(key.as_ref(), &entry.to_bytes()[..])?;
-                tx.commit()?;
                 Ok(())
-            };
-            write().map_err(|e| damaged(&index, e))?;
+            })?;
         }
         Ok((hash, len, FileStamp::of(&after)))
     }
@@ -722,15 +719,11 @@ impl Store {
     pub(crate) fn put_component_info(&self, hash: &Digest, info: &ComponentInfo) -> Result<()> {
         let json = serde_json::to_string(info)
             .map_err(|e| Error::internal(format!("cannot encode interface: {e}")))?;
-        let path = self.index_path();
-        let write = || -> std::result::Result<(), redb::Error> {
-            let tx = self.db.begin_write()?;
+        self.write(|tx| {
             tx.open_table(COMPONENTS)?
                 .insert(hash.as_bytes(), json.as_str())?;
-            tx.commit()?;
             Ok(())
-        };
-        write().map_err(|e| damaged(&path, e))
+        })
     }
 }
 
