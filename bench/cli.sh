@@ -4,16 +4,10 @@
 # component. Medians of N runs; prints one Markdown table.
 #
 #   bash bench/cli.sh [RUNS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
 runs=${1:-21}
-cargo build -q --release -p cairn
-cargo build -q --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml
-work=target/bench
-mkdir -p "$work"
+source "$(dirname "$0")/common.sh"
 text="$work/book-64.txt"
 if [ ! -f "$text" ]; then examples/make-text.sh "$text" 64; sleep 1; fi
-cairn="$PWD/target/release/cairn"
 wasm=examples/target/wasm32-wasip2/release
 
 ms() { # command… → wall ms of one run
@@ -21,7 +15,6 @@ ms() { # command… → wall ms of one run
   t0=$(date +%s%N); "$@" > /dev/null 2>&1; t1=$(date +%s%N)
   awk -v ns=$((t1 - t0)) 'BEGIN {printf "%.1f", ns / 1e6}'
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 repeat() { for _ in $(seq "$runs"); do ms "$@"; echo; done | median; }
 
 hello=(run "$wasm/hello.wasm" greet --name Ada)

@@ -4,15 +4,9 @@
 # second flow over the shared training sub-flow. Prints one Markdown table.
 #
 #   bash bench/pipeline.sh [CSV_MB] [WARM_RUNS]
-set -euo pipefail
-cd "$(dirname "$0")/.."
 mb=${1:-256}
 runs=${2:-21}
-
-cargo build -q --release -p cairn
-cargo build -q --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml
-work=target/bench
-mkdir -p "$work"
+source "$(dirname "$0")/common.sh"
 csv="$work/data-$mb.csv"
 if [ ! -f "$csv" ]; then
   examples/ml-pipeline/make-csv.sh "$csv" "$mb"
@@ -20,7 +14,6 @@ if [ ! -f "$csv" ]; then
 fi
 cache="$work/cache"
 rm -rf "$cache"
-cairn="$PWD/target/release/cairn"
 
 # run TASK EPOCHS → prints "wall_ms executed hits bytes_hashed"
 run() {
@@ -33,7 +26,7 @@ run() {
     "$out" "$(( (t1 - t0) / 1000 ))"
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.1f", m/1000}'; }
+ms_median() { median | awk '{printf "%.1f", $1 / 1000}'; }
 spread() { sort -n | awk '{a[NR]=$1} END {printf "%.1f–%.1f", a[1]/1000, a[NR]/1000}'; }
 
 row() { # label, "us executed hits bytes"
@@ -52,6 +45,6 @@ last=${warm[-1]}
 set -- $last
 printf '| warm: pipeline, epochs 10 (median of %s; min–max %s) | %s | %s | %s | %s |\n' \
   "$runs" "$(printf '%s\n' "${warm[@]}" | cut -d' ' -f1 | spread)" \
-  "$(printf '%s\n' "${warm[@]}" | cut -d' ' -f1 | median)" "$2" "$3" "$4"
+  "$(printf '%s\n' "${warm[@]}" | cut -d' ' -f1 | ms_median)" "$2" "$3" "$4"
 row "changed hyper-parameters: epochs 20" "$(run pipeline 20)"
 row "second flow (compare), epochs 10" "$(run compare 10)"
