@@ -179,6 +179,7 @@ impl Runtime {
             }
         }
         let bytes = task.bytes()?;
+        let started = std::time::Instant::now();
         let component = Component::new(&self.engine, &bytes).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidComponent,
@@ -187,7 +188,7 @@ impl Runtime {
         })?;
         match component.serialize() {
             Ok(artefact) => {
-                if let Err(e) = store.put_compiled(&key, &artefact) {
+                if let Err(e) = store.put_compiled(&key, &artefact, started.elapsed()) {
                     tracing::warn!("cannot cache the compiled {}: {e}", task.name());
                 }
             }

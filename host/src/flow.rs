@@ -19,11 +19,13 @@ use crate::codec;
 use crate::component::Export;
 use crate::digest::Digest;
 use crate::engine::{self, BlobReader, Execution, Runtime};
+use crate::entry::{shorten, ArgManifest, ClosureNode, KeyManifest};
 use crate::error::{Error, ErrorKind, Result};
+use crate::explain::{self, Difference, Explanation};
 use crate::host::{CacheMode, CacheStatus, CallOptions, CallRecord};
 use crate::key::{self, KeyInputs};
 use crate::sandbox::{Grants, Limits, Sandbox};
-use crate::store::{FileStamp, Output, Store, INLINE_MAX};
+use crate::store::{now_ms, FileStamp, NewResult, Output, Store, INLINE_MAX};
 use crate::task::{host_provided, Task};
 use crate::types::FuncType;
 use crate::value::{Blob, BlobSource, Value};
@@ -103,7 +105,7 @@ impl Inner {
         }
     }
 
-    /// The key of `export` of `task` on `args`, and the arguments' encoding.
+    /// The key of `export` of `task` on `args`, and what it was made of.
     pub(crate) fn key_of(
         &self,
         task: &Task,
@@ -111,7 +113,7 @@ impl Inner {
         ty: &FuncType,
         args: &[Value],
         grants: &Grants,
-    ) -> Result<Digest> {
+    ) -> Result<Keyed> {
         if args.len() != ty.params.len() {
             return Err(Error::new(
                 ErrorKind::BadArguments,
@@ -123,6 +125,7 @@ impl Inner {
             ));
         }
         let mut encoded = Vec::new();
+        let mut ends = Vec::with_capacity(args.len());
         for (v, (name, t)) in args.iter().zip(&ty.params) {
             codec::encode(v, t, &mut encoded).map_err(|e| {
                 Error::new(
@@ -130,18 +133,67 @@ impl Inner {
                     format!("argument `{name}` of `{export}`: {e}"),
                 )
             })?;
+            ends.push(encoded.len());
         }
-        Ok(key::call_key(&KeyInputs {
+        let sandbox = if grants.is_empty() {
+            self.sandbox
+        } else {
+            grants.digest(|dir| self.store.hash_dir(dir))?
+        };
+        let key = key::call_key(&KeyInputs {
             closure: task.closure,
             export,
             func: ty,
             args: &encoded,
-            sandbox: if grants.is_empty() {
-                self.sandbox
-            } else {
-                grants.digest(|dir| self.store.hash_dir(dir))?
-            },
-        }))
+            sandbox,
+        });
+        Ok(Keyed {
+            key,
+            encoded,
+            ends,
+            sandbox,
+        })
+    }
+
+    /// The key manifest of a call: what `cache show` prints and `--explain`
+    /// compares.
+    fn manifest(
+        &self,
+        task: &Task,
+        path: &str,
+        ty: &FuncType,
+        args: &[Value],
+        grants: &Grants,
+        keyed: &Keyed,
+    ) -> Result<KeyManifest> {
+        let mut start = 0;
+        let mut arg_list = Vec::with_capacity(args.len());
+        let mut inputs = Vec::new();
+        for ((v, (name, _)), &end) in args.iter().zip(&ty.params).zip(&keyed.ends) {
+            arg_list.push(ArgManifest {
+                name: name.clone(),
+                digest: Digest::of(&keyed.encoded[start..end]),
+                shown: shown(v),
+            });
+            start = end;
+            v.for_each_blob(&mut |b| {
+                if let BlobSource::File(path, _) = &b.source {
+                    inputs.push((b.hash(), path.clone()));
+                }
+            });
+        }
+        Ok(KeyManifest {
+            component: task.name.clone(),
+            closure: task.closure,
+            export: path.to_string(),
+            signature: ty.to_string(),
+            args: arg_list,
+            sandbox: keyed.sandbox,
+            grants: grants.describe(|dir| self.store.hash_dir(dir))?,
+            args_object: (Digest::of(&keyed.encoded), keyed.encoded.len() as u64),
+            blobs: Vec::new(),
+            inputs,
+        })
     }
 
     fn runtime(&self) -> Result<&Runtime> {
@@ -152,27 +204,42 @@ impl Inner {
         Ok(self.runtime.get_or_init(|| r))
     }
 
-    /// Looks up a stored result: `None` on a miss, or when the stored value is
-    /// missing or damaged (then the call runs and repairs it).
-    fn lookup(&self, key: &Digest, ty: &FuncType, replay: bool) -> Result<Option<Stored>> {
+    /// Looks up a stored result. A miss when none is stored, or when the
+    /// stored value is missing or damaged (then the call runs and repairs
+    /// it); expired when it outlived its time to live, or is older than
+    /// `max_age`.
+    fn lookup(
+        &self,
+        key: &Digest,
+        ty: &FuncType,
+        replay: bool,
+        max_age: Option<Duration>,
+    ) -> Result<Lookup> {
         if let Some((value, run)) = self.memory.lock().expect("poisoned").get(key) {
-            return Ok(Some(Stored {
+            return Ok(Lookup::Hit(Box::new(Stored {
                 value: value.clone(),
                 run: *run,
                 output: (Vec::new(), Vec::new()),
-            }));
+                expires_ms: None,
+            })));
         }
         let Some((record, bytes)) = self.store.stored_value(key)? else {
-            return Ok(None);
+            return Ok(Lookup::Miss);
         };
+        let now = now_ms();
+        let too_old = max_age
+            .is_some_and(|age| record.created_ms.saturating_add(age.as_millis() as u64) <= now);
+        if too_old || record.expires_ms.is_some_and(|t| t <= now) {
+            return Ok(Lookup::Expired(record.created_ms));
+        }
         let value = match &ty.result {
             None if bytes.is_empty() => None,
-            None => return Ok(None),
+            None => return Ok(Lookup::Miss),
             Some(t) => match codec::from_bytes(&bytes, t) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     tracing::warn!(%key, "stored result does not decode ({e}); re-executing");
-                    return Ok(None);
+                    return Ok(Lookup::Miss);
                 }
             },
         };
@@ -190,7 +257,7 @@ impl Inner {
         }
         if !whole {
             tracing::warn!(%key, "a blob of the stored result is missing; re-executing");
-            return Ok(None);
+            return Ok(Lookup::Miss);
         }
         let output = |o: Option<(Digest, u64)>| -> Result<Vec<u8>> {
             match o.filter(|_| replay) {
@@ -198,11 +265,13 @@ impl Inner {
                 None => Ok(Vec::new()),
             }
         };
-        Ok(Some(Stored {
+        self.store.hit(key);
+        Ok(Lookup::Hit(Box::new(Stored {
             value,
             run: Duration::from_micros(record.run_us),
             output: (output(record.stdout)?, output(record.stderr)?),
-        }))
+            expires_ms: record.expires_ms,
+        })))
     }
 
     /// The gate of `key`: held while the key executes.
@@ -227,29 +296,62 @@ impl Inner {
         }
     }
 
+    #[expect(clippy::too_many_arguments, reason = "one result's full description")]
     fn put(
         &self,
         key: &Digest,
-        value: Option<&Value>,
+        task: &Task,
         ty: &FuncType,
         exec: &Execution,
+        mut manifest: KeyManifest,
+        args: &[u8],
+        expires_ms: Option<u64>,
     ) -> Result<()> {
-        let (encoded, blobs) = match (value, &ty.result) {
+        let (encoded, blobs) = match (&exec.value, &ty.result) {
             (Some(v), Some(t)) => {
                 let encoded = codec::to_bytes(v, t)
                     .map_err(|e| Error::internal(format!("result does not encode: {e}")))?;
+                v.for_each_blob(&mut |b| manifest.blobs.push((b.hash(), b.len())));
                 (encoded, result_blobs(v)?)
             }
             _ => (Vec::new(), Vec::new()),
         };
         let refs: Vec<&[u8]> = blobs.iter().map(|b| &b[..]).collect();
-        let output = Output {
-            stdout: &exec.stdout,
-            stderr: &exec.stderr,
-        };
-        self.store
-            .put_result(key, &encoded, &refs, exec.run, output)
+        let mut closures = Vec::new();
+        closure_nodes(task, &mut closures);
+        self.store.put_result(NewResult {
+            key: *key,
+            value: &encoded,
+            blobs: &refs,
+            run: exec.run,
+            output: Output {
+                stdout: &exec.stdout,
+                stderr: &exec.stderr,
+            },
+            expires_ms,
+            manifest: &manifest,
+            args,
+            closures,
+        })
     }
+}
+
+/// A call's key and what it was made of.
+pub(crate) struct Keyed {
+    pub(crate) key: Digest,
+    /// The arguments' canonical encoding, all parameters in order.
+    encoded: Vec<u8>,
+    /// Where each argument's encoding ends in `encoded`.
+    ends: Vec<usize>,
+    sandbox: Digest,
+}
+
+/// What a lookup found.
+enum Lookup {
+    Hit(Box<Stored>),
+    /// A result stored at this time (ms since the epoch) that has expired.
+    Expired(u64),
+    Miss,
 }
 
 /// A result found in the cache.
@@ -258,6 +360,37 @@ struct Stored {
     run: Duration,
     /// The stdout and stderr of the run that produced it, if asked for.
     output: (Vec<u8>, Vec<u8>),
+    expires_ms: Option<u64>,
+}
+
+/// An argument for people: WAVE, a file-backed blob as `@path`, shortened.
+fn shown(v: &Value) -> String {
+    let text = match v {
+        Value::Blob(Blob {
+            source: BlobSource::File(path, _),
+            ..
+        }) => format!("@{}", path.display()),
+        v => v.to_wave(),
+    };
+    shorten(&text, ArgManifest::SHOWN_MAX)
+}
+
+/// The closure tree of `task`: each node with the task it describes.
+fn closure_nodes<'a>(task: &'a Task, out: &mut Vec<(Digest, ClosureNode, &'a Task)>) {
+    let node = ClosureNode {
+        name: task.name.clone(),
+        component: task.hash,
+        impure: task.impure,
+        imports: task
+            .bound
+            .iter()
+            .map(|(i, t)| (i.clone(), t.closure))
+            .collect(),
+    };
+    out.push((task.closure, node, task));
+    for (_, child) in task.bound.iter() {
+        closure_nodes(child, out);
+    }
 }
 
 /// The content of every blob in a result that the cache does not hold yet.
@@ -286,35 +419,42 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
     let path = export.path();
     let mut grants = scope.opts.grants.clone();
     grants.impure |= task.impure;
-    let key = inner.key_of(task, &path, ty, args, &grants)?;
+    let keyed = inner.key_of(task, &path, ty, args, &grants)?;
+    let key = keyed.key;
     let cacheable = grants.cacheable();
+    let use_cache = scope.opts.cache == CacheMode::Use && cacheable;
+    let max_age = match (scope.opts.ttl, task.ttl) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let start = Instant::now();
     let slot = {
         let mut trace = scope.trace.lock().expect("poisoned");
-        trace.push(CallRecord {
-            component: task.name.clone(),
-            export: path.clone(),
+        trace.push(CallRecord::started(
+            task.name.clone(),
+            path.clone(),
             key,
-            cache: CacheStatus::Miss,
-            elapsed: Duration::ZERO,
-            run: Duration::ZERO,
-            depth: scope.depth,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        });
+            scope.depth,
+        ));
         trace.len() - 1
     };
-    let finish = |cache: CacheStatus, run: Duration, (stdout, stderr): (Vec<u8>, Vec<u8>)| {
+    if let Some(o) = &scope.opts.observer {
+        o.call_started(&task.name, &path, scope.depth);
+    }
+    let finish = |cache: CacheStatus, run: Duration, output: (Vec<u8>, Vec<u8>), expires_ms| {
         let mut trace = scope.trace.lock().expect("poisoned");
         let record = &mut trace[slot];
         record.cache = cache;
         record.elapsed = start.elapsed();
         record.run = run;
-        record.stdout = stdout;
-        record.stderr = stderr;
+        (record.stdout, record.stderr) = output;
+        record.expires_ms = expires_ms;
+        if let Some(o) = &scope.opts.observer {
+            o.call_finished(record);
+        }
     };
-    let answer = |hit: Stored| {
-        finish(CacheStatus::Hit, hit.run, hit.output);
+    let answer = |hit: Box<Stored>| {
+        finish(CacheStatus::Hit, hit.run, hit.output, hit.expires_ms);
         Called {
             value: hit.value,
             cache: CacheStatus::Hit,
@@ -323,9 +463,12 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
             stored: false,
         }
     };
-    if scope.opts.cache == CacheMode::Use && cacheable {
-        if let Some(hit) = inner.lookup(&key, ty, scope.opts.replay_output)? {
-            return Ok(answer(hit));
+    let mut expired = None;
+    if use_cache {
+        match inner.lookup(&key, ty, scope.opts.replay_output, max_age)? {
+            Lookup::Hit(hit) => return Ok(answer(hit)),
+            Lookup::Expired(created) => expired = Some(created),
+            Lookup::Miss => {}
         }
     }
     let max_depth = inner.limits.max_depth;
@@ -342,28 +485,54 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
     if !unbound.is_empty() {
         return Err(unbound_error(task, &unbound));
     }
+    let manifest = (scope.opts.cache != CacheMode::Off && cacheable)
+        .then(|| inner.manifest(task, &path, ty, args, &grants, &keyed))
+        .transpose()?;
+    if let (Some(m), true) = (&manifest, scope.opts.explain) {
+        let explanation = match expired {
+            Some(created_ms) => Explanation {
+                against: Some(key),
+                differences: vec![Difference::Expired { created_ms }],
+            },
+            None => explain::explain(&inner.store, &key, m, task)?,
+        };
+        scope.trace.lock().expect("poisoned")[slot].explanation = Some(explanation);
+    }
     // Single flight: one execution per key at a time in this process; a call
     // that waited finds the result the first one stored.
-    let gate = (scope.opts.cache == CacheMode::Use && cacheable).then(|| inner.gate(&key));
+    let gate = use_cache.then(|| inner.gate(&key));
     let result = {
         let _running = gate
             .as_ref()
             .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()));
         match gate
             .as_ref()
-            .map(|_| inner.lookup(&key, ty, scope.opts.replay_output))
+            .map(|_| inner.lookup(&key, ty, scope.opts.replay_output, max_age))
         {
             Some(Err(e)) => Err(e),
-            Some(Ok(Some(hit))) => Ok(Err(hit)),
-            _ => execute_and_store(scope, task, export, ty, args, &key, &grants, slot).map(Ok),
+            Some(Ok(Lookup::Hit(hit))) => Ok(Err(hit)),
+            _ => {
+                let call = Execute {
+                    scope,
+                    task,
+                    export,
+                    ty,
+                    args,
+                    keyed: &keyed,
+                    grants: &grants,
+                    slot,
+                    expired: expired.is_some(),
+                };
+                call.run(manifest).map(Ok)
+            }
         }
     };
     inner.ungate(&key, gate);
-    let (exec, stored, status) = match result? {
+    let (exec, stored, status, expires_ms) = match result? {
         Ok(executed) => executed,
         Err(hit) => return Ok(answer(hit)),
     };
-    finish(status, exec.run, (exec.stdout, exec.stderr));
+    finish(status, exec.run, (exec.stdout, exec.stderr), expires_ms);
     Ok(Called {
         value: exec.value,
         cache: status,
@@ -373,54 +542,86 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
     })
 }
 
-/// Runs a call that missed and stores its result as the task's policy says.
-/// Returns the execution, whether the result was written to the cache, and
-/// the call's status: a miss, or uncacheable when it or anything it called
-/// was (an impure grant, a writable directory).
-#[expect(clippy::too_many_arguments, reason = "one call's full description")]
-fn execute_and_store(
-    scope: &Scope,
-    task: &Task,
-    export: &Export,
-    ty: &FuncType,
-    args: &[Value],
-    key: &Digest,
-    grants: &Grants,
+/// A call that missed, about to run.
+struct Execute<'a> {
+    scope: &'a Scope,
+    task: &'a Task,
+    export: &'a Export,
+    ty: &'a FuncType,
+    args: &'a [Value],
+    keyed: &'a Keyed,
+    grants: &'a Grants,
+    /// Its place in the run's trace.
     slot: usize,
-) -> Result<(Execution, bool, CacheStatus)> {
-    let inner = &scope.inner;
-    let exec = inner.runtime()?.execute(
-        task,
-        |linker| define_imports(linker, task),
-        export,
-        ty,
-        args,
-        key,
-        scope.clone(),
-        grants,
-    )?;
-    inputs_unchanged(args)?;
-    // What this call made from an uncacheable call is uncacheable too.
-    let tainted = !grants.cacheable()
-        || scope.trace.lock().expect("poisoned")[slot + 1..]
-            .iter()
-            .any(|r| r.cache == CacheStatus::Uncacheable);
-    let status = if tainted {
-        CacheStatus::Uncacheable
-    } else {
-        CacheStatus::Miss
-    };
-    let stored = scope.opts.cache != CacheMode::Off && !tainted;
-    if stored && task.persist {
-        inner.put(key, exec.value.as_ref(), ty, &exec)?;
-    } else if stored {
-        inner
-            .memory
-            .lock()
-            .expect("poisoned")
-            .insert(*key, (exec.value.clone(), exec.run));
+    /// Whether a stored result had expired.
+    expired: bool,
+}
+
+impl Execute<'_> {
+    /// Runs the call and stores its result as the task's policy says.
+    /// Returns the execution, whether the result was written to the cache,
+    /// the call's status (a miss, expired, or uncacheable when it or anything
+    /// it called was: an impure grant, a writable directory) and when the
+    /// result expires.
+    fn run(
+        self,
+        manifest: Option<KeyManifest>,
+    ) -> Result<(Execution, bool, CacheStatus, Option<u64>)> {
+        let (scope, task, key) = (self.scope, self.task, &self.keyed.key);
+        let inner = &scope.inner;
+        let exec = inner.runtime()?.execute(
+            task,
+            |linker| define_imports(linker, task),
+            self.export,
+            self.ty,
+            self.args,
+            key,
+            scope.clone(),
+            self.grants,
+        )?;
+        inputs_unchanged(self.args)?;
+        // What this call made from an uncacheable call is uncacheable too,
+        // and expires no later than what it was made from.
+        let (tainted, inherited) = {
+            let trace = scope.trace.lock().expect("poisoned");
+            let below = &trace[self.slot + 1..];
+            (
+                below.iter().any(|r| r.cache == CacheStatus::Uncacheable),
+                below.iter().filter_map(|r| r.expires_ms).min(),
+            )
+        };
+        let tainted = tainted || !self.grants.cacheable();
+        let own = task
+            .ttl
+            .map(|t| now_ms().saturating_add(t.as_millis() as u64));
+        let expires_ms = own.into_iter().chain(inherited).min();
+        let status = match (tainted, self.expired) {
+            (true, _) => CacheStatus::Uncacheable,
+            (false, true) => CacheStatus::Expired,
+            (false, false) => CacheStatus::Miss,
+        };
+        let stored = scope.opts.cache != CacheMode::Off && !tainted;
+        match manifest {
+            Some(m) if stored && task.persist => inner.put(
+                key,
+                task,
+                self.ty,
+                &exec,
+                m,
+                &self.keyed.encoded,
+                expires_ms,
+            )?,
+            _ if stored => {
+                inner
+                    .memory
+                    .lock()
+                    .expect("poisoned")
+                    .insert(*key, (exec.value.clone(), exec.run));
+            }
+            _ => {}
+        }
+        Ok((exec, stored && task.persist, status, expires_ms))
     }
-    Ok((exec, stored && task.persist, status))
 }
 
 /// Fails if a file-backed input changed while the call ran: the result might

@@ -9,7 +9,9 @@ use crate::component::{self, ComponentInfo};
 use crate::digest::Digest;
 use crate::engine::BlobReader;
 use crate::error::{Error, ErrorKind, Result};
+use crate::explain::Explanation;
 use crate::flow::{self, Inner, Scope};
+use crate::runs::RunRecord;
 use crate::sandbox::{Grants, Limits};
 use crate::store::Store;
 use crate::task::Task;
@@ -28,8 +30,22 @@ pub enum CacheMode {
     Off,
 }
 
+/// Told about each call of a run as it starts and finishes: for progress
+/// displays and live logs. Called on the thread making the call.
+pub trait Observer: Send + Sync {
+    /// A call started (`depth` 0 is the call asked for).
+    fn call_started(&self, component: &str, export: &str, depth: u32) {
+        let _ = (component, export, depth);
+    }
+
+    /// A call finished (hit or executed; a failed call is not reported).
+    fn call_finished(&self, call: &CallRecord) {
+        let _ = call;
+    }
+}
+
 /// Options of one call. `CallOptions::default()` uses the cache.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct CallOptions {
     /// How the call uses the cache.
@@ -40,26 +56,56 @@ pub struct CallOptions {
     /// Capabilities granted to the called task (not to the tasks a flow
     /// calls). None by default; each is part of the key.
     pub grants: Grants,
+    /// Treat stored results older than this as expired, at every depth (a
+    /// task's own `ttl` applies too, whichever is shorter).
+    pub ttl: Option<Duration>,
+    /// For each call that misses, find the nearest earlier entry for the
+    /// same export and say what differs ([`CallRecord::explanation`]).
+    pub explain: bool,
+    /// Record the run in the cache's history (`cairn runs`, `cairn graph`).
+    /// Off by default for library calls: an app making thousands of calls a
+    /// second would fill the history with them.
+    pub record_run: bool,
+    /// Told about each call as it starts and finishes.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+impl std::fmt::Debug for CallOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallOptions")
+            .field("cache", &self.cache)
+            .field("replay_output", &self.replay_output)
+            .field("grants", &self.grants)
+            .field("ttl", &self.ttl)
+            .field("explain", &self.explain)
+            .field("record_run", &self.record_run)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
 }
 
 /// Whether a call was answered from the cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CacheStatus {
     /// Answered from the cache: nothing was compiled, instantiated or read.
     Hit,
-    /// Executed.
+    /// Executed: no result was stored.
     Miss,
+    /// Executed: a result was stored but had outlived its time to live.
+    Expired,
     /// Executed and not stored: the call (or a call it made) was impure or
     /// had a writable directory.
     Uncacheable,
 }
 
 impl CacheStatus {
-    /// `"hit"`, `"miss"` or `"uncacheable"`.
+    /// `"hit"`, `"miss"`, `"expired"` or `"uncacheable"`.
     pub fn as_str(self) -> &'static str {
         match self {
             CacheStatus::Hit => "hit",
             CacheStatus::Miss => "miss",
+            CacheStatus::Expired => "expired",
             CacheStatus::Uncacheable => "uncacheable",
         }
     }
@@ -113,6 +159,29 @@ pub struct CallRecord {
     pub stdout: Vec<u8>,
     /// What the task wrote to stderr, likewise.
     pub stderr: Vec<u8>,
+    /// Why it missed, when [`CallOptions::explain`] was set.
+    pub explanation: Option<Explanation>,
+    /// When its result expires (ms since the epoch).
+    pub(crate) expires_ms: Option<u64>,
+}
+
+impl CallRecord {
+    /// The record of a call that just started.
+    pub(crate) fn started(component: String, export: String, key: Digest, depth: u32) -> Self {
+        CallRecord {
+            component,
+            export,
+            key,
+            cache: CacheStatus::Miss,
+            elapsed: Duration::ZERO,
+            run: Duration::ZERO,
+            depth,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            explanation: None,
+            expires_ms: None,
+        }
+    }
 }
 
 /// A call's result and report.
@@ -124,24 +193,13 @@ pub struct Outcome {
     pub report: Report,
 }
 
-/// What [`Host::verify`] found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Verified {
-    /// Entries checked.
-    pub entries: usize,
-    /// Keys whose value or output is missing or altered (each is a miss: the
-    /// next call re-executes and repairs it).
-    pub damaged: Vec<Digest>,
-}
-
 /// Runs components and caches their results in one cache directory.
 ///
 /// Opening a host is cheap: the wasm engine is created on the first call that
 /// misses, so a run answered entirely from the cache never creates it. A
 /// `Host` may be shared between threads.
 pub struct Host {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Host {
@@ -268,16 +326,6 @@ impl Host {
         Ok(Blob::from_file(path, hash, len, stamp))
     }
 
-    /// Audits the cache: every stored result's value and captured output
-    /// must be present and match its hash. Reads everything.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Cache`] if the index itself cannot be read.
-    pub fn verify(&self) -> Result<Verified> {
-        let (entries, damaged) = self.inner.store.verify()?;
-        Ok(Verified { entries, damaged })
-    }
-
     /// Writes the content of `blob` to the file `path` (verified against its
     /// hash when it comes from the cache), so results are usable outside cairn.
     ///
@@ -301,16 +349,26 @@ impl Host {
     /// As [`Host::call`], for an unknown export or arguments of the wrong type.
     pub fn key(&self, task: &Task, export: &str, args: &[Value]) -> Result<Digest> {
         let (export, ty) = task.resolve(export)?;
-        self.inner.key_of(
-            task,
-            &export.path(),
-            ty,
-            args,
-            &Grants {
-                impure: task.impure(),
-                ..Grants::default()
-            },
-        )
+        let grants = Grants {
+            impure: task.impure(),
+            ..Grants::default()
+        };
+        Ok(self
+            .inner
+            .key_of(task, &export.path(), ty, args, &grants)?
+            .key)
+    }
+
+    /// Waits until every result stored so far is committed to the index, so
+    /// other processes see it. Results are written in shared commits in the
+    /// background (one fsync for many); dropping the host flushes too, but
+    /// cannot report a failure.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Cache`] if a commit failed: the results it held are not
+    /// stored (they will be recomputed), nothing stored before is lost.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.store.flush()
     }
 
     /// Calls `export` of `task` with `args`, answering from the cache when it can.
@@ -384,8 +442,15 @@ impl Host {
     ) -> Result<Outcome> {
         let start = Instant::now();
         let scope = Scope::root(self.inner.clone(), opts.clone());
-        let called = flow::call(&scope, task, export, args)?;
+        let called = flow::call(&scope, task, export, args);
         let calls = scope.calls();
+        if opts.record_run {
+            let error = called.as_ref().err().map(|e| e.to_string());
+            self.inner
+                .store
+                .record_run(RunRecord::of(&calls, start, error));
+        }
+        let called = called?;
         let count = |c: CacheStatus| calls.iter().filter(|r| r.cache == c).count() as u32;
         Ok(Outcome {
             value: called.value,

@@ -43,15 +43,21 @@
 
 mod args;
 mod blob;
+mod cache;
 pub mod codec;
 mod component;
 mod digest;
 mod engine;
+pub mod entry;
 mod error;
+pub mod explain;
 mod flow;
+pub mod gc;
+pub mod graph;
 mod host;
 pub mod key;
 mod manifest;
+mod runs;
 pub mod sandbox;
 mod store;
 mod task;
@@ -59,11 +65,14 @@ mod types;
 mod value;
 
 pub use args::CallArgs;
+pub use cache::{to_json, Audit, Entry, ExportFormat, RecentRuns, Stats, VerifyOptions};
 pub use component::{ComponentInfo, Export};
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
-pub use host::{CacheMode, CacheStatus, CallOptions, CallRecord, Host, Outcome, Report, Verified};
+pub use gc::{Config, GcOptions, GcReport};
+pub use host::{CacheMode, CacheStatus, CallOptions, CallRecord, Host, Observer, Outcome, Report};
 pub use manifest::{Manifest, TaskEntry};
+pub use runs::{RunCall, RunRecord};
 pub use sandbox::{DirGrant, Grants, Limits};
 pub use store::FORMAT_VERSION;
 pub use task::Task;

@@ -45,6 +45,8 @@ pub struct TaskEntry {
     /// Whether it gets real clocks and randomness (default `false`); its
     /// calls, and those of flows above it, then always run and are never stored.
     pub impure: bool,
+    /// How long its results stay valid (`ttl = "2h"`); `None`: until removed.
+    pub ttl: Option<std::time::Duration>,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +73,8 @@ struct RawTaskTable {
     persist: bool,
     #[serde(default)]
     impure: bool,
+    #[serde(default)]
+    ttl: Option<String>,
 }
 
 fn yes() -> bool {
@@ -113,18 +117,33 @@ impl Manifest {
             .tasks
             .into_iter()
             .map(|(name, t)| {
-                let (path, persist, impure) = match t {
-                    RawTask::Path(p) => (p, true, false),
-                    RawTask::Full(t) => (t.path, t.persist, t.impure),
+                let (path, persist, impure, ttl) = match t {
+                    RawTask::Path(p) => (p, true, false, None),
+                    RawTask::Full(t) => (t.path, t.persist, t.impure, t.ttl),
                 };
-                TaskEntry {
+                let ttl = ttl
+                    .map(|ttl_text| {
+                        humantime::parse_duration(&ttl_text).map_err(|e| {
+                            let place = text
+                                .find(&format!("\"{ttl_text}\""))
+                                .map(at)
+                                .unwrap_or_else(|| at(0));
+                            Error::new(
+                                ErrorKind::BadArguments,
+                                format!("{place}: ttl of task `{name}`: {e} (write e.g. \"2h\" or \"30min\")"),
+                            )
+                        })
+                    })
+                    .transpose()?;
+                Ok(TaskEntry {
                     name,
                     path: base.join(path),
                     persist,
                     impure,
-                }
+                    ttl,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         for (iface, task) in &raw.bind {
             if !tasks.iter().any(|t| &t.name == task) {
                 let line = text
@@ -167,7 +186,10 @@ impl Host {
             .iter()
             .map(|t| {
                 let task = self.load(&t.path)?.named(&t.name);
-                Ok(task.with_persist(t.persist).with_impure(t.impure))
+                Ok(task
+                    .with_persist(t.persist)
+                    .with_impure(t.impure)
+                    .with_ttl(t.ttl))
             })
             .collect::<Result<Vec<_>>>()?;
         let root = tasks
@@ -196,13 +218,15 @@ mod tests {
                     name: "a".into(),
                     path: "/p/a.wasm".into(),
                     persist: true,
-                    impure: false
+                    impure: false,
+                    ttl: None
                 },
                 TaskEntry {
                     name: "b".into(),
                     path: "/p/sub/b.wasm".into(),
                     persist: false,
-                    impure: false
+                    impure: false,
+                    ttl: None
                 },
             ]
         );

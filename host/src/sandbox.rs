@@ -160,6 +160,29 @@ impl Grants {
         field(&[u8::from(self.impure)]);
         Ok(h.finalize().into())
     }
+
+    /// The grants for people, one line each, sorted; a read-only directory
+    /// names the digest of its content (`dir /srv/in -> /in ro 1a2b3c4d5e6f`).
+    pub fn describe(
+        &self,
+        dir_digest: impl Fn(&Path) -> crate::Result<Digest>,
+    ) -> crate::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for d in &self.dirs {
+            out.push(if d.writable {
+                format!("dir {} -> {} rw", d.host.display(), d.guest)
+            } else {
+                let content = dir_digest(&d.host)?.short();
+                format!("dir {} -> {} ro {content}", d.host.display(), d.guest)
+            });
+        }
+        out.extend(self.env.iter().map(|(k, v)| format!("env {k}={v}")));
+        if self.impure {
+            out.push("impure".to_string());
+        }
+        out.sort();
+        Ok(out)
+    }
 }
 
 struct FixedWallClock;

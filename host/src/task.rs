@@ -25,6 +25,8 @@ pub struct Task {
     pub(crate) closure: Digest,
     pub(crate) persist: bool,
     pub(crate) impure: bool,
+    /// How long its results stay valid; `None`: until removed.
+    pub(crate) ttl: Option<std::time::Duration>,
 }
 
 /// Whether the host itself provides import `name` (WASI and `cairn:task`).
@@ -50,6 +52,7 @@ impl Task {
             closure: key::closure(hash, false, &[]),
             persist: true,
             impure: false,
+            ttl: None,
         }
     }
 
@@ -126,6 +129,19 @@ impl Task {
     pub fn with_impure(mut self, impure: bool) -> Task {
         self.impure = impure;
         self.refresh_closure();
+        self
+    }
+
+    /// How long results of this task stay valid (`None`: until removed).
+    pub fn ttl(&self) -> Option<std::time::Duration> {
+        self.ttl
+    }
+
+    /// This task with results that expire `ttl` after they are stored. An
+    /// expired result is a miss (reported as expired); a flow's result
+    /// expires no later than the results it was made from.
+    pub fn with_ttl(mut self, ttl: Option<std::time::Duration>) -> Task {
+        self.ttl = ttl;
         self
     }
 

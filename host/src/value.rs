@@ -180,6 +180,23 @@ impl Value {
     }
 }
 
+impl Value {
+    /// Visits every blob inside this value, mutably.
+    pub(crate) fn for_each_blob_mut(&mut self, f: &mut impl FnMut(&mut Blob)) {
+        match self {
+            Value::Blob(b) => f(b),
+            Value::List(vs) | Value::Tuple(vs) => {
+                vs.iter_mut().for_each(|v| v.for_each_blob_mut(f))
+            }
+            Value::Record(fs) => fs.iter_mut().for_each(|(_, v)| v.for_each_blob_mut(f)),
+            Value::Variant(_, Some(v))
+            | Value::Option(Some(v))
+            | Value::Result(Ok(Some(v)) | Err(Some(v))) => v.for_each_blob_mut(f),
+            _ => {}
+        }
+    }
+}
+
 fn boxed(v: Option<Value>) -> Option<Box<Value>> {
     v.map(Box::new)
 }

@@ -1,10 +1,14 @@
-//! `cairn cache`: look after the cache itself.
+//! `cairn cache`: see and steer the cache.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 
-/// Inspect and look after the cache.
+use super::fmt;
+use super::print_line;
+
+/// See and steer the cache: stats, list, show, remove, export, collect, audit.
 #[derive(Args, Debug)]
 pub struct CacheArgs {
     #[command(subcommand)]
@@ -13,35 +17,472 @@ pub struct CacheArgs {
 
 #[derive(Subcommand, Debug)]
 enum CacheCommand {
-    /// Check that every stored result is present and matches its hash
-    Verify,
+    /// The cache at a glance: entries, sizes, hits, time saved
+    Stats {
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stored results
+    Ls(LsArgs),
+    /// Everything about one entry: its key manifest, result, usage and output
+    Show {
+        /// The key, or a unique prefix of at least 4 hex digits
+        key: String,
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove entries (and the objects only they used); input files are never touched
+    Rm(RmArgs),
+    /// Write a stored result to a file, usable outside cairn
+    Export {
+        /// The key, or a unique prefix
+        key: String,
+        /// The file (or, for raw results holding several blobs, the directory) to write
+        #[arg(long, value_name = "PATH")]
+        to: PathBuf,
+        /// raw: the bytes themselves (blob, string, list<u8>); json; wave
+        #[arg(long, value_enum, default_value_t = Format::Raw)]
+        format: Format,
+    },
+    /// Remove expired and old entries, and evict down to a size budget
+    Gc(GcArgs),
+    /// Show or set the cache's settings (kept in CACHE_DIR/config.toml)
+    Config {
+        /// A size budget applied after every `cairn run` (e.g. 10GiB); `none` removes it
+        #[arg(long, value_name = "SIZE")]
+        max_size: Option<String>,
+    },
+    /// Check stored hashes; optionally run entries again to catch non-deterministic tasks
+    Verify {
+        /// Check only N entries, chosen at random
+        #[arg(long, value_name = "N")]
+        sample: Option<usize>,
+        /// Run the checked entries again (without the cache) and compare results
+        #[arg(long)]
+        reexecute: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Raw,
+    Json,
+    Wave,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SortBy {
+    /// Newest first
+    Created,
+    /// Largest first
+    Size,
+    /// Most hits first
+    Hits,
+    /// Longest execution first
+    Run,
+    /// Most recently used first
+    Used,
+}
+
+#[derive(Args, Debug)]
+struct LsArgs {
+    /// Only entries of tasks whose name contains NAME
+    #[arg(long, value_name = "NAME")]
+    component: Option<String>,
+    /// Only entries of this export (`load` or `cairn:ml/steps#load`; a suffix matches)
+    #[arg(long)]
+    export: Option<String>,
+    /// Only entries stored longer ago than AGE (e.g. 2h, 30d)
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    older_than: Option<Duration>,
+    /// Only entries stored within AGE
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    newer_than: Option<Duration>,
+    /// Only entries of at least SIZE (e.g. 1MiB)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    min_size: Option<u64>,
+    /// Order of the list
+    #[arg(long, value_enum, default_value_t = SortBy::Created)]
+    sort: SortBy,
+    /// Show at most N entries
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// One JSON object per line
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct RmArgs {
+    /// Keys (or unique prefixes) to remove
+    keys: Vec<String>,
+    /// Remove every entry of tasks whose name contains NAME
+    #[arg(long, value_name = "NAME")]
+    component: Option<String>,
+    /// Remove every entry not used for AGE (e.g. 30d)
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    older_than: Option<Duration>,
+}
+
+#[derive(Args, Debug)]
+struct GcArgs {
+    /// Evict until results and compiled code take at most SIZE [default: config.toml's max_size]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_size: Option<u64>,
+    /// Remove entries and compiled code not used for AGE (e.g. 30d)
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    older_than: Option<Duration>,
+    /// Say what would go, remove nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// One JSON object
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    Ok(text.parse::<bytesize::ByteSize>()?.as_u64())
 }
 
 pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn::Result<()> {
     let host = super::open_host(cache_dir, cairn::Limits::default())?;
     match args.command {
-        CacheCommand::Verify => {
-            let v = host.verify()?;
-            for key in &v.damaged {
-                super::print_line(&format!("damaged {key}"))?;
-            }
-            super::print_line(&format!(
-                "{} entries checked in {}, {} damaged",
-                v.entries,
-                host.cache_dir().display(),
-                v.damaged.len()
-            ))?;
-            if v.damaged.is_empty() {
-                Ok(())
+        CacheCommand::Stats { json } => stats(&host, json),
+        CacheCommand::Ls(a) => ls(&host, &a),
+        CacheCommand::Show { key, json } => show(&host, &key, json),
+        CacheCommand::Rm(a) => rm(&host, &a),
+        CacheCommand::Export { key, to, format } => {
+            let key = host.resolve_key(&key)?;
+            let format = match format {
+                Format::Raw => cairn::ExportFormat::Raw,
+                Format::Json => cairn::ExportFormat::Json,
+                Format::Wave => cairn::ExportFormat::Wave,
+            };
+            host.export(&key, &to, format)?;
+            eprintln!("cairn: wrote {} from entry {}", to.display(), key.short());
+            Ok(())
+        }
+        CacheCommand::Gc(a) => gc(&host, &a),
+        CacheCommand::Config { max_size } => config(&host, max_size),
+        CacheCommand::Verify { sample, reexecute } => verify(&host, sample, reexecute),
+    }
+}
+
+fn json_line(v: &impl serde::Serialize) -> cairn::Result<()> {
+    print_line(&serde_json::to_string(v).expect("serializable"))
+}
+
+fn stats(host: &cairn::Host, json: bool) -> cairn::Result<()> {
+    let s = host.stats()?;
+    if json {
+        return json_line(&s);
+    }
+    let r = &s.recent;
+    let budget = s.budget.map_or(
+        "none (cairn cache config --max-size 10GiB)".into(),
+        fmt::size,
+    );
+    let rows = [
+        ("Cache", s.dir.display().to_string()),
+        ("Entries", format!("{} ({} expired)", s.entries, s.expired)),
+        ("Values", fmt::size(s.value_bytes)),
+        ("Result blobs", fmt::size(s.blob_bytes)),
+        ("Captured output", fmt::size(s.output_bytes)),
+        (
+            "Compiled code",
+            format!("{} ({} artefacts)", fmt::size(s.compiled.1), s.compiled.0),
+        ),
+        (
+            "On disk",
+            format!(
+                "{} index + {} objects",
+                fmt::size(s.index_bytes),
+                fmt::size(s.object_file_bytes)
+            ),
+        ),
+        ("Size budget", budget),
+        ("Hits (all time)", s.hits.to_string()),
+        ("Time saved (all time)", fmt::micros(s.saved_us)),
+        (
+            "Recent runs",
+            format!(
+                "{} runs, {} calls: {} hits, {} executed, {} saved",
+                r.runs,
+                r.calls,
+                r.hits,
+                r.executed,
+                fmt::micros(r.saved_us)
+            ),
+        ),
+        ("Input files remembered", s.files_remembered.to_string()),
+    ];
+    let rows: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|(k, v)| vec![k.to_string(), v])
+        .collect();
+    fmt::table(&rows).iter().try_for_each(|l| print_line(l))
+}
+
+fn ls(host: &cairn::Host, a: &LsArgs) -> cairn::Result<()> {
+    let now = fmt::now_ms();
+    let mut entries: Vec<cairn::Entry> = host
+        .entries()?
+        .into_iter()
+        .filter(|e| matches(e, a.component.as_deref(), a.export.as_deref()))
+        .filter(|e| a.older_than.is_none_or(|age| e.created_ms <= ago(now, age)))
+        .filter(|e| a.newer_than.is_none_or(|age| e.created_ms > ago(now, age)))
+        .filter(|e| a.min_size.is_none_or(|min| e.bytes >= min))
+        .collect();
+    entries.sort_by_key(|e| {
+        std::cmp::Reverse(match a.sort {
+            SortBy::Created => e.created_ms,
+            SortBy::Size => e.bytes,
+            SortBy::Hits => e.hits,
+            SortBy::Run => e.run_us,
+            SortBy::Used => e.last_used_ms(),
+        })
+    });
+    entries.truncate(a.limit.unwrap_or(usize::MAX));
+    if a.json {
+        return entries.iter().try_for_each(json_line);
+    }
+    let mut rows = vec![["KEY", "TASK", "EXPORT", "SIZE", "RUN", "HITS", "STORED"]
+        .map(String::from)
+        .to_vec()];
+    for e in &entries {
+        rows.push(vec![
+            e.key.short(),
+            fmt::stem(e.component()).to_string(),
+            e.export().to_string(),
+            fmt::size(e.bytes),
+            fmt::micros(e.run_us),
+            e.hits.to_string(),
+            if e.expired_at(now) {
+                "expired".to_string()
             } else {
-                Err(cairn::Error::new(
-                    cairn::ErrorKind::Cache,
-                    format!(
-                        "{} damaged entries: each is a miss and is repaired when next called",
-                        v.damaged.len()
-                    ),
-                ))
-            }
+                fmt::ago(e.created_ms, now)
+            },
+        ]);
+    }
+    fmt::table(&rows).iter().try_for_each(|l| print_line(l))?;
+    eprintln!(
+        "cairn: {} entries, {}",
+        entries.len(),
+        fmt::size(entries.iter().map(|e| e.bytes).sum())
+    );
+    Ok(())
+}
+
+fn ago(now: u64, age: Duration) -> u64 {
+    now.saturating_sub(age.as_millis() as u64)
+}
+
+fn matches(e: &cairn::Entry, component: Option<&str>, export: Option<&str>) -> bool {
+    component.is_none_or(|c| e.component().contains(c))
+        && export.is_none_or(|x| e.export() == x || e.export().ends_with(&format!("#{x}")))
+}
+
+fn show(host: &cairn::Host, key: &str, json: bool) -> cairn::Result<()> {
+    let e = host.entry(key)?;
+    let value = host.stored_value(&e.key);
+    if json {
+        let mut v = serde_json::to_value(&e).expect("serializable");
+        v["result"] = match &value {
+            Ok(Some(v)) => cairn::to_json(v),
+            _ => serde_json::Value::Null,
+        };
+        return json_line(&v);
+    }
+    let now = fmt::now_ms();
+    let mut rows: Vec<Vec<String>> = vec![vec!["key".into(), e.key.to_hex()]];
+    let mut row = |k: &str, v: String| rows.push(vec![k.to_string(), v]);
+    if let Some(m) = &e.manifest {
+        row("task", format!("{} ({})", m.component, m.signature));
+        row("export", m.export.clone());
+        row("closure", m.closure.to_hex());
+        for a in &m.args {
+            row(
+                &format!("arg {}", a.name),
+                format!("{}  [{}]", a.shown, a.digest.short()),
+            );
+        }
+        row(
+            "grants",
+            if m.grants.is_empty() {
+                "none".into()
+            } else {
+                m.grants.join(", ")
+            },
+        );
+    }
+    row(
+        "result",
+        match &value {
+            Ok(Some(v)) => cairn_shorten(&v.to_wave()),
+            Ok(None) => "(none)".into(),
+            Err(err) => format!("unreadable: {err}"),
+        },
+    );
+    row("size", fmt::size(e.bytes));
+    row(
+        "stored",
+        format!(
+            "{} ({})",
+            fmt::timestamp(e.created_ms),
+            fmt::ago(e.created_ms, now)
+        ),
+    );
+    if let Some(t) = e.expires_ms {
+        let state = if t <= now { "expired" } else { "expires" };
+        row(state, fmt::timestamp(t));
+    }
+    row("execution", fmt::micros(e.run_us));
+    row(
+        "hits",
+        match e.last_hit_ms {
+            Some(t) => format!("{} (last {})", e.hits, fmt::ago(t, now)),
+            None => "0".into(),
+        },
+    );
+    fmt::table(&rows).iter().try_for_each(|l| print_line(l))?;
+    for (name, out) in [("stdout", e.stdout), ("stderr", e.stderr)] {
+        if let Some((_, len)) = out {
+            print_line(&format!("--- {name} ({})", fmt::size(len)))?;
+            print_line(host.captured_output(&e, name == "stdout")?.trim_end())?;
         }
     }
+    Ok(())
+}
+
+fn cairn_shorten(text: &str) -> String {
+    const MAX: usize = 300;
+    if text.chars().count() <= MAX {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(MAX).collect();
+    format!("{cut}… (cairn cache export KEY --format wave for all)")
+}
+
+fn rm(host: &cairn::Host, a: &RmArgs) -> cairn::Result<()> {
+    let mut keys = a
+        .keys
+        .iter()
+        .map(|k| host.resolve_key(k))
+        .collect::<cairn::Result<Vec<_>>>()?;
+    if a.component.is_some() || a.older_than.is_some() {
+        let now = fmt::now_ms();
+        keys.extend(
+            host.entries()?
+                .into_iter()
+                .filter(|e| matches(e, a.component.as_deref(), None))
+                .filter(|e| {
+                    a.older_than
+                        .is_none_or(|age| e.last_used_ms() <= ago(now, age))
+                })
+                .map(|e| e.key),
+        );
+    }
+    if keys.is_empty() && a.keys.is_empty() && a.component.is_none() && a.older_than.is_none() {
+        return Err(cairn::Error::new(
+            cairn::ErrorKind::BadArguments,
+            "give keys, --component NAME or --older-than AGE (or use `cairn cache gc`)",
+        ));
+    }
+    let (removed, freed) = host.remove(&keys)?;
+    print_line(&format!(
+        "removed {removed} entries, freed {}",
+        fmt::size(freed)
+    ))
+}
+
+fn gc(host: &cairn::Host, a: &GcArgs) -> cairn::Result<()> {
+    let mut opts = cairn::GcOptions::default();
+    opts.max_size = a
+        .max_size
+        .or(cairn::Config::read(host.cache_dir())?.max_size);
+    opts.older_than = a.older_than;
+    opts.dry_run = a.dry_run;
+    let started = std::time::Instant::now();
+    let r = host.gc(&opts)?;
+    if a.json {
+        return json_line(&r);
+    }
+    let verb = if a.dry_run { "would remove" } else { "removed" };
+    print_line(&format!(
+        "{verb} {} entries ({} expired) and {} compiled artefacts; kept {} entries; {} → {}; freed {} on disk in {}",
+        r.removed.len(),
+        r.expired,
+        r.compiled_removed,
+        r.kept,
+        fmt::size(r.size_before),
+        fmt::size(r.size_after),
+        fmt::size(r.freed),
+        fmt::duration(started.elapsed()),
+    ))
+}
+
+fn config(host: &cairn::Host, max_size: Option<String>) -> cairn::Result<()> {
+    let mut c = cairn::Config::read(host.cache_dir())?;
+    if let Some(text) = max_size {
+        c.max_size = match text.as_str() {
+            "none" => None,
+            t => Some(parse_size(t).map_err(|e| {
+                cairn::Error::new(
+                    cairn::ErrorKind::BadArguments,
+                    format!("--max-size {t}: {e} (write e.g. 10GiB)"),
+                )
+            })?),
+        };
+        c.write(host.cache_dir())?;
+    }
+    print_line(&format!(
+        "max_size = {}",
+        c.max_size.map_or("none".into(), fmt::size)
+    ))
+}
+
+fn verify(host: &cairn::Host, sample: Option<usize>, reexecute: bool) -> cairn::Result<()> {
+    let mut opts = cairn::VerifyOptions::default();
+    opts.sample = sample;
+    opts.reexecute = reexecute;
+    let a = host.verify_with(&opts)?;
+    for key in &a.damaged {
+        print_line(&format!("damaged {key}"))?;
+    }
+    for key in &a.differing {
+        print_line(&format!("differs {key} (a non-deterministic task?)"))?;
+    }
+    for (key, why) in &a.skipped {
+        print_line(&format!("skipped {} ({why})", key.short()))?;
+    }
+    let mut summary = format!(
+        "{} entries checked in {}, {} damaged",
+        a.checked,
+        host.cache_dir().display(),
+        a.damaged.len()
+    );
+    if reexecute {
+        summary += &format!(
+            "; {} re-executed, {} differ, {} skipped",
+            a.reexecuted,
+            a.differing.len(),
+            a.skipped.len()
+        );
+    }
+    print_line(&summary)?;
+    let bad = a.damaged.len() + a.differing.len();
+    if bad == 0 {
+        return Ok(());
+    }
+    Err(cairn::Error::new(
+        cairn::ErrorKind::Cache,
+        format!(
+            "{} damaged and {} differing entries: damaged ones are misses, repaired when next called; \
+             remove differing ones with `cairn cache rm` and make their tasks deterministic",
+            a.damaged.len(),
+            a.differing.len()
+        ),
+    ))
 }

@@ -2,8 +2,11 @@
 //! does is a call into the `cairn` library.
 
 mod cache;
+mod fmt;
 mod inspect;
+mod progress;
 mod run;
+mod runs;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -32,6 +35,9 @@ enum Command {
     Run(Box<run::RunArgs>),
     Inspect(inspect::InspectArgs),
     Cache(cache::CacheArgs),
+    Runs(runs::RunsArgs),
+    Graph(runs::GraphArgs),
+    Explain(runs::ExplainArgs),
 }
 
 /// Exit code for a task that failed (trapped); nothing was cached.
@@ -54,6 +60,9 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(cli.cache_dir, *args),
         Command::Inspect(args) => inspect::inspect(cli.cache_dir, args),
         Command::Cache(args) => cache::cache(cli.cache_dir, args),
+        Command::Runs(args) => runs::runs(cli.cache_dir, args),
+        Command::Graph(args) => runs::graph(cli.cache_dir, args),
+        Command::Explain(args) => runs::explain(cli.cache_dir, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use cairn::{CacheMode, CallArgs, CallOptions};
 use clap::Args;
 
+use super::progress::Progress;
+
 /// Call an export of a component or of a manifest's task; print its result in WAVE.
 ///
 /// Arguments go after the component and export, by parameter name
@@ -78,10 +80,17 @@ pub struct RunArgs {
     /// Give the task real clocks and randomness; it always runs and is never cached
     #[arg(long)]
     impure: bool,
-    /// Show what each call wrote to stdout and stderr, prefixed with its task
-    /// (on a hit, what the run that produced it wrote)
+    /// Show what each call wrote to stdout and stderr, prefixed with its task,
+    /// as each call finishes (on a hit, what the run that produced it wrote)
     #[arg(long, short)]
     verbose: bool,
+    /// For each call that did not hit, say why: what differs from the nearest
+    /// earlier entry (component, argument, grant), or that it expired
+    #[arg(long)]
+    explain: bool,
+    /// Treat results stored longer ago than TTL as expired, e.g. 2h, 30min
+    #[arg(long, value_name = "TTL", value_parser = humantime::parse_duration)]
+    ttl: Option<std::time::Duration>,
     /// The component (.wasm), or a task name of the manifest
     #[arg(value_name = "COMPONENT|TASK")]
     component: PathBuf,
@@ -226,10 +235,19 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
     opts.grants.dirs = args.dirs;
     opts.grants.env = args.envs;
     opts.grants.impure = args.impure;
+    opts.ttl = args.ttl;
+    // Every run is recorded with the reason for each miss, so `cairn
+    // explain` can answer for any past run.
+    opts.explain = true;
+    opts.record_run = true;
+    let progress = std::sync::Arc::new(Progress::new(json, args.verbose));
+    opts.observer = Some(progress.clone());
     let outcomes = match parsed.as_slice() {
         [(export, values)] => vec![host.call_with(&task, export, values, &opts)],
         _ => host.call_all(&task, &parsed, &opts, args.jobs),
     };
+    progress.finish();
+    host.flush()?;
     let mut first_error = None;
     let mut totals = Totals::default();
     for ((export, _), out) in parsed.iter().zip(outcomes) {
@@ -242,8 +260,18 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
             }
             Err(e) => return Err(e),
         };
-        if args.verbose {
-            show_output(&out.report.calls);
+        if args.explain && !json {
+            let calls = out.report.calls.iter().map(|c| {
+                (
+                    c.component.as_str(),
+                    c.export.as_str(),
+                    c.cache,
+                    c.explanation.as_ref(),
+                )
+            });
+            for line in super::runs::explanations(calls) {
+                eprintln!("cairn: {line}");
+            }
         }
         if let (Some(dir), Some(value)) = (&out_dir, &out.value) {
             write_blobs(&host, dir, value)?;
@@ -257,6 +285,15 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
     }
     if !json {
         eprintln!("cairn: {}", totals.summary());
+    }
+    if let Some(gc) = host.apply_budget()? {
+        if !gc.removed.is_empty() && !json {
+            eprintln!(
+                "cairn: size budget: evicted {} entries, freed {}",
+                gc.removed.len(),
+                super::fmt::size(gc.freed)
+            );
+        }
     }
     first_error.map_or(Ok(()), Err)
 }
@@ -285,7 +322,7 @@ impl Totals {
         let saved = if self.saved.is_zero() {
             String::new()
         } else {
-            format!(", {} saved", human(self.saved))
+            format!(", {} saved", super::fmt::duration(self.saved))
         };
         let key = self
             .key
@@ -330,6 +367,7 @@ fn report_json(
                 "cache": c.cache.as_str(),
                 "ms": c.elapsed.as_secs_f64() * 1e3,
                 "depth": c.depth,
+                "why": c.explanation.as_ref().map(|e| e.to_string()),
             })
         })
         .collect();
@@ -349,18 +387,6 @@ fn report_json(
         "bytes_hashed": host.bytes_hashed(),
         "calls": calls,
     })
-}
-
-/// Prints each call's captured output to stderr, a line at a time, prefixed
-/// with its task.
-fn show_output(calls: &[cairn::CallRecord]) {
-    for c in calls {
-        for (stream, bytes) in [("stdout", &c.stdout), ("stderr", &c.stderr)] {
-            for line in String::from_utf8_lossy(bytes).lines() {
-                eprintln!("[{} {stream}] {line}", c.component);
-            }
-        }
-    }
 }
 
 /// `HOST::GUEST`, `HOST::GUEST:rw`, or `HOST` (seen at the same path), as
@@ -442,16 +468,6 @@ fn write_blobs(host: &cairn::Host, dir: &Path, value: &cairn::Value) -> cairn::R
     Ok(())
 }
 
-/// `0.36 ms`, `12 ms`, `1.20 s`.
-fn human(d: std::time::Duration) -> String {
-    let ms = d.as_secs_f64() * 1e3;
-    match ms {
-        ms if ms < 1.0 => format!("{ms:.2} ms"),
-        ms if ms < 1000.0 => format!("{ms:.0} ms"),
-        ms => format!("{:.2} s", ms / 1e3),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,14 +500,6 @@ mod tests {
         let r = split_rest(&strings(&["--name", "Ada"])).unwrap();
         assert_eq!((r.export, r.pairs.len()), (None, 1));
         assert!(split_rest(&strings(&["greet", "stray"])).is_err());
-    }
-
-    #[test]
-    fn durations_read_well() {
-        use std::time::Duration;
-        assert_eq!(human(Duration::from_micros(360)), "0.36 ms");
-        assert_eq!(human(Duration::from_millis(12)), "12 ms");
-        assert_eq!(human(Duration::from_millis(1197)), "1.20 s");
     }
 
     #[test]

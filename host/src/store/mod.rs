@@ -3,9 +3,11 @@
 //! Layout of a cache directory:
 //!
 //! ```text
-//! index.redb            results, small objects, the stat cache, component interfaces
+//! index.redb            results, small objects, the stat cache, component
+//!                       interfaces, closures, hit counts, run history
 //! objects/ab/cdef…      objects over 64 KiB, named by their blake3 hash
 //! compiled/KEY.cwasm    compiled components, by component hash and engine
+//! config.toml           optional settings (a size budget)
 //! ```
 //!
 //! Every object read is verified against its hash; a mismatch is a miss, and
@@ -13,100 +15,45 @@
 //! first (files written to a temporary name, synced, then renamed), index
 //! last, in one transaction: a crash never leaves a key pointing at a missing
 //! value. Many processes may use one cache at once (redb's multi-writer
-//! mode); each write transaction is short.
+//! mode); each write transaction is short, and most writes are grouped into
+//! shared commits (see [`commit`]).
 
+mod catalog;
+mod commit;
+mod record;
+mod tables;
+
+use std::collections::HashSet;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redb::{ConcurrencyMode, Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ConcurrencyMode, Database, ReadableDatabase, TableHandle};
+
+pub(crate) use catalog::Listed;
+pub(crate) use record::{FileStamp, ResultRecord, Usage};
 
 use crate::component::ComponentInfo;
 use crate::digest::Digest;
+use crate::entry::{ClosureNode, KeyManifest};
 use crate::error::{Error, ErrorKind, Result};
+use crate::runs::RunRecord;
+use commit::Queue;
+use record::{CompiledRecord, StatEntry};
+use tables::*;
 
-/// Call key → [`ResultRecord`] bytes.
-const RESULTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("results");
-/// Object hash → content, for objects up to [`INLINE_MAX`] bytes.
-const OBJECTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("objects");
-/// Absolute path → [`StatEntry`] bytes: files hashed before.
-const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("files");
-/// Component hash → its interface ([`ComponentInfo`] as JSON).
-const COMPONENTS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("components");
-/// Artefact key (component × engine) → hash of the compiled artefact file.
-const COMPILED: TableDefinition<&[u8; 32], &[u8; 32]> = TableDefinition::new("compiled");
-/// Format metadata.
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-
-/// The on-disk format this build reads and writes.
-pub const FORMAT_VERSION: u64 = 1;
+/// The on-disk format this build reads and writes. Format 1 (before hit
+/// counts, manifests and run history) is upgraded in place: its results are
+/// dropped and recomputed when next called.
+pub const FORMAT_VERSION: u64 = 2;
 /// Objects up to this size live in the index; larger ones are files.
 pub const INLINE_MAX: usize = 64 * 1024;
 /// A file modified this recently is hashed but not remembered: a second write
 /// within the file system's timestamp granularity could go unseen.
 const RACY_WINDOW: Duration = Duration::from_millis(100);
-
-/// What the index keeps for one cached call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ResultRecord {
-    /// Hash of the result's canonical encoding (an object).
-    pub value: Digest,
-    /// Its length in bytes.
-    pub value_len: u64,
-    /// When it was stored, in milliseconds since the Unix epoch.
-    pub created_ms: u64,
-    /// How long the call took to execute, in microseconds.
-    pub run_us: u64,
-    /// What the run wrote to stdout (an object), if anything.
-    pub stdout: Option<(Digest, u64)>,
-    /// What the run wrote to stderr (an object), if anything.
-    pub stderr: Option<(Digest, u64)>,
-}
-
-impl ResultRecord {
-    /// Layout version 2: adds the captured output.
-    const VERSION: u8 = 2;
-    const LEN: usize = 1 + 32 + 8 + 8 + 8 + 40 + 40;
-
-    fn to_bytes(self) -> [u8; Self::LEN] {
-        let mut b = [0u8; Self::LEN];
-        b[0] = Self::VERSION;
-        b[1..33].copy_from_slice(self.value.as_bytes());
-        b[33..41].copy_from_slice(&self.value_len.to_le_bytes());
-        b[41..49].copy_from_slice(&self.created_ms.to_le_bytes());
-        b[49..57].copy_from_slice(&self.run_us.to_le_bytes());
-        for (at, out) in [(57, self.stdout), (97, self.stderr)] {
-            if let Some((hash, len)) = out {
-                b[at..at + 32].copy_from_slice(hash.as_bytes());
-                b[at + 32..at + 40].copy_from_slice(&len.to_le_bytes());
-            }
-        }
-        b
-    }
-
-    /// `None` for bytes of another layout: such an entry is a miss, re-run
-    /// and rewritten.
-    fn from_bytes(b: &[u8]) -> Option<ResultRecord> {
-        if b.len() != Self::LEN || b[0] != Self::VERSION {
-            return None;
-        }
-        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("fixed layout"));
-        let digest_at =
-            |i: usize| Digest::from_bytes(b[i..i + 32].try_into().expect("fixed layout"));
-        let output = |at: usize| Some((digest_at(at), u64_at(at + 32))).filter(|(_, len)| *len > 0);
-        Some(ResultRecord {
-            value: digest_at(1),
-            value_len: u64_at(33),
-            created_ms: u64_at(41),
-            run_us: u64_at(49),
-            stdout: output(57),
-            stderr: output(97),
-        })
-    }
-}
 
 /// What a run wrote to stdout and stderr.
 #[derive(Clone, Copy, Debug, Default)]
@@ -115,112 +62,44 @@ pub(crate) struct Output<'a> {
     pub(crate) stderr: &'a [u8],
 }
 
-/// What `stat` says of a file: if it is the same later, so is the content.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct FileStamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-}
-
-impl FileStamp {
-    fn of(meta: &fs::Metadata) -> FileStamp {
-        let e = StatEntry::of(meta, Digest::from_bytes([0; 32]));
-        FileStamp {
-            dev: e.dev,
-            ino: e.ino,
-            size: e.size,
-            mtime_ns: e.mtime_ns,
-            ctime_ns: e.ctime_ns,
-        }
-    }
-
-    /// The stamp of `path` now, if it can be read.
-    pub(crate) fn now(path: &Path) -> Option<FileStamp> {
-        fs::metadata(path).ok().map(|m| FileStamp::of(&m))
-    }
-}
-
-/// A file's identity as `stat` reports it, and the hash of its content.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct StatEntry {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-    hash: Digest,
-}
-
-impl StatEntry {
-    const LEN: usize = 8 * 3 + 16 * 2 + 32;
-
-    fn of(meta: &fs::Metadata, hash: Digest) -> StatEntry {
-        StatEntry {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-            hash,
-        }
-    }
-
-    fn to_bytes(self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(Self::LEN);
-        b.extend_from_slice(&self.dev.to_le_bytes());
-        b.extend_from_slice(&self.ino.to_le_bytes());
-        b.extend_from_slice(&self.size.to_le_bytes());
-        b.extend_from_slice(&self.mtime_ns.to_le_bytes());
-        b.extend_from_slice(&self.ctime_ns.to_le_bytes());
-        b.extend_from_slice(self.hash.as_bytes());
-        b
-    }
-
-    fn from_bytes(b: &[u8]) -> Option<StatEntry> {
-        if b.len() != Self::LEN {
-            return None;
-        }
-        let u = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("fixed layout"));
-        let i = |at: usize| i128::from_le_bytes(b[at..at + 16].try_into().expect("fixed layout"));
-        Some(StatEntry {
-            dev: u(0),
-            ino: u(8),
-            size: u(16),
-            mtime_ns: i(24),
-            ctime_ns: i(40),
-            hash: Digest::from_bytes(b[56..88].try_into().expect("fixed layout")),
-        })
-    }
-
-    fn same_file(&self, other: &StatEntry) -> bool {
-        (self.dev, self.ino, self.size, self.mtime_ns, self.ctime_ns)
-            == (
-                other.dev,
-                other.ino,
-                other.size,
-                other.mtime_ns,
-                other.ctime_ns,
-            )
-    }
+/// A result to store, and everything it names.
+pub(crate) struct NewResult<'a> {
+    pub(crate) key: Digest,
+    /// The canonical encoding of the value.
+    pub(crate) value: &'a [u8],
+    /// Blobs inside the value that the cache does not hold yet.
+    pub(crate) blobs: &'a [&'a [u8]],
+    pub(crate) run: Duration,
+    pub(crate) output: Output<'a>,
+    pub(crate) expires_ms: Option<u64>,
+    pub(crate) manifest: &'a KeyManifest,
+    /// The canonical encoding of the arguments.
+    pub(crate) args: &'a [u8],
+    /// The closure tree of the called task, each node with its component's
+    /// bytes (read only if the cache does not hold them yet).
+    pub(crate) closures: Vec<(Digest, ClosureNode, &'a crate::task::Task)>,
 }
 
 /// The cache directory: index and objects.
 pub(crate) struct Store {
-    db: Database,
+    db: Arc<Database>,
     dir: PathBuf,
     /// Bytes read from input files to hash them, since this store was opened.
     hashed: AtomicU64,
+    /// Writes waiting for a shared commit.
+    queue: Queue,
+    /// Closures this process has stored (with their components' bytes).
+    known_closures: Mutex<HashSet<Digest>>,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+type Redb<T> = std::result::Result<T, redb::Error>;
 
 impl Store {
     /// Opens (creating if needed) the cache in `dir`.
@@ -239,48 +118,61 @@ impl Store {
             .set_concurrency_mode(ConcurrencyMode::MultiWriter)
             .create(&path)
             .map_err(|e| open_error(&path, e))?;
+        let db = Arc::new(db);
         let store = Store {
+            queue: Queue::start(db.clone()),
             db,
             dir: dir.to_path_buf(),
             hashed: AtomicU64::new(0),
+            known_closures: Mutex::default(),
         };
-        store.check_format(&path)?;
+        store.check_format()?;
         Ok(store)
     }
 
-    fn check_format(&self, path: &Path) -> Result<()> {
-        let tx = self.db.begin_write().map_err(|e| damaged(path, e))?;
-        {
-            let mut meta = tx.open_table(META).map_err(|e| damaged(path, e))?;
-            let found = meta
-                .get("format")
-                .map_err(|e| damaged(path, e))?
-                .map(|v| v.value());
-            match found {
-                Some(FORMAT_VERSION) => {}
-                None => {
-                    meta.insert("format", FORMAT_VERSION)
-                        .map_err(|e| damaged(path, e))?;
-                    // Create every table so readers never meet a missing one.
-                    tx.open_table(RESULTS).map_err(|e| damaged(path, e))?;
-                    tx.open_table(OBJECTS).map_err(|e| damaged(path, e))?;
-                    tx.open_table(FILES).map_err(|e| damaged(path, e))?;
-                    tx.open_table(COMPONENTS).map_err(|e| damaged(path, e))?;
-                    tx.open_table(COMPILED).map_err(|e| damaged(path, e))?;
+    fn check_format(&self) -> Result<()> {
+        let found = self.read(|tx| match tx.open_table(META) {
+            Ok(meta) => Ok(meta.get("format")?.map(|v| v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        })?;
+        match found {
+            Some(FORMAT_VERSION) => Ok(()),
+            None | Some(1) => self.write(|tx| {
+                if found == Some(1) {
+                    tracing::info!(
+                        "upgrading the cache from format 1: earlier results will be recomputed"
+                    );
+                    for table in ["results", "compiled"] {
+                        if tx.list_tables()?.any(|t| t.name() == table) {
+                            let def: redb::TableDefinition<&[u8; 32], &[u8]> =
+                                redb::TableDefinition::new(table);
+                            let _ = tx.delete_table(def);
+                        }
+                    }
                 }
-                Some(other) => {
-                    return Err(Error::new(
-                        ErrorKind::Cache,
-                        format!(
-                        "cache {} has format {other}, this cairn reads format {FORMAT_VERSION}; \
-                             use another --cache-dir",
-                        path.display()
-                    ),
-                    ))
-                }
-            }
+                tx.open_table(META)?.insert("format", FORMAT_VERSION)?;
+                // Create every table so readers never meet a missing one.
+                tx.open_table(RESULTS)?;
+                tx.open_table(OBJECTS)?;
+                tx.open_table(FILES)?;
+                tx.open_table(COMPONENTS)?;
+                tx.open_table(COMPILED)?;
+                tx.open_table(USAGE)?;
+                tx.open_table(BY_EXPORT)?;
+                tx.open_table(CLOSURES)?;
+                tx.open_table(RUNS)?;
+                Ok(())
+            }),
+            Some(other) => Err(Error::new(
+                ErrorKind::Cache,
+                format!(
+                    "cache {} has format {other}, this cairn reads format {FORMAT_VERSION}; \
+                     use a newer cairn or another --cache-dir",
+                    self.index_path().display()
+                ),
+            )),
         }
-        tx.commit().map_err(|e| damaged(path, e))
     }
 
     /// The cache directory.
@@ -302,36 +194,82 @@ impl Store {
         self.dir.join("objects").join(&hex[..2]).join(&hex[2..])
     }
 
-    /// The result stored under `key` and its value's bytes, verified, read in
-    /// one transaction: the hit path. `None` on a miss, or when the value is
-    /// missing or damaged (a damaged object is dropped, so the caller
-    /// re-executes and repairs it).
-    pub(crate) fn stored_value(&self, key: &Digest) -> Result<Option<(ResultRecord, Vec<u8>)>> {
-        let (record, inline) = {
-            let tx = self.db.begin_read().map_err(|e| self.damaged(e))?;
-            let results = tx.open_table(RESULTS).map_err(|e| self.damaged(e))?;
-            let found = results.get(key.as_bytes()).map_err(|e| self.damaged(e))?;
-            let Some(record) = found.and_then(|v| ResultRecord::from_bytes(v.value())) else {
-                return Ok(None);
-            };
-            let inline = if record.value_len as usize <= INLINE_MAX {
-                let objects = tx.open_table(OBJECTS).map_err(|e| self.damaged(e))?;
-                let found = objects
-                    .get(record.value.as_bytes())
-                    .map_err(|e| self.damaged(e))?;
-                Some(found.map(|v| v.value().to_vec()))
-            } else {
-                None
-            };
-            (record, inline)
+    /// Runs `f` in one read transaction.
+    fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Redb<T>) -> Result<T> {
+        let run = || -> Redb<T> { f(&self.db.begin_read()?) };
+        run().map_err(|e| self.damaged(e))
+    }
+
+    /// Runs `f` in one write transaction and commits it, now.
+    fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Redb<T>) -> Result<T> {
+        let run = || -> Redb<T> {
+            let tx = self.db.begin_write()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
         };
-        let bytes = match inline {
-            Some(bytes) => bytes,
-            None => self.object_file_bytes(&record.value)?,
+        run().map_err(|e| self.damaged(e))
+    }
+
+    fn damaged(&self, e: impl Into<redb::Error>) -> Error {
+        damaged(&self.index_path(), e)
+    }
+
+    /// Waits until every queued write is committed, so other processes see
+    /// it. Called when a host is done (and on drop).
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.queue.flush().map_err(|e| {
+            Error::new(
+                ErrorKind::Cache,
+                format!(
+                    "cannot write results to {}: {e} (they will be recomputed)",
+                    self.index_path().display()
+                ),
+            )
+        })
+    }
+
+    /// The record stored under `key`, with its manifest bytes.
+    fn record_bytes(&self, key: &Digest) -> Result<Option<Arc<[u8]>>> {
+        if let Some(b) = self.queue.find(|b| b.results.get(key).cloned()) {
+            return Ok(Some(b));
+        }
+        self.read(|tx| {
+            let results = tx.open_table(RESULTS)?;
+            Ok(results.get(key.as_bytes())?.map(|v| Arc::from(v.value())))
+        })
+    }
+
+    /// The result stored under `key` and its value's bytes, verified: the
+    /// hit path. `None` on a miss, or when the value is missing or damaged
+    /// (a damaged object is dropped, so the caller re-executes and repairs
+    /// it).
+    pub(crate) fn stored_value(&self, key: &Digest) -> Result<Option<(ResultRecord, Vec<u8>)>> {
+        let Some(record) = self
+            .record_bytes(key)?
+            .and_then(|b| ResultRecord::from_bytes(&b))
+        else {
+            return Ok(None);
         };
         Ok(self
-            .verified(&record.value, record.value_len, bytes)?
+            .object(&record.value, record.value_len)?
             .map(|b| (record, b)))
+    }
+
+    /// Counts a hit of `key` (written with the next shared commit).
+    pub(crate) fn hit(&self, key: &Digest) {
+        let now = now_ms();
+        self.queue.push(|b| {
+            b.usage.entry(*key).or_default().merge(Usage {
+                hits: 1,
+                last_hit_ms: now,
+            })
+        });
+    }
+
+    /// Records a finished run (numbered when it commits).
+    pub(crate) fn record_run(&self, run: RunRecord) {
+        self.queue.push(|b| b.runs.push(run));
     }
 
     /// The content of object `hash`, verified; `None` if it is missing or
@@ -339,14 +277,30 @@ impl Store {
     /// repairs it).
     pub(crate) fn object(&self, hash: &Digest, len: u64) -> Result<Option<Vec<u8>>> {
         let bytes = if len as usize <= INLINE_MAX {
-            let tx = self.db.begin_read().map_err(|e| self.damaged(e))?;
-            let table = tx.open_table(OBJECTS).map_err(|e| self.damaged(e))?;
-            let found = table.get(hash.as_bytes()).map_err(|e| self.damaged(e))?;
-            found.map(|v| v.value().to_vec())
+            self.inline_object(hash)?
         } else {
             self.object_file_bytes(hash)?
         };
         self.verified(hash, len, bytes)
+    }
+
+    /// The content of object `hash` of unknown length, verified.
+    pub(crate) fn object_any(&self, hash: &Digest) -> Result<Option<Vec<u8>>> {
+        let bytes = match self.inline_object(hash)? {
+            Some(b) => Some(b),
+            None => self.object_file_bytes(hash)?,
+        };
+        Ok(bytes.filter(|b| Digest::of(b) == *hash))
+    }
+
+    fn inline_object(&self, hash: &Digest) -> Result<Option<Vec<u8>>> {
+        if let Some(b) = self.queue.find(|b| b.objects.get(hash).map(|o| o.to_vec())) {
+            return Ok(Some(b));
+        }
+        self.read(|tx| {
+            let table = tx.open_table(OBJECTS)?;
+            Ok(table.get(hash.as_bytes())?.map(|v| v.value().to_vec()))
+        })
     }
 
     fn object_file_bytes(&self, hash: &Digest) -> Result<Option<Vec<u8>>> {
@@ -372,70 +326,10 @@ impl Store {
         }
     }
 
-    /// Runs `f` in one write transaction and commits it.
-    fn write(
-        &self,
-        f: impl FnOnce(&redb::WriteTransaction) -> std::result::Result<(), redb::Error>,
-    ) -> Result<()> {
-        let run = || -> std::result::Result<(), redb::Error> {
-            let tx = self.db.begin_write()?;
-            f(&tx)?;
-            tx.commit()?;
-            Ok(())
-        };
-        run().map_err(|e| self.damaged(e))
-    }
-
-    fn damaged(&self, e: impl Into<redb::Error>) -> Error {
-        damaged(&self.index_path(), e)
-    }
-
-    /// Checks every stored result: its value (and captured output) must be
-    /// present and match its hash. Returns how many entries were checked and
-    /// the keys of the damaged ones. Reads everything; meant for audits.
-    pub(crate) fn verify(&self) -> Result<(usize, Vec<Digest>)> {
-        let records: Vec<(Digest, Option<ResultRecord>)> = {
-            let tx = self.db.begin_read().map_err(|e| self.damaged(e))?;
-            let table = tx.open_table(RESULTS).map_err(|e| self.damaged(e))?;
-            let mut out = Vec::new();
-            for entry in table.iter().map_err(|e| self.damaged(e))? {
-                let (k, v) = entry.map_err(|e| self.damaged(e))?;
-                out.push((
-                    Digest::from_bytes(*k.value()),
-                    ResultRecord::from_bytes(v.value()),
-                ));
-            }
-            out
-        };
-        let mut damaged = Vec::new();
-        for (key, record) in &records {
-            let ok = match record {
-                // Another layout version: unreadable here, harmless (a miss).
-                None => true,
-                Some(r) => {
-                    let objects = [Some((r.value, r.value_len)), r.stdout, r.stderr];
-                    objects
-                        .into_iter()
-                        .flatten()
-                        .all(|(hash, len)| self.object_ok(&hash, len))
-                }
-            };
-            if !ok {
-                damaged.push(*key);
-            }
-        }
-        Ok((records.len(), damaged))
-    }
-
     /// Whether object `hash` is present and intact, without repairing anything.
-    fn object_ok(&self, hash: &Digest, len: u64) -> bool {
+    pub(crate) fn object_ok(&self, hash: &Digest, len: u64) -> bool {
         let bytes = if len as usize <= INLINE_MAX {
-            let read = || -> std::result::Result<Option<Vec<u8>>, redb::Error> {
-                let tx = self.db.begin_read()?;
-                let table = tx.open_table(OBJECTS)?;
-                Ok(table.get(hash.as_bytes())?.map(|v| v.value().to_vec()))
-            };
-            read().ok().flatten()
+            self.inline_object(hash).ok().flatten()
         } else {
             fs::read(self.object_path(hash)).ok()
         };
@@ -453,12 +347,10 @@ impl Store {
             let _ = fs::remove_file(self.object_path(hash));
             return Ok(());
         }
-        let path = self.index_path();
-        let tx = self.db.begin_write().map_err(|e| damaged(&path, e))?;
-        tx.open_table(OBJECTS)
-            .and_then(|mut t| t.remove(hash.as_bytes()).map(drop).map_err(Into::into))
-            .map_err(|e| damaged(&path, e))?;
-        tx.commit().map_err(|e| damaged(&path, e))
+        self.write(|tx| {
+            tx.open_table(OBJECTS)?.remove(hash.as_bytes())?;
+            Ok(())
+        })
     }
 
     fn write_object_file(&self, hash: &Digest, bytes: &[u8]) -> Result<()> {
@@ -480,14 +372,16 @@ impl Store {
         if len as usize > INLINE_MAX {
             return fs::metadata(self.object_path(hash)).is_ok_and(|m| m.len() == len);
         }
-        let read = || -> std::result::Result<bool, redb::Error> {
-            let tx = self.db.begin_read()?;
+        if self.queue.find(|b| b.objects.get(hash).map(drop)).is_some() {
+            return true;
+        }
+        self.read(|tx| {
             let table = tx.open_table(OBJECTS)?;
             Ok(table
                 .get(hash.as_bytes())?
                 .is_some_and(|v| v.value().len() as u64 == len))
-        };
-        read().unwrap_or(false)
+        })
+        .unwrap_or(false)
     }
 
     /// Writes `bytes` to `path` atomically: a synced temporary file, renamed.
@@ -520,70 +414,129 @@ impl Store {
     /// The compiled artefact stored under `key`, verified against the hash
     /// recorded when it was written; `None` if absent or altered.
     pub(crate) fn compiled(&self, key: &Digest) -> Result<Option<Vec<u8>>> {
-        let index = self.index_path();
-        let tx = self.db.begin_read().map_err(|e| damaged(&index, e))?;
-        let table = tx.open_table(COMPILED).map_err(|e| damaged(&index, e))?;
-        let Some(expected) = table.get(key.as_bytes()).map_err(|e| damaged(&index, e))? else {
+        let found = self.read(|tx| {
+            let table = tx.open_table(COMPILED)?;
+            Ok(table
+                .get(key.as_bytes())?
+                .and_then(|v| CompiledRecord::from_bytes(v.value())))
+        })?;
+        let Some(record) = found else {
             return Ok(None);
         };
-        let expected = Digest::from_bytes(*expected.value());
-        Ok(fs::read(self.compiled_path(key))
+        let bytes = fs::read(self.compiled_path(key))
             .ok()
-            .filter(|b| Digest::of(b) == expected))
+            .filter(|b| Digest::of(b) == record.hash);
+        if bytes.is_some() {
+            let now = now_ms();
+            self.queue.push(|b| {
+                b.compiled_used.insert(*key, now);
+            });
+        }
+        Ok(bytes)
     }
 
-    /// Stores a compiled artefact under `key`.
-    pub(crate) fn put_compiled(&self, key: &Digest, bytes: &[u8]) -> Result<()> {
+    /// Stores a compiled artefact under `key`; compiling it took `took`.
+    pub(crate) fn put_compiled(&self, key: &Digest, bytes: &[u8], took: Duration) -> Result<()> {
         self.write_file(&self.compiled_path(key), bytes)?;
-        let hash = Digest::of(bytes);
+        let record = CompiledRecord {
+            hash: Digest::of(bytes),
+            compile_us: took.as_micros() as u64,
+            last_used_ms: now_ms(),
+            len: bytes.len() as u64,
+        };
         self.write(|tx| {
             tx.open_table(COMPILED)?
-                .insert(key.as_bytes(), hash.as_bytes())?;
+                .insert(key.as_bytes(), &record.to_bytes()[..])?;
             Ok(())
         })
     }
 
-    /// Stores a call's result: its objects first, then the index entry.
-    pub(crate) fn put_result(
-        &self,
-        key: &Digest,
-        value: &[u8],
-        blobs: &[&[u8]],
-        run: Duration,
-        output: Output<'_>,
-    ) -> Result<()> {
-        let value_hash = Digest::of(value);
-        let mut inline: Vec<(Digest, &[u8])> = Vec::new();
-        let outputs = [output.stdout, output.stderr]
-            .into_iter()
-            .filter(|o| !o.is_empty());
-        for bytes in blobs.iter().copied().chain([value]).chain(outputs) {
+    /// Stores a call's result: object files now, everything else with the
+    /// next shared commit (visible to this process at once).
+    pub(crate) fn put_result(&self, new: NewResult<'_>) -> Result<()> {
+        let mut inline: Vec<(Digest, Arc<[u8]>)> = Vec::new();
+        let mut put = |bytes: &[u8]| -> Result<(Digest, u64)> {
             let hash = Digest::of(bytes);
             if bytes.len() > INLINE_MAX {
                 self.write_object_file(&hash, bytes)?;
             } else {
-                inline.push((hash, bytes));
+                inline.push((hash, bytes.into()));
             }
-        }
-        let record = ResultRecord {
-            value: value_hash,
-            value_len: value.len() as u64,
-            created_ms: now_ms(),
-            run_us: run.as_micros() as u64,
-            stdout: Some((Digest::of(output.stdout), output.stdout.len() as u64))
-                .filter(|(_, n)| *n > 0),
-            stderr: Some((Digest::of(output.stderr), output.stderr.len() as u64))
-                .filter(|(_, n)| *n > 0),
+            Ok((hash, bytes.len() as u64))
         };
-        self.write(|tx| {
-            let mut objects = tx.open_table(OBJECTS)?;
-            for (hash, bytes) in &inline {
-                objects.insert(hash.as_bytes(), *bytes)?;
+        let mut stored = 0;
+        for blob in new.blobs {
+            stored += put(blob)?.1;
+        }
+        let (value, value_len) = put(new.value)?;
+        let mut output = |o: &[u8]| -> Result<Option<(Digest, u64)>> {
+            if o.is_empty() {
+                return Ok(None);
             }
-            tx.open_table(RESULTS)?
-                .insert(key.as_bytes(), &record.to_bytes()[..])?;
-            Ok(())
-        })
+            Ok(Some(put(o)?))
+        };
+        let stdout = output(new.output.stdout)?;
+        let stderr = output(new.output.stderr)?;
+        put(new.args)?;
+        let closures = self.new_closures(&new.closures, &mut put)?;
+        let created_ms = now_ms();
+        let record = ResultRecord {
+            value,
+            value_len,
+            created_ms,
+            run_us: new.run.as_micros() as u64,
+            stdout,
+            stderr,
+            expires_ms: new.expires_ms,
+            bytes: stored + value_len + stdout.map_or(0, |o| o.1) + stderr.map_or(0, |o| o.1),
+        };
+        let manifest = serde_json::to_vec(new.manifest)
+            .map_err(|e| Error::internal(format!("cannot encode a key manifest: {e}")))?;
+        let bytes: Arc<[u8]> = record.to_bytes(&manifest).into();
+        self.queue.push(|b| {
+            b.objects.extend(inline);
+            b.results.insert(new.key, bytes);
+            b.by_export
+                .push((new.manifest.export.clone(), created_ms, new.key));
+            b.closures.extend(closures);
+        });
+        Ok(())
+    }
+
+    /// The closure nodes (as JSON) this process has not stored yet; the
+    /// bytes of their components are stored with `put`.
+    fn new_closures(
+        &self,
+        nodes: &[(Digest, ClosureNode, &crate::task::Task)],
+        put: &mut impl FnMut(&[u8]) -> Result<(Digest, u64)>,
+    ) -> Result<Vec<(Digest, String)>> {
+        let mut out = Vec::new();
+        for (closure, node, task) in nodes {
+            let known = self
+                .known_closures
+                .lock()
+                .expect("poisoned")
+                .contains(closure);
+            if known || self.closure(closure)?.is_some() {
+                self.known_closures
+                    .lock()
+                    .expect("poisoned")
+                    .insert(*closure);
+                continue;
+            }
+            let bytes = task.bytes()?;
+            if !self.has_object(&node.component, bytes.len() as u64) {
+                put(&bytes)?;
+            }
+            let json = serde_json::to_string(node)
+                .map_err(|e| Error::internal(format!("cannot encode a closure: {e}")))?;
+            out.push((*closure, json));
+            self.known_closures
+                .lock()
+                .expect("poisoned")
+                .insert(*closure);
+        }
+        Ok(out)
     }
 
     /// Stores one object on its own (results store theirs with [`Store::put_result`]).
@@ -610,7 +563,7 @@ impl Store {
     pub(crate) fn hash_file(&self, path: &Path) -> Result<(Digest, u64, FileStamp)> {
         let abs = fs::canonicalize(path)
             .map_err(|e| Error::io(format_args!("cannot open {}", path.display()), e))?;
-        let key = abs.to_string_lossy();
+        let key = abs.to_string_lossy().into_owned();
         let meta = fs::metadata(&abs)
             .map_err(|e| Error::io(format_args!("cannot stat {}", path.display()), e))?;
         if !meta.is_file() {
@@ -619,16 +572,17 @@ impl Store {
                 format!("{} is not a regular file", path.display()),
             ));
         }
-        let current = StatEntry::of(&meta, Digest::from_bytes([0; 32]));
-        let index = self.index_path();
-        let remembered = {
-            let tx = self.db.begin_read().map_err(|e| damaged(&index, e))?;
-            let table = tx.open_table(FILES).map_err(|e| damaged(&index, e))?;
-            let v = table.get(key.as_ref()).map_err(|e| damaged(&index, e))?;
-            v.and_then(|v| StatEntry::from_bytes(v.value()))
+        let current = FileStamp::of(&meta);
+        let remembered = match self.queue.find(|b| b.files.get(&key).cloned()) {
+            Some(bytes) => StatEntry::from_bytes(&bytes),
+            None => self.read(|tx| {
+                let table = tx.open_table(FILES)?;
+                let v = table.get(key.as_str())?;
+                Ok(v.and_then(|v| StatEntry::from_bytes(v.value())))
+            })?,
         };
-        if let Some(entry) = remembered.filter(|e| e.same_file(&current)) {
-            return Ok((entry.hash, entry.size, FileStamp::of(&meta)));
+        if let Some(entry) = remembered.filter(|e| e.stamp == current) {
+            return Ok((entry.hash, current.size(), current));
         }
         let (hash, len) = crate::digest::hash_file(&abs)
             .map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e))?;
@@ -636,8 +590,8 @@ impl Store {
         // Re-stat: remember only what was hashed, and only if it is not racy.
         let after = fs::metadata(&abs)
             .map_err(|e| Error::io(format_args!("cannot stat {}", path.display()), e))?;
-        let entry = StatEntry::of(&after, hash);
-        if !entry.same_file(&current) {
+        let stamp = FileStamp::of(&after);
+        if stamp != current {
             return Err(Error::new(
                 ErrorKind::Io,
                 format!(
@@ -652,13 +606,12 @@ impl Store {
             .and_then(|m| m.elapsed().ok())
             .is_some_and(|age| age > RACY_WINDOW);
         if settled {
-            self.write(|tx| {
-                tx.open_table(FILES)?
-                    .insert(key.as_ref(), &entry.to_bytes()[..])?;
-                Ok(())
-            })?;
+            let entry = StatEntry { stamp, hash }.to_bytes();
+            self.queue.push(|b| {
+                b.files.insert(key, entry);
+            });
         }
-        Ok((hash, len, FileStamp::of(&after)))
+        Ok((hash, len, stamp))
     }
 
     /// A Merkle hash of the directory tree at `dir`: for each entry, sorted
@@ -759,18 +712,39 @@ fn damaged(path: &Path, e: impl Into<redb::Error>) -> Error {
 mod tests {
     use super::*;
 
-    #[test]
-    fn records_round_trip() {
-        let r = ResultRecord {
-            value: Digest::of(b"v"),
-            value_len: 3,
-            created_ms: 9,
-            run_us: 1234,
-            stdout: Some((Digest::of(b"out"), 3)),
-            stderr: None,
-        };
-        assert_eq!(ResultRecord::from_bytes(&r.to_bytes()), Some(r));
-        assert_eq!(ResultRecord::from_bytes(&[0; 3]), None);
+    fn manifest() -> KeyManifest {
+        KeyManifest {
+            component: "t".into(),
+            closure: Digest::of(b"closure"),
+            export: "f".into(),
+            signature: "func()".into(),
+            args: Vec::new(),
+            sandbox: Digest::of(b"sandbox"),
+            grants: Vec::new(),
+            args_object: (Digest::of(b""), 0),
+            blobs: Vec::new(),
+            inputs: Vec::new(),
+        }
+    }
+
+    fn put(s: &Store, key: &Digest, value: &[u8], blobs: &[&[u8]]) {
+        let mut m = manifest();
+        m.blobs = blobs
+            .iter()
+            .map(|b| (Digest::of(b), b.len() as u64))
+            .collect();
+        s.put_result(NewResult {
+            key: *key,
+            value,
+            blobs,
+            run: Duration::from_millis(5),
+            output: Output::default(),
+            expires_ms: None,
+            manifest: &m,
+            args: b"",
+            closures: Vec::new(),
+        })
+        .unwrap();
     }
 
     #[test]
@@ -780,21 +754,52 @@ mod tests {
         let big = vec![7u8; INLINE_MAX + 1];
         {
             let s = Store::open(dir.path()).unwrap();
-            s.put_result(
-                &key,
-                b"value",
-                &[&big[..]],
-                Duration::from_millis(5),
-                Output::default(),
-            )
-            .unwrap();
+            put(&s, &key, b"value", &[&big[..]]);
+            // Visible before the shared commit lands.
+            assert_eq!(s.stored_value(&key).unwrap().unwrap().1, b"value");
         }
         let s = Store::open(dir.path()).unwrap();
-        let (_, value) = s.stored_value(&key).unwrap().unwrap();
+        let (record, value) = s.stored_value(&key).unwrap().unwrap();
         assert_eq!(value, b"value");
+        assert_eq!(record.bytes, 5 + big.len() as u64);
         let big_hash = Digest::of(&big);
         assert_eq!(s.object(&big_hash, big.len() as u64).unwrap().unwrap(), big);
         assert_eq!(s.stored_value(&Digest::of(b"other")).unwrap(), None);
+        let stored = s.entry(&key).unwrap().unwrap().manifest.unwrap();
+        assert_eq!(stored.blobs, [(big_hash, big.len() as u64)]);
+    }
+
+    #[test]
+    fn hits_are_counted_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Digest::of(b"key");
+        {
+            let s = Store::open(dir.path()).unwrap();
+            put(&s, &key, b"v", &[]);
+            s.hit(&key);
+            s.hit(&key);
+        }
+        let s = Store::open(dir.path()).unwrap();
+        s.hit(&key);
+        assert_eq!(s.entry(&key).unwrap().unwrap().usage.hits, 3);
+    }
+
+    #[test]
+    fn sweep_keeps_referenced_objects_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let (keep, gone) = (Digest::of(b"keep"), Digest::of(b"gone"));
+        let big = |b: u8| vec![b; INLINE_MAX + 1];
+        let (a, b) = (big(1), big(2));
+        put(&s, &keep, b"kept value", &[&a[..]]);
+        put(&s, &gone, b"gone value", &[&b[..]]);
+        assert_eq!(s.remove(&[gone]).unwrap(), 1);
+        let swept = s.sweep(Duration::ZERO).unwrap();
+        assert_eq!(swept.objects, 2, "the removed value and blob");
+        assert!(s.has_object(&Digest::of(&a), a.len() as u64));
+        assert!(!s.has_object(&Digest::of(&b), b.len() as u64));
+        assert!(s.stored_value(&keep).unwrap().is_some());
+        assert!(s.stored_value(&gone).unwrap().is_none());
     }
 
     #[test]

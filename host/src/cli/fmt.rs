@@ -1,0 +1,104 @@
+//! Formatting for people: durations, sizes, ages, tables.
+
+use std::time::Duration;
+
+/// `0.36 ms`, `12 ms`, `1.20 s`.
+pub fn duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    match ms {
+        ms if ms < 1.0 => format!("{ms:.2} ms"),
+        ms if ms < 1000.0 => format!("{ms:.0} ms"),
+        ms => format!("{:.2} s", ms / 1e3),
+    }
+}
+
+/// [`duration`] of a count of microseconds.
+pub fn micros(us: u64) -> String {
+    duration(Duration::from_micros(us))
+}
+
+/// `1.2 MiB`.
+pub fn size(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec().to_string()
+}
+
+/// How long ago `ms` (since the epoch) was: `5s ago`, `3h ago`, `2d ago`.
+pub fn ago(ms: u64, now_ms: u64) -> String {
+    let s = now_ms.saturating_sub(ms) / 1000;
+    match s {
+        s if s < 120 => format!("{s}s ago"),
+        s if s < 7200 => format!("{}min ago", s / 60),
+        s if s < 172_800 => format!("{}h ago", s / 3600),
+        s => format!("{}d ago", s / 86_400),
+    }
+}
+
+/// Milliseconds since the epoch now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `2026-11-21 14:03:09 UTC`.
+pub fn timestamp(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+        .to_string()
+        .replace('T', " ")
+        .replace('Z', " UTC")
+}
+
+/// The file stem of a component name (`examples/…/load.wasm` → `load`).
+pub fn stem(name: &str) -> &str {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    base.strip_suffix(".wasm").unwrap_or(base)
+}
+
+/// Lines of left-aligned columns (the last column is not padded).
+pub fn table(rows: &[Vec<String>]) -> Vec<String> {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    rows.iter()
+        .map(|r| {
+            let mut line = String::new();
+            for (i, cell) in r.iter().enumerate() {
+                if i + 1 == r.len() {
+                    line.push_str(cell);
+                } else {
+                    line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                }
+            }
+            line
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn for_people() {
+        assert_eq!(duration(Duration::from_micros(360)), "0.36 ms");
+        assert_eq!(duration(Duration::from_millis(12)), "12 ms");
+        assert_eq!(duration(Duration::from_millis(1197)), "1.20 s");
+        assert_eq!(ago(0, 3 * 3_600_000), "3h ago");
+        assert_eq!(timestamp(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(stem("a/b/load.wasm"), "load");
+        assert_eq!(
+            table(&[
+                vec!["a".into(), "bb".into()],
+                vec!["ccc".into(), "d".into()]
+            ]),
+            ["a    bb", "ccc  d"]
+        );
+    }
+}

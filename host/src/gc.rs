@@ -1,0 +1,284 @@
+//! Eviction: expired entries, entries unused for too long, and — to keep the
+//! cache under a size budget — the entries that are cheapest to recompute per
+//! byte they occupy, least recently used first. Objects no remaining entry
+//! refers to are then deleted; input files are never touched.
+//!
+//! The score of an item (a stored result or a compiled artefact) is
+//!
+//! ```text
+//! score = (cost µs + 1) / (bytes + 1) × (1 + ln(1 + hits)) / (1 + days since last use)
+//! ```
+//!
+//! where cost is the execution (or compile) time the item saves on each use.
+//! Under a budget, the lowest scores go first: a 3-second training run that
+//! stores a 1 KiB model outlives a 10-millisecond step that stores 100 MiB.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::error::{Error, ErrorKind, Result};
+use crate::host::Host;
+use crate::store::now_ms;
+
+/// Object files younger than this are never swept: another process may be
+/// about to commit the entry that refers to them.
+pub(crate) const SWEEP_GRACE: Duration = Duration::from_secs(60);
+
+/// Compiled artefacts unused for this long go at every collection.
+pub const COMPILED_MAX_IDLE: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Settings kept in the cache directory's `config.toml`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// The size budget, applied after every `cairn run` (`max_size = "10GiB"`).
+    #[serde(default, with = "size_text")]
+    pub max_size: Option<u64>,
+}
+
+mod size_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(n) => s.serialize_str(&bytesize::ByteSize(*n).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let text = Option::<String>::deserialize(d)?;
+        text.map(|t| {
+            t.parse::<bytesize::ByteSize>()
+                .map(|b| b.as_u64())
+                .map_err(serde::de::Error::custom)
+        })
+        .transpose()
+    }
+}
+
+impl Config {
+    fn path(dir: &Path) -> std::path::PathBuf {
+        dir.join("config.toml")
+    }
+
+    /// Reads the cache's configuration (defaults if it has none).
+    ///
+    /// # Errors
+    /// [`ErrorKind::BadArguments`] naming the file if it does not parse.
+    pub fn read(dir: &Path) -> Result<Config> {
+        let path = Config::path(dir);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                Error::new(
+                    ErrorKind::BadArguments,
+                    format!(
+                        "{}: {} (fix or delete it)",
+                        path.display(),
+                        e.message().trim()
+                    ),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(Error::io(format_args!("cannot read {}", path.display()), e)),
+        }
+    }
+
+    /// Writes the configuration to the cache directory.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Io`] if it cannot be written.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let path = Config::path(dir);
+        let text = toml::to_string(self)
+            .map_err(|e| Error::internal(format!("cannot encode the configuration: {e}")))?;
+        std::fs::write(&path, text)
+            .map_err(|e| Error::io(format_args!("cannot write {}", path.display()), e))
+    }
+}
+
+/// What [`Host::gc`] removes.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct GcOptions {
+    /// Evict until results and compiled artefacts take at most this many bytes.
+    pub max_size: Option<u64>,
+    /// Remove entries (and compiled artefacts) not used for this long.
+    pub older_than: Option<Duration>,
+    /// Decide, but remove nothing.
+    pub dry_run: bool,
+}
+
+/// What [`Host::gc`] did.
+#[derive(Clone, Debug, Default, Serialize)]
+#[non_exhaustive]
+pub struct GcReport {
+    /// Entries removed: expired, too old, or evicted for the budget.
+    pub removed: Vec<Digest>,
+    /// Of those, how many had expired.
+    pub expired: usize,
+    /// Compiled artefacts removed.
+    pub compiled_removed: usize,
+    /// Entries kept.
+    pub kept: usize,
+    /// Bytes of results and compiled artefacts before and after.
+    pub size_before: u64,
+    /// See [`GcReport::size_before`].
+    pub size_after: u64,
+    /// Bytes of objects and compiled files deleted from disk.
+    pub freed: u64,
+}
+
+/// Something that can be evicted.
+struct Item {
+    entry: Option<Digest>,
+    compiled: Option<Digest>,
+    bytes: u64,
+    score: f64,
+}
+
+/// The eviction score: higher is more worth keeping.
+pub(crate) fn score(cost_us: u64, bytes: u64, hits: u64, idle_ms: u64) -> f64 {
+    let days = idle_ms as f64 / 86_400_000.0;
+    (cost_us as f64 + 1.0) / (bytes as f64 + 1.0) * (1.0 + (hits as f64).ln_1p()) / (1.0 + days)
+}
+
+impl Host {
+    /// Collects garbage: removes expired entries, entries and compiled
+    /// artefacts unused for [`GcOptions::older_than`] (compiled artefacts
+    /// also after [`COMPILED_MAX_IDLE`]), then evicts by score until the
+    /// rest fits [`GcOptions::max_size`], then deletes every object no entry
+    /// refers to.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Cache`] if the index cannot be read or written.
+    pub fn gc(&self, opts: &GcOptions) -> Result<GcReport> {
+        let store = &self.inner.store;
+        let now = now_ms();
+        let idle_cut = |age: Duration| now.saturating_sub(age.as_millis() as u64);
+        let entries = self.entries()?;
+        let compiled = store.compiled_entries()?;
+        let mut report = GcReport::default();
+        let mut items = Vec::new();
+        for e in &entries {
+            let expired = e.expired_at(now);
+            let stale = opts
+                .older_than
+                .is_some_and(|age| e.last_used_ms() < idle_cut(age));
+            if expired || stale {
+                report.removed.push(e.key);
+                report.expired += usize::from(expired);
+            } else {
+                items.push(Item {
+                    entry: Some(e.key),
+                    compiled: None,
+                    bytes: e.bytes,
+                    score: score(
+                        e.run_us,
+                        e.bytes,
+                        e.hits,
+                        now.saturating_sub(e.last_used_ms()),
+                    ),
+                });
+            }
+            report.size_before += e.bytes;
+        }
+        let compiled_idle = opts
+            .older_than
+            .unwrap_or(COMPILED_MAX_IDLE)
+            .min(COMPILED_MAX_IDLE);
+        let mut compiled_gone = Vec::new();
+        for c in &compiled {
+            let r = &c.record;
+            report.size_before += r.len;
+            if r.last_used_ms < idle_cut(compiled_idle) {
+                compiled_gone.push(c.key);
+            } else {
+                items.push(Item {
+                    entry: None,
+                    compiled: Some(c.key),
+                    bytes: r.len,
+                    score: score(r.compile_us, r.len, 0, now.saturating_sub(r.last_used_ms)),
+                });
+            }
+        }
+        let mut size: u64 = items.iter().map(|i| i.bytes).sum();
+        if let Some(budget) = opts.max_size {
+            items.sort_by(|a, b| a.score.total_cmp(&b.score));
+            let mut keep = Vec::new();
+            for item in items {
+                if size > budget {
+                    size -= item.bytes;
+                    report.removed.extend(item.entry);
+                    compiled_gone.extend(item.compiled);
+                } else {
+                    keep.push(item);
+                }
+            }
+            items = keep;
+        }
+        report.kept = items.iter().filter(|i| i.entry.is_some()).count();
+        report.compiled_removed = compiled_gone.len();
+        report.size_after = size;
+        if opts.dry_run {
+            return Ok(report);
+        }
+        store.remove(&report.removed)?;
+        let freed_compiled: u64 = compiled
+            .iter()
+            .filter(|c| compiled_gone.contains(&c.key))
+            .map(|c| c.record.len)
+            .sum();
+        store.remove_compiled(&compiled_gone)?;
+        report.freed = store.sweep(SWEEP_GRACE)?.bytes + freed_compiled;
+        Ok(report)
+    }
+
+    /// Applies the size budget of the cache's `config.toml`, if it sets one.
+    /// Returns what was done, or `None` without a budget.
+    ///
+    /// # Errors
+    /// As [`Host::gc`]; [`ErrorKind::BadArguments`] if `config.toml` does
+    /// not parse.
+    pub fn apply_budget(&self) -> Result<Option<GcReport>> {
+        let Some(max_size) = Config::read(self.cache_dir())?.max_size else {
+            return Ok(None);
+        };
+        self.gc(&GcOptions {
+            max_size: Some(max_size),
+            ..GcOptions::default()
+        })
+        .map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expensive_small_recent_results_score_higher() {
+        let day = 86_400_000;
+        assert!(score(3_000_000, 1024, 0, 0) > score(10_000, 100 << 20, 0, 0));
+        assert!(score(1000, 1000, 0, 0) > score(1000, 1000, 0, 30 * day));
+        assert!(score(1000, 1000, 10, 0) > score(1000, 1000, 0, 0));
+    }
+
+    #[test]
+    fn config_reads_sizes_for_people() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Config::read(dir.path()).unwrap(), Config::default());
+        let c = Config {
+            max_size: Some(10 << 30),
+        };
+        c.write(dir.path()).unwrap();
+        assert_eq!(Config::read(dir.path()).unwrap(), c);
+        std::fs::write(dir.path().join("config.toml"), "max_size = \"lots\"\n").unwrap();
+        let err = Config::read(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("config.toml"), "{err}");
+    }
+}

@@ -1,0 +1,231 @@
+//! Group commit: writes that need not be durable before the caller goes on
+//! (results, hit counts, run records, the stat cache) are queued and written
+//! by one thread, many per transaction. A commit costs an fsync (~0.4 ms
+//! here) however much it writes, so a process storing thousands of results a
+//! second pays for a few hundred commits.
+//!
+//! Until its batch commits, a queued write is visible to this process
+//! through [`Queue::find`]; other processes see it after the commit. A crash
+//! loses the queued writes, never a committed one, and never leaves an entry
+//! pointing at a missing object: large objects are files written and synced
+//! before their entry is queued.
+
+use std::collections::HashMap;
+use std::mem;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use redb::{Database, ReadableTable};
+
+use super::record::Usage;
+use super::tables::*;
+use crate::digest::Digest;
+use crate::runs::RunRecord;
+
+/// Writes waiting for the same commit.
+#[derive(Default)]
+pub(crate) struct Batch {
+    /// Call key → record bytes (header and manifest).
+    pub(crate) results: HashMap<Digest, Arc<[u8]>>,
+    /// Objects small enough to live in the index.
+    pub(crate) objects: HashMap<Digest, Arc<[u8]>>,
+    /// (export, created ms, key) rows of the export index.
+    pub(crate) by_export: Vec<(String, u64, Digest)>,
+    /// Closure → [`crate::entry::ClosureNode`] JSON.
+    pub(crate) closures: HashMap<Digest, String>,
+    /// Hits to add to each key's usage.
+    pub(crate) usage: HashMap<Digest, Usage>,
+    /// Compiled artefact key → when it was last loaded.
+    pub(crate) compiled_used: HashMap<Digest, u64>,
+    /// Stat-cache entries: absolute path → entry bytes.
+    pub(crate) files: HashMap<String, Vec<u8>>,
+    /// Finished runs, numbered when they commit.
+    pub(crate) runs: Vec<RunRecord>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.results.is_empty()
+            && self.objects.is_empty()
+            && self.by_export.is_empty()
+            && self.closures.is_empty()
+            && self.usage.is_empty()
+            && self.compiled_used.is_empty()
+            && self.files.is_empty()
+            && self.runs.is_empty()
+    }
+
+    /// Writes the batch in `tx`.
+    fn write(&self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        let mut objects = tx.open_table(OBJECTS)?;
+        for (hash, bytes) in &self.objects {
+            objects.insert(hash.as_bytes(), &bytes[..])?;
+        }
+        let mut results = tx.open_table(RESULTS)?;
+        for (key, record) in &self.results {
+            results.insert(key.as_bytes(), &record[..])?;
+        }
+        let mut by_export = tx.open_table(BY_EXPORT)?;
+        for (export, created, key) in &self.by_export {
+            by_export.insert((export.as_str(), *created, key.as_bytes()), ())?;
+        }
+        let mut closures = tx.open_table(CLOSURES)?;
+        for (closure, json) in &self.closures {
+            closures.insert(closure.as_bytes(), json.as_str())?;
+        }
+        let mut usage = tx.open_table(USAGE)?;
+        for (key, add) in &self.usage {
+            let mut u = usage
+                .get(key.as_bytes())?
+                .map(|v| Usage::from_bytes(v.value()))
+                .unwrap_or_default();
+            u.merge(*add);
+            usage.insert(key.as_bytes(), &u.to_bytes())?;
+        }
+        let mut compiled = tx.open_table(COMPILED)?;
+        for (key, used) in &self.compiled_used {
+            let found = compiled
+                .get(key.as_bytes())?
+                .and_then(|v| super::record::CompiledRecord::from_bytes(v.value()));
+            if let Some(mut r) = found {
+                r.last_used_ms = r.last_used_ms.max(*used);
+                compiled.insert(key.as_bytes(), &r.to_bytes()[..])?;
+            }
+        }
+        let mut files = tx.open_table(FILES)?;
+        for (path, entry) in &self.files {
+            files.insert(path.as_str(), &entry[..])?;
+        }
+        if !self.runs.is_empty() {
+            super::catalog::append_runs(tx, &self.runs)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    pending: Batch,
+    /// The batch being committed now, still visible to readers.
+    committing: Option<Arc<Batch>>,
+    /// Commits finished so far.
+    commits: u64,
+    /// The last commit's failure, until someone asks.
+    error: Option<String>,
+    stop: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the committer: there is work, or it should stop.
+    work: Condvar,
+    /// Wakes those waiting for a commit to finish.
+    done: Condvar,
+}
+
+/// The queue of writes and the thread that commits them.
+pub(crate) struct Queue {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Queue {
+    pub(crate) fn start(db: Arc<Database>) -> Queue {
+        let shared = Arc::new(Shared {
+            state: Mutex::default(),
+            work: Condvar::new(),
+            done: Condvar::new(),
+        });
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("cairn-commit".into())
+            .spawn(move || committer(&s, &db))
+            .expect("cannot start the commit thread");
+        Queue {
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds writes to the next commit.
+    pub(crate) fn push(&self, f: impl FnOnce(&mut Batch)) {
+        f(&mut self.lock().pending);
+        self.shared.work.notify_one();
+    }
+
+    /// Looks for something queued and not yet committed: the newest first.
+    pub(crate) fn find<T>(&self, f: impl Fn(&Batch) -> Option<T>) -> Option<T> {
+        let state = self.lock();
+        f(&state.pending).or_else(|| state.committing.as_deref().and_then(f))
+    }
+
+    /// Waits until everything queued so far is committed. Returns the error
+    /// of a failed commit since the last flush, if any (its writes are lost;
+    /// they were results, which are recomputed).
+    pub(crate) fn flush(&self) -> Result<(), String> {
+        let mut state = self.lock();
+        let target = state.commits
+            + u64::from(state.committing.is_some())
+            + u64::from(!state.pending.is_empty());
+        self.shared.work.notify_one();
+        while state.commits < target {
+            state = self
+                .shared
+                .done
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        match state.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.lock().stop = true;
+        self.shared.work.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        if let Some(e) = self.lock().error.take() {
+            tracing::warn!("the last results could not be written to the cache: {e}");
+        }
+    }
+}
+
+fn committer(shared: &Shared, db: &Database) {
+    loop {
+        let batch = {
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            while state.pending.is_empty() && !state.stop {
+                state = shared.work.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+            if state.pending.is_empty() {
+                return;
+            }
+            let batch = Arc::new(mem::take(&mut state.pending));
+            state.committing = Some(batch.clone());
+            batch
+        };
+        let result = (|| -> Result<(), redb::Error> {
+            let tx = db.begin_write()?;
+            batch.write(&tx)?;
+            tx.commit()?;
+            Ok(())
+        })();
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.committing = None;
+        state.commits += 1;
+        if let Err(e) = result {
+            tracing::warn!("cannot write results to the cache index: {e}");
+            state.error = Some(e.to_string());
+        }
+        shared.done.notify_all();
+    }
+}

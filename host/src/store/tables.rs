@@ -1,0 +1,25 @@
+//! The index's tables.
+
+use redb::TableDefinition;
+
+/// Call key → [`super::ResultRecord`] header followed by its key manifest (JSON).
+pub(crate) const RESULTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("results");
+/// Object hash → content, for objects up to [`super::INLINE_MAX`] bytes.
+pub(crate) const OBJECTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("objects");
+/// Absolute path → stat-cache entry: files hashed before.
+pub(crate) const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("files");
+/// Component hash → its interface ([`crate::ComponentInfo`] as JSON).
+pub(crate) const COMPONENTS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("components");
+/// Artefact key (component × engine) → compiled record.
+pub(crate) const COMPILED: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("compiled2");
+/// Call key → hits and last hit.
+pub(crate) const USAGE: TableDefinition<&[u8; 32], &[u8; 16]> = TableDefinition::new("usage");
+/// (export path, created ms, key): entries by export, oldest first.
+pub(crate) const BY_EXPORT: TableDefinition<(&str, u64, &[u8; 32]), ()> =
+    TableDefinition::new("by_export");
+/// Closure → [`crate::entry::ClosureNode`] JSON.
+pub(crate) const CLOSURES: TableDefinition<&[u8; 32], &str> = TableDefinition::new("closures");
+/// Run id → [`crate::RunRecord`] JSON.
+pub(crate) const RUNS: TableDefinition<u64, &str> = TableDefinition::new("runs");
+/// Format metadata.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
