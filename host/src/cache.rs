@@ -141,7 +141,8 @@ impl RecentRuns {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ExportFormat {
-    /// The bytes themselves: a blob's content, a string's UTF-8, a
+    /// The bytes themselves: a blob's content (also of the one blob inside
+    /// a value such as `result<blob, string>`), a string's UTF-8, a
     /// `list<u8>`; a value holding several blobs becomes a directory with
     /// one file per blob, named by its place in the value.
     Raw,
@@ -374,16 +375,14 @@ impl Host {
                     .collect();
                 write(&bytes)
             }
-            (ExportFormat::Raw, Some(v)) => {
-                let blobs = v.blobs_with_paths("result");
-                if blobs.is_empty() {
-                    return Err(Error::new(
-                        ErrorKind::BadArguments,
-                        "the result is neither bytes nor holds a blob; use --format json or wave",
-                    ));
-                }
-                self.write_blobs(to, &blobs)
-            }
+            (ExportFormat::Raw, Some(v)) => match v.blobs_with_paths("result").as_slice() {
+                [] => Err(Error::new(
+                    ErrorKind::BadArguments,
+                    "the result is neither bytes nor holds a blob; use --format json or wave",
+                )),
+                [(_, one)] => self.write_blob(one, to),
+                many => self.write_blobs(to, many),
+            },
             (ExportFormat::Raw, None) => Err(Error::new(
                 ErrorKind::BadArguments,
                 "the export returns nothing; there is nothing to write",
@@ -615,5 +614,77 @@ impl Host {
             .object(&hash, len)?
             .ok_or_else(|| gone(&entry.key))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reexecution_catches_a_result_the_task_does_not_give() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::open(dir.path()).unwrap();
+        let task = host.load_bytes("math", crate::testing::math()).unwrap();
+        let out = host
+            .call(&task, "add", &[Value::U32(1), Value::U32(2)])
+            .unwrap();
+        host.call(&task, "add", &[Value::U32(5), Value::U32(5)])
+            .unwrap();
+        let key = out.report.key;
+        let audit = host
+            .verify_with(&VerifyOptions {
+                reexecute: true,
+                ..VerifyOptions::default()
+            })
+            .unwrap();
+        assert_eq!((audit.checked, audit.reexecuted), (2, 2));
+        assert!(
+            audit.differing.is_empty() && audit.skipped.is_empty(),
+            "{audit:?}"
+        );
+
+        // Store 1 + 2 = 4 under the key, as a non-deterministic task might.
+        let entry = host.inner.store.entry(&key).unwrap().unwrap();
+        let wrong = crate::codec::to_bytes(&Value::U32(4), &crate::types::Type::U32).unwrap();
+        host.inner
+            .store
+            .put_result(crate::store::NewResult {
+                key,
+                value: &wrong,
+                blobs: &[],
+                run: std::time::Duration::from_millis(1),
+                output: crate::store::Output::default(),
+                expires_ms: None,
+                manifest: entry.manifest.as_ref().unwrap(),
+                args: b"",
+                closures: Vec::new(),
+            })
+            .unwrap();
+        assert_eq!(host.stored_value(&key).unwrap(), Some(Value::U32(4)));
+        let audit = host
+            .verify_with(&VerifyOptions {
+                reexecute: true,
+                ..VerifyOptions::default()
+            })
+            .unwrap();
+        assert_eq!(audit.differing, [key]);
+    }
+
+    #[test]
+    fn json_export_is_plain_json() {
+        let v = Value::Record(vec![
+            ("n".into(), Value::U64(u64::MAX)),
+            (
+                "r".into(),
+                Value::Result(Err(Some(Box::new(Value::String("bad".into()))))),
+            ),
+            ("x".into(), Value::F64(f64::NAN)),
+            ("o".into(), Value::Option(None)),
+        ]);
+        assert_eq!(
+            to_json(&v).to_string(),
+            r#"{"n":18446744073709551615,"r":{"err":"bad"},"x":"NaN","o":null}"#
+        );
     }
 }

@@ -61,6 +61,8 @@ mod runs;
 pub mod sandbox;
 mod store;
 mod task;
+#[cfg(test)]
+mod testing;
 mod types;
 mod value;
 

@@ -14,3 +14,4 @@ mod flows;
 mod hostile;
 mod library;
 mod pipeline;
+mod steer;

@@ -1,0 +1,37 @@
+//! Helpers for unit tests: tiny components from WIT and WAT.
+
+/// A component of the single world of `wit`, implemented by core module `wat`.
+pub(crate) fn component(wit: &str, wat: &str) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    let pkg = resolve.push_str("test.wit", wit).unwrap();
+    let world = resolve.select_world(&[pkg], None).unwrap();
+    let mut module = wat::parse_str(wat).unwrap();
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
+}
+
+/// `add(a, b) -> u32` and `slow(n) -> u32` (counts down from n).
+pub(crate) fn math() -> Vec<u8> {
+    component(
+        "package test:math;\nworld math {\n  export add: func(a: u32, b: u32) -> u32;\n  export slow: func(n: u32) -> u32;\n}\n",
+        r#"(module
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func (export "slow") (param $n i32) (result i32)
+    (block $done (loop $next
+      (br_if $done (i32.eqz (local.get $n)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $next)))
+    (local.get $n)))"#,
+    )
+}
