@@ -315,6 +315,16 @@ impl Host {
         })
     }
 
+    /// Why each call of `run` missed (`None` for hits and for calls whose
+    /// entry is gone), worked out from what the cache holds now: each
+    /// miss's entry against the entries for its export stored before the run.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Cache`] if the index cannot be read.
+    pub fn explain_run(&self, run: &RunRecord) -> Result<Vec<Option<crate::explain::Explanation>>> {
+        crate::explain::explain_run(&self.inner.store, run)
+    }
+
     /// The value stored under `key`, decoded with its export's type.
     ///
     /// # Errors

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::entry::{ClosureNode, KeyManifest};
 use crate::error::Result;
+use crate::host::CacheStatus;
+use crate::runs::RunRecord;
 use crate::store::{Listed, Store};
-use crate::task::Task;
 
 /// How many earlier entries of the same export a miss is compared with.
 const CANDIDATES: usize = 256;
@@ -130,36 +131,34 @@ impl fmt::Display for Explanation {
     }
 }
 
-/// Explains the miss of the call described by `now` (of `task`, under
-/// `key`), against what `store` holds.
+/// Where closure nodes come from: the store, and (for a call about to run)
+/// the task's own tree, not stored yet.
+pub(crate) type Nodes<'a> = dyn Fn(&Digest) -> Result<Option<ClosureNode>> + 'a;
+
+/// Explains the miss of the call described by `now` (under `key`), against
+/// the entries for its export stored before `before_ms`.
 pub(crate) fn explain(
     store: &Store,
     key: &Digest,
     now: &KeyManifest,
-    task: &Task,
+    before_ms: u64,
+    nodes: &Nodes<'_>,
 ) -> Result<Explanation> {
-    let candidates = store.entries_for_export(&now.export, CANDIDATES)?;
-    if let Some(same) = candidates.iter().find(|c| c.key == *key) {
-        let expired = same
-            .record
-            .expires_ms
-            .is_some_and(|t| t <= crate::store::now_ms());
-        let d = if expired {
-            Difference::Expired {
-                created_ms: same.record.created_ms,
-            }
-        } else {
-            Difference::Unusable
-        };
+    let candidates: Vec<Listed> = store
+        .entries_for_export(&now.export, CANDIDATES)?
+        .into_iter()
+        .filter(|c| c.record.created_ms < before_ms)
+        .collect();
+    if candidates.iter().any(|c| c.key == *key) {
         return Ok(Explanation {
             against: Some(*key),
-            differences: vec![d],
+            differences: vec![Difference::Unusable],
         });
     }
     let mut best: Option<(&Listed, Vec<Difference>)> = None;
     for c in &candidates {
         let Some(then) = &c.manifest else { continue };
-        let diffs = differences(store, then, now, task)?;
+        let diffs = differences(then, now, nodes)?;
         // Fewest differences wins; candidates come newest first, so ties go
         // to the most recent entry.
         if best.as_ref().is_none_or(|(_, d)| diffs.len() < d.len()) {
@@ -178,15 +177,40 @@ pub(crate) fn explain(
     })
 }
 
+/// Explains the misses of a recorded run, from what the cache holds now:
+/// each miss's own entry against the entries stored before the run.
+/// `None` for calls that hit, or whose entry is gone (failed, uncacheable,
+/// not persisted, or removed since).
+pub(crate) fn explain_run(store: &Store, run: &RunRecord) -> Result<Vec<Option<Explanation>>> {
+    let nodes = |c: &Digest| store.closure(c);
+    run.calls
+        .iter()
+        .map(|call| match call.cache {
+            CacheStatus::Hit | CacheStatus::Uncacheable => Ok(None),
+            CacheStatus::Expired => Ok(Some(Explanation {
+                against: Some(call.key),
+                differences: vec![Difference::Expired {
+                    created_ms: run.started_ms,
+                }],
+            })),
+            CacheStatus::Miss => {
+                let Some(manifest) = store.entry(&call.key)?.and_then(|e| e.manifest) else {
+                    return Ok(None);
+                };
+                explain(store, &call.key, &manifest, run.started_ms, &nodes).map(Some)
+            }
+        })
+        .collect()
+}
+
 fn differences(
-    store: &Store,
     then: &KeyManifest,
     now: &KeyManifest,
-    task: &Task,
+    nodes: &Nodes<'_>,
 ) -> Result<Vec<Difference>> {
     let mut out = Vec::new();
     if then.closure != now.closure {
-        compare_closure(store, then.closure, task, &mut Vec::new(), &mut out)?;
+        compare_closure(then.closure, now.closure, nodes, &mut Vec::new(), &mut out)?;
     }
     if then.signature != now.signature {
         out.push(Difference::Signature {
@@ -213,44 +237,50 @@ fn differences(
     Ok(out)
 }
 
-/// Walks the stored closure `then` beside `task`, naming the deepest
+/// Walks closures `then` and `now` side by side, naming the deepest
 /// components that differ.
 fn compare_closure(
-    store: &Store,
     then: Digest,
-    task: &Task,
+    now: Digest,
+    nodes: &Nodes<'_>,
     path: &mut Vec<String>,
     out: &mut Vec<Difference>,
 ) -> Result<()> {
+    let Some(new) = nodes(&now)? else {
+        return Ok(());
+    };
     let changed = |old: Option<Digest>| Difference::Component {
         path: path.clone(),
-        name: task.name.clone(),
+        name: new.name.clone(),
         old,
-        new: task.hash,
+        new: new.component,
     };
-    let Some(node): Option<ClosureNode> = store.closure(&then)? else {
+    let Some(old) = nodes(&then)? else {
         // The earlier closure was not recorded: say what we can.
         out.push(changed(None));
         return Ok(());
     };
-    if node.component != task.hash || node.impure != task.impure {
-        out.push(changed(Some(node.component)));
+    if old.component != new.component || old.impure != new.impure {
+        out.push(changed(Some(old.component)));
     }
-    for (import, child) in task.bound.iter() {
-        let old = node.imports.iter().find(|(i, _)| i == import).map(|c| c.1);
-        match old {
-            Some(old) if old == child.closure => {}
-            Some(old) => {
+    for (import, child) in &new.imports {
+        match old.imports.iter().find(|(i, _)| i == import).map(|c| c.1) {
+            Some(before) if before == *child => {}
+            Some(before) => {
                 path.push(import.clone());
-                compare_closure(store, old, child, path, out)?;
+                compare_closure(before, *child, nodes, path, out)?;
                 path.pop();
             }
-            None => out.push(Difference::Component {
-                path: [path.as_slice(), std::slice::from_ref(import)].concat(),
-                name: child.name.clone(),
-                old: None,
-                new: child.hash,
-            }),
+            None => {
+                if let Some(node) = nodes(child)? {
+                    out.push(Difference::Component {
+                        path: [path.as_slice(), std::slice::from_ref(import)].concat(),
+                        name: node.name,
+                        old: None,
+                        new: node.component,
+                    });
+                }
+            }
         }
     }
     Ok(())

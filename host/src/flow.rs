@@ -494,7 +494,15 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
                 against: Some(key),
                 differences: vec![Difference::Expired { created_ms }],
             },
-            None => explain::explain(&inner.store, &key, m, task)?,
+            None => {
+                let mut tree = Vec::new();
+                closure_nodes(task, &mut tree);
+                let nodes = |c: &Digest| match tree.iter().find(|(d, _, _)| d == c) {
+                    Some((_, node, _)) => Ok(Some(node.clone())),
+                    None => inner.store.closure(c),
+                };
+                explain::explain(&inner.store, &key, m, u64::MAX, &nodes)?
+            }
         };
         scope.trace.lock().expect("poisoned")[slot].explanation = Some(explanation);
     }

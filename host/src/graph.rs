@@ -490,7 +490,6 @@ mod tests {
             elapsed_us,
             run_us,
             parent,
-            explanation: None,
         }
     }
 

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::digest::Digest;
-use crate::explain::Explanation;
 use crate::host::{CacheStatus, CallRecord};
 
 /// One recorded run: a top-level call and every call it made.
@@ -45,9 +44,6 @@ pub struct RunCall {
     /// The index in [`RunRecord::calls`] of the call that made this one;
     /// `None` for the root.
     pub parent: Option<usize>,
-    /// Why it missed, if that was asked for (`run --explain`).
-    #[serde(default)]
-    pub explanation: Option<Explanation>,
 }
 
 impl RunRecord {
@@ -76,7 +72,6 @@ impl RunRecord {
                     elapsed_us: c.elapsed.as_micros() as u64,
                     run_us: c.run.as_micros() as u64,
                     parent,
-                    explanation: c.explanation.clone(),
                 }
             })
             .collect();

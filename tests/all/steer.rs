@@ -246,6 +246,7 @@ fn pipeline(cache: &Path, manifest: &Path, data: &Path, epochs: u32) -> Json {
             .arg("--manifest")
             .arg(manifest)
             .args([
+                "--explain",
                 "pipeline",
                 "--data",
                 &format!("@{}", data.display()),

@@ -236,9 +236,9 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
     opts.grants.env = args.envs;
     opts.grants.impure = args.impure;
     opts.ttl = args.ttl;
-    // Every run is recorded with the reason for each miss, so `cairn
-    // explain` can answer for any past run.
-    opts.explain = true;
+    // Explaining costs a look at earlier entries per miss: only when asked
+    // (`cairn explain` works it out later from the recorded run).
+    opts.explain = args.explain;
     opts.record_run = true;
     let progress = std::sync::Arc::new(Progress::new(json, args.verbose));
     opts.observer = Some(progress.clone());

@@ -108,12 +108,13 @@ pub fn graph(cache_dir: Option<PathBuf>, args: GraphArgs) -> cairn::Result<()> {
 pub fn explain(cache_dir: Option<PathBuf>, args: ExplainArgs) -> cairn::Result<()> {
     let host = super::open_host(cache_dir, cairn::Limits::default())?;
     let run = host.run(args.run)?;
-    let calls = run.calls.iter().map(|c| {
+    let why = host.explain_run(&run)?;
+    let calls = run.calls.iter().zip(&why).map(|(c, why)| {
         (
             c.component.as_str(),
             c.export.as_str(),
             c.cache,
-            c.explanation.as_ref(),
+            why.as_ref(),
         )
     });
     for line in explanations(calls) {
