@@ -44,6 +44,16 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    /// Whether everything queued can wait.
+    fn is_lazy_only(&self) -> bool {
+        self.results.is_empty()
+            && self.objects.is_empty()
+            && self.by_export.is_empty()
+            && self.closures.is_empty()
+            && self.files.is_empty()
+            && self.runs.is_empty()
+    }
+
     fn is_empty(&self) -> bool {
         self.results.is_empty()
             && self.objects.is_empty()
@@ -113,7 +123,12 @@ struct State {
     /// The last commit's failure, until someone asks.
     error: Option<String>,
     stop: bool,
+    /// Someone waits in [`Queue::flush`]: lazy writes go now.
+    flushing: bool,
 }
+
+/// How long hit counts may wait for a commit.
+const LAZY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
 struct Shared {
     state: Mutex<State>,
@@ -151,10 +166,17 @@ impl Queue {
         self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds writes to the next commit.
+    /// Adds writes to the next commit, which starts at once.
     pub(crate) fn push(&self, f: impl FnOnce(&mut Batch)) {
         f(&mut self.lock().pending);
         self.shared.work.notify_one();
+    }
+
+    /// Adds writes that can wait (hit counts, last-use times): they go with
+    /// the next commit, or within [`LAZY_DELAY`]. Waking the committer for
+    /// each would cost a futex call per hit and an fsync per few.
+    pub(crate) fn push_lazy(&self, f: impl FnOnce(&mut Batch)) {
+        f(&mut self.lock().pending);
     }
 
     /// Looks for something queued and not yet committed: the newest first.
@@ -171,6 +193,7 @@ impl Queue {
         let target = state.commits
             + u64::from(state.committing.is_some())
             + u64::from(!state.pending.is_empty());
+        state.flushing = true;
         self.shared.work.notify_one();
         while state.commits < target {
             state = self
@@ -179,6 +202,7 @@ impl Queue {
                 .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
         }
+        state.flushing = false;
         match state.error.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -205,6 +229,17 @@ fn committer(shared: &Shared, db: &Database) {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
             while state.pending.is_empty() && !state.stop {
                 state = shared.work.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+            // Lazy writes alone wait a while for company (or a flush).
+            while state.pending.is_lazy_only() && !state.stop && !state.flushing {
+                let (s, timeout) = shared
+                    .work
+                    .wait_timeout(state, LAZY_DELAY)
+                    .unwrap_or_else(|e| e.into_inner());
+                state = s;
+                if timeout.timed_out() {
+                    break;
+                }
             }
             if state.pending.is_empty() {
                 return;

@@ -245,21 +245,52 @@ impl Store {
     /// (a damaged object is dropped, so the caller re-executes and repairs
     /// it).
     pub(crate) fn stored_value(&self, key: &Digest) -> Result<Option<(ResultRecord, Vec<u8>)>> {
-        let Some(record) = self
-            .record_bytes(key)?
-            .and_then(|b| ResultRecord::from_bytes(&b))
-        else {
-            return Ok(None);
+        let queued = self.queue.find(|b| {
+            let record = ResultRecord::from_bytes(b.results.get(key)?)?;
+            Some((record, b.objects.get(&record.value).map(|o| o.to_vec())))
+        });
+        let (record, inline) = match queued {
+            Some((record, Some(bytes))) => (record, Some(bytes)),
+            Some((record, None)) => (record, self.inline_object(&record.value)?),
+            // Committed: record and small value in one read transaction.
+            None => {
+                let found = self.read(|tx| {
+                    let results = tx.open_table(RESULTS)?;
+                    let Some(record) = results
+                        .get(key.as_bytes())?
+                        .and_then(|v| ResultRecord::from_bytes(v.value()))
+                    else {
+                        return Ok(None);
+                    };
+                    let inline = if record.value_len as usize <= INLINE_MAX {
+                        let objects = tx.open_table(OBJECTS)?;
+                        let v = objects.get(record.value.as_bytes())?;
+                        v.map(|v| v.value().to_vec())
+                    } else {
+                        None
+                    };
+                    Ok(Some((record, inline)))
+                })?;
+                let Some(found) = found else { return Ok(None) };
+                found
+            }
+        };
+        let bytes = match inline {
+            Some(b) => Some(b),
+            None if record.value_len as usize > INLINE_MAX => {
+                self.object_file_bytes(&record.value)?
+            }
+            None => None,
         };
         Ok(self
-            .object(&record.value, record.value_len)?
+            .verified(&record.value, record.value_len, bytes)?
             .map(|b| (record, b)))
     }
 
     /// Counts a hit of `key` (written with the next shared commit).
     pub(crate) fn hit(&self, key: &Digest) {
         let now = now_ms();
-        self.queue.push(|b| {
+        self.queue.push_lazy(|b| {
             b.usage.entry(*key).or_default().merge(Usage {
                 hits: 1,
                 last_hit_ms: now,
@@ -428,7 +459,7 @@ impl Store {
             .filter(|b| Digest::of(b) == record.hash);
         if bytes.is_some() {
             let now = now_ms();
-            self.queue.push(|b| {
+            self.queue.push_lazy(|b| {
                 b.compiled_used.insert(*key, now);
             });
         }
