@@ -17,7 +17,7 @@ fn csv(dir: &Path, rows: usize) -> PathBuf {
 
 /// A manifest over the built ML components; `train` may be replaced and
 /// `load` may be kept out of the store.
-fn manifest(dir: &Path, train: Option<&Path>, load_persist: bool) -> PathBuf {
+pub fn manifest(dir: &Path, train: Option<&Path>, load_persist: bool) -> PathBuf {
     let wasm = |name: &str| example(&format!("ml_{name}")).display().to_string();
     let train = train
         .map(|p| p.display().to_string())

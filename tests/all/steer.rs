@@ -225,18 +225,7 @@ fn a_size_budget_is_applied_after_runs() {
 
 /// A manifest over the built ML components, `train` replaceable.
 fn ml_manifest(dir: &Path, train: &Path) -> PathBuf {
-    let wasm = |name: &str| example(&format!("ml_{name}")).display().to_string();
-    let text = format!(
-        "[tasks]\nload = {:?}\ntrain = {:?}\nevaluate = {:?}\ntraining = {:?}\npipeline = {:?}\n",
-        wasm("load"),
-        train.display().to_string(),
-        wasm("evaluate"),
-        wasm("training"),
-        wasm("pipeline"),
-    );
-    let path = dir.join("cairn.toml");
-    fs::write(&path, text).unwrap();
-    path
+    crate::pipeline::manifest(dir, Some(train), true)
 }
 
 fn pipeline(cache: &Path, manifest: &Path, data: &Path, epochs: u32) -> Json {
