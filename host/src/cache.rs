@@ -2,7 +2,7 @@
 //! and removing entries, exporting results, audits that re-execute, and the
 //! run history. (Eviction lives in [`crate::gc`].)
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -283,7 +283,7 @@ impl Host {
             s.recent.executed += run.executed() as u64;
             s.recent.saved_us += run.saved_us();
         }
-        s.files_remembered = store.table_counts()?.0;
+        s.files_remembered = store.files_remembered()?;
         Ok(s)
     }
 
@@ -391,7 +391,7 @@ impl Host {
                     "the result is neither bytes nor holds a blob; use --format json or wave",
                 )),
                 [(_, one)] => self.write_blob(one, to),
-                many => self.write_blobs(to, many),
+                _ => self.write_blobs(&v, to).map(drop),
             },
             (ExportFormat::Raw, None) => Err(Error::new(
                 ErrorKind::BadArguments,
@@ -400,14 +400,22 @@ impl Host {
         }
     }
 
-    /// Writes each blob of `blobs` into directory `dir`, named by its path.
-    pub(crate) fn write_blobs(&self, dir: &Path, blobs: &[(String, Blob)]) -> Result<()> {
+    /// Writes every blob of `value` into directory `dir` (created if
+    /// needed), one file per blob named by its place in the value
+    /// (`result.ok`, `result.model`, …). Returns the files and their sizes.
+    ///
+    /// # Errors
+    /// As [`Host::write_blob`].
+    pub fn write_blobs(&self, value: &Value, dir: &Path) -> Result<Vec<(PathBuf, u64)>> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format_args!("cannot create {}", dir.display()), e))?;
-        for (name, blob) in blobs {
-            self.write_blob(blob, dir.join(name))?;
+        let mut written = Vec::new();
+        for (name, blob) in value.blobs_with_paths("result") {
+            let path = dir.join(name);
+            self.write_blob(&blob, &path)?;
+            written.push((path, blob.len()));
         }
-        Ok(())
+        Ok(written)
     }
 
     /// The task whose stored closure is `closure`, rebuilt from the

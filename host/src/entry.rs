@@ -70,8 +70,8 @@ pub struct ClosureNode {
     pub imports: Vec<(String, Digest)>,
 }
 
-/// Shortens `text` to at most `max` characters, marking the cut.
-pub(crate) fn shorten(text: &str, max: usize) -> String {
+/// Shortens `text` to at most `max` characters, marking the cut with `…`.
+pub fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.to_string();
     }

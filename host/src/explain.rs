@@ -36,8 +36,9 @@ pub enum Difference {
     FirstCall,
     /// An entry for the very same key was stored, but its time to live ran out.
     Expired {
-        /// When it was stored (ms since the epoch).
-        created_ms: u64,
+        /// When it was stored (ms since the epoch), if known (a recorded
+        /// run explained later no longer has the replaced entry).
+        created_ms: Option<u64>,
     },
     /// An entry for the very same key was stored but could not be used: its
     /// value was missing or damaged, or the call asked for a refresh.
@@ -189,9 +190,7 @@ pub(crate) fn explain_run(store: &Store, run: &RunRecord) -> Result<Vec<Option<E
             CacheStatus::Hit | CacheStatus::Uncacheable => Ok(None),
             CacheStatus::Expired => Ok(Some(Explanation {
                 against: Some(call.key),
-                differences: vec![Difference::Expired {
-                    created_ms: run.started_ms,
-                }],
+                differences: vec![Difference::Expired { created_ms: None }],
             })),
             CacheStatus::Miss => {
                 let Some(manifest) = store.entry(&call.key)?.and_then(|e| e.manifest) else {

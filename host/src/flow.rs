@@ -492,7 +492,9 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
         let explanation = match expired {
             Some(created_ms) => Explanation {
                 against: Some(key),
-                differences: vec![Difference::Expired { created_ms }],
+                differences: vec![Difference::Expired {
+                    created_ms: Some(created_ms),
+                }],
             },
             None => {
                 let mut tree = Vec::new();

@@ -133,10 +133,14 @@ pub struct GcReport {
     pub freed: u64,
 }
 
-/// Something that can be evicted.
+/// Something that can be evicted: a stored result or a compiled artefact.
+enum Kind {
+    Entry(Digest),
+    Compiled(Digest),
+}
+
 struct Item {
-    entry: Option<Digest>,
-    compiled: Option<Digest>,
+    kind: Kind,
     bytes: u64,
     score: f64,
 }
@@ -174,8 +178,7 @@ impl Host {
                 report.expired += usize::from(expired);
             } else {
                 items.push(Item {
-                    entry: Some(e.key),
-                    compiled: None,
+                    kind: Kind::Entry(e.key),
                     bytes: e.bytes,
                     score: score(
                         e.run_us,
@@ -199,8 +202,7 @@ impl Host {
                 compiled_gone.push(c.key);
             } else {
                 items.push(Item {
-                    entry: None,
-                    compiled: Some(c.key),
+                    kind: Kind::Compiled(c.key),
                     bytes: r.len,
                     score: score(r.compile_us, r.len, 0, now.saturating_sub(r.last_used_ms)),
                 });
@@ -213,15 +215,20 @@ impl Host {
             for item in items {
                 if size > budget {
                     size -= item.bytes;
-                    report.removed.extend(item.entry);
-                    compiled_gone.extend(item.compiled);
+                    match item.kind {
+                        Kind::Entry(key) => report.removed.push(key),
+                        Kind::Compiled(key) => compiled_gone.push(key),
+                    }
                 } else {
                     keep.push(item);
                 }
             }
             items = keep;
         }
-        report.kept = items.iter().filter(|i| i.entry.is_some()).count();
+        report.kept = items
+            .iter()
+            .filter(|i| matches!(i.kind, Kind::Entry(_)))
+            .count();
         report.compiled_removed = compiled_gone.len();
         report.size_after = size;
         if opts.dry_run {

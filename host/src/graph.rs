@@ -46,9 +46,9 @@ fn stroke(status: CacheStatus) -> &'static str {
 /// Border colour of a failed call.
 const FAILED_STROKE: &str = "#c62828";
 
-/// The component's file stem: the last path segment without `.wasm`
-/// (the whole name if that leaves nothing).
-fn stem(component: &str) -> &str {
+/// The short name people see for a component: its file stem, the last
+/// path segment without `.wasm` (the whole name if that leaves nothing).
+pub fn stem(component: &str) -> &str {
     let base = component.rsplit(['/', '\\']).next().unwrap_or(component);
     match base.strip_suffix(".wasm").unwrap_or(base) {
         "" => component,
@@ -120,31 +120,12 @@ fn duration(us: u64) -> String {
 }
 
 /// A time in milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
-fn timestamp(ms: u64) -> String {
-    let secs = ms / 1_000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date `days` days after 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`, for non-negative days).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+pub fn timestamp(ms: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(at)
+        .to_string()
+        .replace('T', " ")
+        .replace('Z', " UTC")
 }
 
 /// Text made safe inside a double-quoted Mermaid label: quotes, angle

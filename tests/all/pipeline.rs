@@ -37,11 +37,24 @@ pub fn manifest(dir: &Path, train: Option<&Path>, load_persist: bool) -> PathBuf
 }
 
 fn run_task(cache: &Path, manifest: &Path, task: &str, data: &Path, epochs: u32) -> Json {
+    run_task_with(cache, manifest, task, data, epochs, &[])
+}
+
+/// [`run_task`] with more of `cairn run`'s options.
+pub fn run_task_with(
+    cache: &Path,
+    manifest: &Path,
+    task: &str,
+    data: &Path,
+    epochs: u32,
+    options: &[&str],
+) -> Json {
     json(
         cairn(cache)
             .arg("run")
             .arg("--manifest")
             .arg(manifest)
+            .args(options)
             .args([
                 task,
                 "--data",

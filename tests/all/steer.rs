@@ -229,20 +229,7 @@ fn ml_manifest(dir: &Path, train: &Path) -> PathBuf {
 }
 
 fn pipeline(cache: &Path, manifest: &Path, data: &Path, epochs: u32) -> Json {
-    json(
-        cairn(cache)
-            .arg("run")
-            .arg("--manifest")
-            .arg(manifest)
-            .args([
-                "--explain",
-                "pipeline",
-                "--data",
-                &format!("@{}", data.display()),
-                "--hp",
-                &format!("{{learning-rate: 0.5, epochs: {epochs}}}"),
-            ]),
-    )
+    crate::pipeline::run_task_with(cache, manifest, "pipeline", data, epochs, &["--explain"])
 }
 
 /// `task: why` for each call of a `--json` run that did not hit.

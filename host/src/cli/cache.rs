@@ -320,7 +320,15 @@ fn show(host: &cairn::Host, key: &str, json: bool) -> cairn::Result<()> {
     row(
         "result",
         match &value {
-            Ok(Some(v)) => cairn_shorten(&v.to_wave()),
+            Ok(Some(v)) => {
+                let text = v.to_wave();
+                let short = cairn::entry::shorten(&text, 300);
+                if short.len() < text.len() {
+                    format!("{short} (cairn cache export KEY --format wave for all)")
+                } else {
+                    short
+                }
+            }
             Ok(None) => "(none)".into(),
             Err(err) => format!("unreadable: {err}"),
         },
@@ -354,15 +362,6 @@ fn show(host: &cairn::Host, key: &str, json: bool) -> cairn::Result<()> {
         }
     }
     Ok(())
-}
-
-fn cairn_shorten(text: &str) -> String {
-    const MAX: usize = 300;
-    if text.chars().count() <= MAX {
-        return text.to_string();
-    }
-    let cut: String = text.chars().take(MAX).collect();
-    format!("{cut}… (cairn cache export KEY --format wave for all)")
 }
 
 fn rm(host: &cairn::Host, a: &RmArgs) -> cairn::Result<()> {

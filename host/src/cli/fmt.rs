@@ -40,19 +40,7 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// `2026-11-21 14:03:09 UTC`.
-pub fn timestamp(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms))
-        .to_string()
-        .replace('T', " ")
-        .replace('Z', " UTC")
-}
-
-/// The file stem of a component name (`examples/…/load.wasm` → `load`).
-pub fn stem(name: &str) -> &str {
-    let base = name.rsplit('/').next().unwrap_or(name);
-    base.strip_suffix(".wasm").unwrap_or(base)
-}
+pub use cairn::graph::{stem, timestamp};
 
 /// Lines of left-aligned columns (the last column is not padded).
 pub fn table(rows: &[Vec<String>]) -> Vec<String> {
@@ -91,8 +79,6 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(12)), "12 ms");
         assert_eq!(duration(Duration::from_millis(1197)), "1.20 s");
         assert_eq!(ago(0, 3 * 3_600_000), "3h ago");
-        assert_eq!(timestamp(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(stem("a/b/load.wasm"), "load");
         assert_eq!(
             table(&[
                 vec!["a".into(), "bb".into()],

@@ -274,7 +274,9 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
             }
         }
         if let (Some(dir), Some(value)) = (&out_dir, &out.value) {
-            write_blobs(&host, dir, value)?;
+            for (path, len) in host.write_blobs(value, dir)? {
+                eprintln!("cairn: wrote {} ({len} bytes)", path.display());
+            }
         }
         totals.add(&out.report);
         if json {
@@ -449,23 +451,6 @@ fn load_task(
         })
         .collect::<cairn::Result<Vec<_>>>()?;
     host.bind(&task, &pool, &[])
-}
-
-/// Writes every blob of `value` to `dir`, one file per blob, named by its
-/// place in the result.
-fn write_blobs(host: &cairn::Host, dir: &Path, value: &cairn::Value) -> cairn::Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        cairn::Error::new(
-            cairn::ErrorKind::Io,
-            format!("cannot create {}: {e}", dir.display()),
-        )
-    })?;
-    for (name, blob) in value.blobs_with_paths("result") {
-        let path = dir.join(&name);
-        host.write_blob(&blob, &path)?;
-        eprintln!("cairn: wrote {} ({} bytes)", path.display(), blob.len());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -138,19 +138,12 @@ impl Store {
     /// Up to `limit` entries for `export`, newest first: the candidates an
     /// explanation compares a miss with.
     pub(crate) fn entries_for_export(&self, export: &str, limit: usize) -> Result<Vec<Listed>> {
-        let mut keys: Vec<Digest> = self
-            .queue
-            .find(|b| {
-                let keys: Vec<Digest> = b
-                    .by_export
-                    .iter()
-                    .filter(|(e, _, _)| e == export)
-                    .map(|(_, _, k)| *k)
-                    .collect();
-                Some(keys)
-            })
-            .unwrap_or_default();
-        keys.reverse();
+        // Queued entries first, newest first; then the committed ones.
+        let mut keys: Vec<Digest> = Vec::new();
+        self.queue.visit(|b| {
+            let rows = b.by_export.iter().rev().filter(|(e, _, _)| e == export);
+            keys.extend(rows.map(|(_, _, k)| *k));
+        });
         let stored = self.read(|tx| {
             let table = tx.open_table(BY_EXPORT)?;
             let range = table.range((export, 0, &[0u8; 32])..=(export, u64::MAX, &[0xffu8; 32]))?;
@@ -391,9 +384,9 @@ impl Store {
             .collect()
     }
 
-    /// Sizes of the stat cache and of the run history.
-    pub(crate) fn table_counts(&self) -> Result<(u64, u64)> {
-        self.read(|tx| Ok((tx.open_table(FILES)?.len()?, tx.open_table(RUNS)?.len()?)))
+    /// How many input files the stat cache remembers.
+    pub(crate) fn files_remembered(&self) -> Result<u64> {
+        self.read(|tx| Ok(tx.open_table(FILES)?.len()?))
     }
 }
 

@@ -185,6 +185,15 @@ impl Queue {
         f(&state.pending).or_else(|| state.committing.as_deref().and_then(f))
     }
 
+    /// Visits everything queued and not yet committed, newest first.
+    pub(crate) fn visit(&self, mut f: impl FnMut(&Batch)) {
+        let state = self.lock();
+        f(&state.pending);
+        if let Some(b) = state.committing.as_deref() {
+            f(b);
+        }
+    }
+
     /// Waits until everything queued so far is committed. Returns the error
     /// of a failed commit since the last flush, if any (its writes are lost;
     /// they were results, which are recomputed).
