@@ -3,11 +3,12 @@
 //! run history. (Eviction lives in [`crate::gc`].)
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::digest::Digest;
-use crate::entry::KeyManifest;
+use crate::entry::{ClosureNode, KeyManifest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::{CacheMode, CallOptions, Host};
 use crate::runs::RunRecord;
@@ -422,27 +423,48 @@ impl Host {
     /// components the cache holds.
     fn rebuild(&self, closure: &Digest) -> Result<Task> {
         let store = &self.inner.store;
-        let node = store.closure(closure)?.ok_or_else(|| {
+        let bytes = |node: &ClosureNode| -> Result<Arc<[u8]>> {
+            let bytes = store.object_any(&node.component)?.ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Cache,
+                    format!(
+                        "component {} ({}) is not in the cache",
+                        node.name,
+                        node.component.short()
+                    ),
+                )
+            })?;
+            Ok(bytes.into())
+        };
+        self.rebuild_with(closure, &|c| store.closure(c), &bytes)
+    }
+
+    /// The task whose closure is `closure`, rebuilt from closure nodes
+    /// (`node`) and component bytes (`bytes`, whose hash must be the node's).
+    pub(crate) fn rebuild_with(
+        &self,
+        closure: &Digest,
+        node: &dyn Fn(&Digest) -> Result<Option<ClosureNode>>,
+        bytes: &dyn Fn(&ClosureNode) -> Result<Arc<[u8]>>,
+    ) -> Result<Task> {
+        let n = node(closure)?.ok_or_else(|| {
             Error::new(
                 ErrorKind::Cache,
                 format!("closure {} is not in the cache", closure.short()),
             )
         })?;
-        let bytes = store.object_any(&node.component)?.ok_or_else(|| {
-            Error::new(
-                ErrorKind::Cache,
-                format!(
-                    "component {} ({}) is not in the cache",
-                    node.name,
-                    node.component.short()
-                ),
-            )
-        })?;
-        let mut task = self.load_bytes(&node.name, bytes)?.with_impure(node.impure);
-        let bound = node
+        let code = bytes(&n)?;
+        if Digest::of(&code) != n.component {
+            return Err(Error::new(
+                ErrorKind::InvalidComponent,
+                format!("the bytes given for {} do not match its hash", n.name),
+            ));
+        }
+        let mut task = self.load_bytes(&n.name, code)?.with_impure(n.impure);
+        let bound = n
             .imports
             .iter()
-            .map(|(import, child)| Ok((import.clone(), self.rebuild(child)?)))
+            .map(|(import, child)| Ok((import.clone(), self.rebuild_with(child, node, bytes)?)))
             .collect::<Result<Vec<_>>>()?;
         task.set_bound(bound);
         Ok(task)

@@ -21,6 +21,9 @@ pub enum ErrorKind {
     TaskFailed,
     /// The cache directory or its index is unusable (unreadable, damaged, not writable).
     Cache,
+    /// The shared tier (a NATS server given with `--remote`) could not be
+    /// reached, or failed. Nothing stored locally is lost.
+    Remote,
     /// A bug or an unexpected engine failure.
     Internal,
 }

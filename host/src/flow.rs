@@ -24,6 +24,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::explain::{self, Difference, Explanation};
 use crate::host::{CacheMode, CacheStatus, CallOptions, CallRecord};
 use crate::key::{self, KeyInputs};
+use crate::remote::{self, tier, Claimed, Remote};
 use crate::sandbox::{Grants, Limits, Sandbox};
 use crate::store::{now_ms, FileStamp, NewResult, Output, Store, INLINE_MAX};
 use crate::task::{host_provided, Task};
@@ -42,6 +43,8 @@ pub(crate) struct Inner {
     memory: Mutex<HashMap<Digest, (Option<Value>, Duration)>>,
     /// Keys being executed now, so that identical concurrent calls run once.
     running: Mutex<HashMap<Digest, Arc<Mutex<()>>>>,
+    /// The shared tier, once connected.
+    pub(crate) remote: OnceLock<Remote>,
 }
 
 /// Where a call runs: its host, the run's record of calls, and its depth.
@@ -51,6 +54,9 @@ pub(crate) struct Scope {
     trace: Arc<Mutex<Vec<CallRecord>>>,
     depth: u32,
     opts: CallOptions,
+    /// Whether a miss claims its key in the shared tier first (a worker's
+    /// call does not: its sender holds the claim).
+    claim: bool,
 }
 
 impl Scope {
@@ -61,6 +67,15 @@ impl Scope {
             trace: Arc::default(),
             depth: 0,
             opts,
+            claim: true,
+        }
+    }
+
+    /// The scope of a call a worker runs for another host.
+    pub(crate) fn worker(inner: Arc<Inner>, opts: CallOptions) -> Scope {
+        Scope {
+            claim: false,
+            ..Scope::root(inner, opts)
         }
     }
 
@@ -72,6 +87,7 @@ impl Scope {
     fn child(&self) -> Scope {
         let mut s = self.clone();
         s.depth += 1;
+        s.claim = true;
         // Grants are the called task's; the tasks it calls get none.
         s.opts.grants = Grants::default();
         // `--refresh` re-runs the call asked for; what it calls may still hit.
@@ -102,6 +118,7 @@ impl Inner {
             limits,
             memory: Mutex::default(),
             running: Mutex::default(),
+            remote: OnceLock::new(),
         }
     }
 
@@ -332,7 +349,11 @@ impl Inner {
             manifest: &manifest,
             args,
             closures,
-        })
+        })?;
+        match self.remote.get() {
+            Some(remote) => tier::push(&self.store, remote, key),
+            None => Ok(()),
+        }
     }
 }
 
@@ -376,7 +397,7 @@ fn shown(v: &Value) -> String {
 }
 
 /// The closure tree of `task`: each node with the task it describes.
-fn closure_nodes<'a>(task: &'a Task, out: &mut Vec<(Digest, ClosureNode, &'a Task)>) {
+pub(crate) fn closure_nodes<'a>(task: &'a Task, out: &mut Vec<(Digest, ClosureNode, &'a Task)>) {
     let node = ClosureNode {
         name: task.name.clone(),
         component: task.hash,
@@ -463,12 +484,23 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
             stored: false,
         }
     };
+    let from_remote = || scope.trace.lock().expect("poisoned")[slot].remote = true;
+    let replay = scope.opts.replay_output;
     let mut expired = None;
     if use_cache {
-        match inner.lookup(&key, ty, scope.opts.replay_output, max_age)? {
+        match inner.lookup(&key, ty, replay, max_age)? {
             Lookup::Hit(hit) => return Ok(answer(hit)),
             Lookup::Expired(created) => expired = Some(created),
             Lookup::Miss => {}
+        }
+        // The shared tier: a hit there is copied into the local cache.
+        if let Some(remote) = inner.remote.get() {
+            if tier::pull(&inner.store, remote, &key)? {
+                if let Lookup::Hit(hit) = inner.lookup(&key, ty, replay, max_age)? {
+                    from_remote();
+                    return Ok(answer(hit));
+                }
+            }
         }
     }
     let max_depth = inner.limits.max_depth;
@@ -508,39 +540,85 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
         };
         scope.trace.lock().expect("poisoned")[slot].explanation = Some(explanation);
     }
-    // Single flight: one execution per key at a time in this process; a call
-    // that waited finds the result the first one stored.
+    // Single flight: one execution per key at a time in this process (and,
+    // with a shared tier, across machines); a call that waited finds the
+    // result the first one stored.
     let gate = use_cache.then(|| inner.gate(&key));
-    let result = {
+    let result = (|| -> Result<Settled> {
         let _running = gate
             .as_ref()
             .map(|g| g.lock().unwrap_or_else(|e| e.into_inner()));
-        match gate
-            .as_ref()
-            .map(|_| inner.lookup(&key, ty, scope.opts.replay_output, max_age))
-        {
-            Some(Err(e)) => Err(e),
-            Some(Ok(Lookup::Hit(hit))) => Ok(Err(hit)),
-            _ => {
-                let call = Execute {
-                    scope,
-                    task,
-                    export,
-                    ty,
-                    args,
-                    keyed: &keyed,
-                    grants: &grants,
-                    slot,
-                    expired: expired.is_some(),
-                };
-                call.run(manifest).map(Ok)
+        if gate.is_some() {
+            if let Lookup::Hit(hit) = inner.lookup(&key, ty, replay, max_age)? {
+                return Ok(Settled::Hit(hit, false));
             }
         }
-    };
+        let remote = inner.remote.get().filter(|r| !r.is_down());
+        let _claim = match remote {
+            Some(r) if use_cache && scope.claim => {
+                match remote::claim_or_wait(&inner.store, r, &key)? {
+                    Claimed::Mine(claim) => claim,
+                    Claimed::Published => match inner.lookup(&key, ty, replay, max_age)? {
+                        Lookup::Hit(hit) => return Ok(Settled::Hit(hit, true)),
+                        _ => None,
+                    },
+                }
+            }
+            _ => None,
+        };
+        // Tasks (not flows: they would hold a worker while waiting for
+        // their own calls) with nothing granted can run elsewhere.
+        let portable = task.bound.is_empty() && grants.is_empty() && task.persist;
+        if let (Some(r), true, true) = (remote, scope.opts.dispatch, portable && manifest.is_some())
+        {
+            if let Some(worker) =
+                remote::work::dispatch(inner, r, task, &path, &key, args, &keyed.encoded)?
+            {
+                return match inner.lookup(&key, ty, replay, None)? {
+                    Lookup::Hit(hit) => Ok(Settled::Dispatched(hit, worker)),
+                    _ => Err(Error::internal(
+                        "a worker's result is not in the local cache after it was copied",
+                    )),
+                };
+            }
+        }
+        let call = Execute {
+            scope,
+            task,
+            export,
+            ty,
+            args,
+            keyed: &keyed,
+            grants: &grants,
+            slot,
+            expired: expired.is_some(),
+        };
+        call.run(manifest).map(|e| Settled::Executed(Box::new(e)))
+    })();
     inner.ungate(&key, gate);
     let (exec, stored, status, expires_ms) = match result? {
-        Ok(executed) => executed,
-        Err(hit) => return Ok(answer(hit)),
+        Settled::Executed(executed) => *executed,
+        Settled::Hit(hit, remote) => {
+            if remote {
+                from_remote();
+            }
+            return Ok(answer(hit));
+        }
+        Settled::Dispatched(hit, worker) => {
+            let status = match expired {
+                Some(_) => CacheStatus::Expired,
+                None => CacheStatus::Miss,
+            };
+            scope.trace.lock().expect("poisoned")[slot].worker = Some(worker);
+            finish(status, hit.run, hit.output, hit.expires_ms);
+            return Ok(Called {
+                value: hit.value,
+                cache: status,
+                key,
+                run: hit.run,
+                stored: true,
+            });
+        }
     };
     finish(status, exec.run, (exec.stdout, exec.stderr), expires_ms);
     Ok(Called {
@@ -550,6 +628,18 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
         run: exec.run,
         stored,
     })
+}
+
+/// How a call that missed in the first lookup was settled.
+enum Settled {
+    /// Found after all: stored meanwhile by another call in this process, or
+    /// (`true`) published by another machine that held the claim.
+    Hit(Box<Stored>, bool),
+    /// Executed by the named worker; its result is now in the local cache.
+    Dispatched(Box<Stored>, String),
+    /// Executed here: the execution, whether it was stored, its status and
+    /// when it expires.
+    Executed(Box<(Execution, bool, CacheStatus, Option<u64>)>),
 }
 
 /// A call that missed, about to run.

@@ -36,8 +36,36 @@ pub const COMPILED_MAX_IDLE: Duration = Duration::from_secs(30 * 24 * 3600);
 #[non_exhaustive]
 pub struct Config {
     /// The size budget, applied after every `cairn run` (`max_size = "10GiB"`).
-    #[serde(default, with = "size_text")]
+    #[serde(default, with = "size_text", skip_serializing_if = "Option::is_none")]
     pub max_size: Option<u64>,
+    /// The shared tier every `cairn run` on this cache uses unless told
+    /// otherwise (a `[remote]` table: `url`, `optional`, `creds`, `nkey`,
+    /// `tls_ca`, `tls_cert`, `tls_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<RemoteSettings>,
+}
+
+/// The `[remote]` table of `config.toml`: where the shared tier is and how
+/// to authenticate; see [`crate::RemoteConfig`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RemoteSettings {
+    /// `nats://HOST:PORT` or `tls://HOST:PORT`.
+    pub url: String,
+    /// Go on locally, with a warning, when the server cannot be reached.
+    #[serde(default)]
+    pub optional: bool,
+    /// A NATS credentials file.
+    pub creds: Option<std::path::PathBuf>,
+    /// A file holding an nkey seed.
+    pub nkey: Option<std::path::PathBuf>,
+    /// A CA certificate (PEM) for the server's TLS certificate.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// A client certificate (PEM) for mutual TLS, with `tls_key`.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's key (PEM).
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 mod size_text {
@@ -375,6 +403,11 @@ mod tests {
         assert_eq!(Config::read(dir.path()).unwrap(), Config::default());
         let c = Config {
             max_size: Some(10 << 30),
+            remote: Some(RemoteSettings {
+                url: "nats://127.0.0.1:4222".into(),
+                optional: true,
+                ..RemoteSettings::default()
+            }),
         };
         c.write(dir.path()).unwrap();
         assert_eq!(Config::read(dir.path()).unwrap(), c);

@@ -11,6 +11,7 @@ use crate::engine::BlobReader;
 use crate::error::{Error, ErrorKind, Result};
 use crate::explain::Explanation;
 use crate::flow::{self, Inner, Scope};
+use crate::remote::{Remote, RemoteConfig, WorkerOptions};
 use crate::runs::RunRecord;
 use crate::sandbox::{Grants, Limits};
 use crate::store::Store;
@@ -68,6 +69,10 @@ pub struct CallOptions {
     pub record_run: bool,
     /// Told about each call as it starts and finishes.
     pub observer: Option<Arc<dyn Observer>>,
+    /// With a shared tier ([`Host::connect`]): send task calls that miss to
+    /// the workers ([`Host::serve`]) instead of executing them here. Flows
+    /// still run here (their calls are dispatched), as do calls with grants.
+    pub dispatch: bool,
 }
 
 impl std::fmt::Debug for CallOptions {
@@ -80,6 +85,7 @@ impl std::fmt::Debug for CallOptions {
             .field("explain", &self.explain)
             .field("record_run", &self.record_run)
             .field("observer", &self.observer.is_some())
+            .field("dispatch", &self.dispatch)
             .finish()
     }
 }
@@ -161,6 +167,10 @@ pub struct CallRecord {
     pub stderr: Vec<u8>,
     /// Why it missed, when [`CallOptions::explain`] was set.
     pub explanation: Option<Explanation>,
+    /// A hit answered by the shared tier (and copied into the local cache).
+    pub remote: bool,
+    /// The worker that executed it, when it was dispatched.
+    pub worker: Option<String>,
     /// When its result expires (ms since the epoch).
     pub(crate) expires_ms: Option<u64>,
 }
@@ -179,6 +189,8 @@ impl CallRecord {
             stdout: Vec::new(),
             stderr: Vec::new(),
             explanation: None,
+            remote: false,
+            worker: None,
             expires_ms: None,
         }
     }
@@ -357,6 +369,49 @@ impl Host {
             .inner
             .key_of(task, &export.path(), ty, args, &grants)?
             .key)
+    }
+
+    /// Connects this host to a shared tier on NATS JetStream: lookups that
+    /// miss locally ask it (and copy its hits into the local cache), new
+    /// results are published to it, a key missing everywhere is executed by
+    /// one machine at a time, and [`CallOptions::dispatch`] sends calls to
+    /// workers. Returns `false` when the server cannot be reached and
+    /// [`RemoteConfig::optional`] lets the host go on with its local cache.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Remote`] if the server cannot be reached (and the tier is
+    /// not optional); [`ErrorKind::BadArguments`] if this host is already
+    /// connected.
+    pub fn connect(&self, cfg: RemoteConfig) -> Result<bool> {
+        if self.inner.remote.get().is_some() {
+            return Err(Error::new(
+                ErrorKind::BadArguments,
+                "this host is already connected to a shared tier",
+            ));
+        }
+        let Some(remote) = Remote::connect(cfg)? else {
+            return Ok(false);
+        };
+        let _ = self.inner.remote.set(remote);
+        Ok(true)
+    }
+
+    /// Runs as a worker of the connected shared tier: pulls calls that
+    /// hosts dispatched, executes them in this host's sandbox and limits,
+    /// publishes their results and acknowledges them. Returns after
+    /// [`WorkerOptions::max_calls`] calls, or never.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Remote`] if the host is not connected or the work queue
+    /// cannot be joined. A call that fails is reported to its sender, not here.
+    pub fn serve(&self, opts: &WorkerOptions) -> Result<()> {
+        let remote = self.inner.remote.get().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Remote,
+                "a worker needs a shared tier; connect with --remote nats://HOST:PORT",
+            )
+        })?;
+        crate::remote::work::serve(self, remote, opts)
     }
 
     /// Waits until every result stored so far is committed to the index, so

@@ -14,4 +14,5 @@ mod flows;
 mod hostile;
 mod library;
 mod pipeline;
+mod remote;
 mod steer;

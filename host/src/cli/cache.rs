@@ -53,6 +53,12 @@ enum CacheCommand {
         /// A size budget applied after every `cairn run` (e.g. 10GiB); `none` removes it
         #[arg(long, value_name = "SIZE")]
         max_size: Option<String>,
+        /// The shared tier `cairn run` uses by default (nats://HOST:PORT); `none` removes it
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        /// With --remote: go on with the local cache when the server cannot be reached
+        #[arg(long, requires = "remote")]
+        remote_optional: bool,
     },
     /// Check stored hashes; optionally run entries again to catch non-deterministic tasks
     Verify {
@@ -165,7 +171,11 @@ pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn::Result<()> {
             Ok(())
         }
         CacheCommand::Gc(a) => gc(&host, &a),
-        CacheCommand::Config { max_size } => config(&host, max_size),
+        CacheCommand::Config {
+            max_size,
+            remote,
+            remote_optional,
+        } => config(&host, max_size, remote, remote_optional),
         CacheCommand::Verify { sample, reexecute } => verify(&host, sample, reexecute),
     }
 }
@@ -422,8 +432,22 @@ fn gc(host: &cairn::Host, a: &GcArgs) -> cairn::Result<()> {
     ))
 }
 
-fn config(host: &cairn::Host, max_size: Option<String>) -> cairn::Result<()> {
+fn config(
+    host: &cairn::Host,
+    max_size: Option<String>,
+    remote: Option<String>,
+    remote_optional: bool,
+) -> cairn::Result<()> {
     let mut c = cairn::Config::read(host.cache_dir())?;
+    let changed = max_size.is_some() || remote.is_some();
+    if let Some(url) = remote {
+        c.remote = (url != "none").then(|| {
+            let mut r = c.remote.take().unwrap_or_default();
+            r.url = url;
+            r.optional = remote_optional;
+            r
+        });
+    }
     if let Some(text) = max_size {
         c.max_size = match text.as_str() {
             "none" => None,
@@ -434,12 +458,19 @@ fn config(host: &cairn::Host, max_size: Option<String>) -> cairn::Result<()> {
                 )
             })?),
         };
+    }
+    if changed {
         c.write(host.cache_dir())?;
     }
     print_line(&format!(
         "max_size = {}",
         c.max_size.map_or("none".into(), fmt::size)
-    ))
+    ))?;
+    print_line(&match &c.remote {
+        Some(r) if r.optional => format!("remote = {} (optional)", r.url),
+        Some(r) => format!("remote = {}", r.url),
+        None => "remote = none".into(),
+    })
 }
 
 fn verify(host: &cairn::Host, sample: Option<usize>, reexecute: bool) -> cairn::Result<()> {

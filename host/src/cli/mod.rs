@@ -5,6 +5,7 @@ mod cache;
 mod fmt;
 mod inspect;
 mod progress;
+mod remote;
 mod run;
 mod runs;
 
@@ -38,6 +39,7 @@ enum Command {
     Runs(runs::RunsArgs),
     Graph(runs::GraphArgs),
     Explain(runs::ExplainArgs),
+    Worker(Box<remote::WorkerArgs>),
 }
 
 /// Exit code for a task that failed (trapped); nothing was cached.
@@ -63,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Runs(args) => runs::runs(cli.cache_dir, args),
         Command::Graph(args) => runs::graph(cli.cache_dir, args),
         Command::Explain(args) => runs::explain(cli.cache_dir, args),
+        Command::Worker(args) => remote::worker(cli.cache_dir, *args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

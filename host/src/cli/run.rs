@@ -91,6 +91,12 @@ pub struct RunArgs {
     /// Treat results stored longer ago than TTL as expired, e.g. 2h, 30min
     #[arg(long, value_name = "TTL", value_parser = humantime::parse_duration)]
     ttl: Option<std::time::Duration>,
+    #[command(flatten)]
+    remote: super::remote::RemoteArgs,
+    /// With a shared tier: send task calls that miss to `cairn worker`s
+    /// instead of running them here (flows still run here; their calls go)
+    #[arg(long)]
+    dispatch: bool,
     /// The component (.wasm), or a task name of the manifest
     #[arg(value_name = "COMPONENT|TASK")]
     component: PathBuf,
@@ -219,6 +225,10 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         limits.max_memory = m;
     }
     let host = super::open_host(cache_dir, limits)?;
+    let connected = args.remote.connect(&host, |_| {})?;
+    if args.dispatch && !connected {
+        eprintln!("warning: --dispatch needs a shared tier (--remote); running calls here");
+    }
     let pool: Vec<PathBuf> = args.with.into_iter().chain(with).collect();
     let task = load_task(&host, &args.component, args.manifest.as_deref(), &pool)?;
     let parsed = calls
@@ -240,6 +250,7 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
     // (`cairn explain` works it out later from the recorded run).
     opts.explain = args.explain;
     opts.record_run = true;
+    opts.dispatch = args.dispatch;
     let progress = std::sync::Arc::new(Progress::new(json, args.verbose));
     opts.observer = Some(progress.clone());
     let outcomes = match parsed.as_slice() {
@@ -308,6 +319,10 @@ struct Totals {
     executed: u32,
     saved: std::time::Duration,
     key: Option<cairn::Digest>,
+    /// Hits answered by the shared tier.
+    remote: usize,
+    /// Calls executed by workers.
+    dispatched: usize,
 }
 
 impl Totals {
@@ -317,9 +332,12 @@ impl Totals {
         self.executed += r.executed;
         self.saved += saved(r);
         self.key = Some(r.key);
+        self.remote += r.calls.iter().filter(|c| c.remote).count();
+        self.dispatched += r.calls.iter().filter(|c| c.worker.is_some()).count();
     }
 
-    /// `6 calls: 1 hit, 5 executed, 2.24 s saved; key 561ffcafab2c`.
+    /// `6 calls: 1 hit, 5 executed, 2.24 s saved; key 561ffcafab2c`, with
+    /// `(1 from the shared tier)` and `(5 on workers)` when there were any.
     fn summary(&self) -> String {
         let saved = if self.saved.is_zero() {
             String::new()
@@ -330,8 +348,16 @@ impl Totals {
             .key
             .map(|k| format!("; key {}", k.short()))
             .unwrap_or_default();
+        let remote = match self.remote {
+            0 => String::new(),
+            n => format!(" ({n} from the shared tier)"),
+        };
+        let dispatched = match self.dispatched {
+            0 => String::new(),
+            n => format!(" ({n} on workers)"),
+        };
         format!(
-            "{} call{}: {} hit{}, {} executed{saved}{key}",
+            "{} call{}: {} hit{}{remote}, {} executed{dispatched}{saved}{key}",
             self.calls,
             if self.calls == 1 { "" } else { "s" },
             self.hits,
@@ -370,6 +396,8 @@ fn report_json(
                 "ms": c.elapsed.as_secs_f64() * 1e3,
                 "depth": c.depth,
                 "why": c.explanation.as_ref().map(|e| e.to_string()),
+                "remote": c.remote,
+                "worker": c.worker,
             })
         })
         .collect();
@@ -416,7 +444,7 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 }
 
 /// `512MiB`, `1 GiB`, `1000000` (bytes).
-fn parse_size(text: &str) -> Result<usize, String> {
+pub(super) fn parse_size(text: &str) -> Result<usize, String> {
     let size: bytesize::ByteSize = text.parse()?;
     usize::try_from(size.as_u64()).map_err(|e| e.to_string())
 }

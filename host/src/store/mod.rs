@@ -230,7 +230,7 @@ impl Store {
     }
 
     /// The record stored under `key`, with its manifest bytes.
-    fn record_bytes(&self, key: &Digest) -> Result<Option<Arc<[u8]>>> {
+    pub(crate) fn record_bytes(&self, key: &Digest) -> Result<Option<Arc<[u8]>>> {
         if let Some(b) = self.queue.find(|b| b.results.get(key).cloned()) {
             return Ok(Some(b));
         }
@@ -482,19 +482,23 @@ impl Store {
         })
     }
 
+    /// Stages object `bytes`: a large one is written to its file now, a
+    /// small one is added to `inline` for the next shared commit.
+    fn stage(&self, bytes: &[u8], inline: &mut Vec<(Digest, Arc<[u8]>)>) -> Result<(Digest, u64)> {
+        let hash = Digest::of(bytes);
+        if bytes.len() > INLINE_MAX {
+            self.write_object_file(&hash, bytes)?;
+        } else {
+            inline.push((hash, bytes.into()));
+        }
+        Ok((hash, bytes.len() as u64))
+    }
+
     /// Stores a call's result: object files now, everything else with the
     /// next shared commit (visible to this process at once).
     pub(crate) fn put_result(&self, new: NewResult<'_>) -> Result<()> {
         let mut inline: Vec<(Digest, Arc<[u8]>)> = Vec::new();
-        let mut put = |bytes: &[u8]| -> Result<(Digest, u64)> {
-            let hash = Digest::of(bytes);
-            if bytes.len() > INLINE_MAX {
-                self.write_object_file(&hash, bytes)?;
-            } else {
-                inline.push((hash, bytes.into()));
-            }
-            Ok((hash, bytes.len() as u64))
-        };
+        let mut put = |bytes: &[u8]| self.stage(bytes, &mut inline);
         let mut stored = 0;
         for blob in new.blobs {
             stored += put(blob)?.1;
@@ -570,18 +574,38 @@ impl Store {
         Ok(out)
     }
 
-    /// Stores one object on its own (results store theirs with [`Store::put_result`]).
-    #[cfg(test)]
-    pub(crate) fn put_object(&self, bytes: &[u8]) -> Result<Digest> {
-        let hash = Digest::of(bytes);
-        if bytes.len() > INLINE_MAX {
-            self.write_object_file(&hash, bytes)?;
-            return Ok(hash);
+    /// Stores an entry copied from another cache (the shared tier): its
+    /// record as it was made there, and the objects this cache lacked, which
+    /// the caller has verified against the hashes the record names.
+    pub(crate) fn import(
+        &self,
+        key: &Digest,
+        record: &[u8],
+        export: &str,
+        created_ms: u64,
+        objects: &[Vec<u8>],
+    ) -> Result<()> {
+        let mut inline = Vec::new();
+        for bytes in objects {
+            self.stage(bytes, &mut inline)?;
         }
-        self.write(|tx| {
-            tx.open_table(OBJECTS)?.insert(hash.as_bytes(), bytes)?;
-            Ok(())
-        })?;
+        let record: Arc<[u8]> = record.into();
+        self.queue.push(|b| {
+            b.objects.extend(inline);
+            b.results.insert(*key, record);
+            b.by_export.push((export.to_string(), created_ms, *key));
+        });
+        Ok(())
+    }
+
+    /// Stores one object on its own (results store theirs with
+    /// [`Store::put_result`]): a component or input a worker was sent.
+    pub(crate) fn put_object(&self, bytes: &[u8]) -> Result<Digest> {
+        let mut inline = Vec::new();
+        let (hash, _) = self.stage(bytes, &mut inline)?;
+        if !inline.is_empty() {
+            self.queue.push(|b| b.objects.extend(inline));
+        }
         Ok(hash)
     }
 

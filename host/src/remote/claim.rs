@@ -1,0 +1,141 @@
+//! Claims: the first machine to miss a key claims it (a key-value create,
+//! which only one can win) and executes it; the others wait for its result.
+//! A claim lives in a bucket whose entries expire, and its holder renews it
+//! while it works, so a holder that dies blocks the others for at most the
+//! claim's time to live.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::kv;
+
+use super::{tier, Remote};
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::store::Store;
+
+/// A key this host claimed; dropping it releases the claim.
+pub(crate) struct Claim {
+    name: String,
+    claims: kv::Store,
+    rt: tokio::runtime::Handle,
+    renew: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.renew.abort();
+        let claims = self.claims.clone();
+        let name = std::mem::take(&mut self.name);
+        // Best effort: a claim not released expires on its own.
+        let _ = self.rt.block_on(async move {
+            tokio::time::timeout(Duration::from_secs(2), claims.delete(name)).await
+        });
+    }
+}
+
+/// What claiming a key came to.
+pub(crate) enum Claimed {
+    /// This host executes the key (`None`: without a claim, because the
+    /// shared tier is unavailable or the wait for another holder ran out).
+    Mine(Option<Box<Claim>>),
+    /// Another machine published the result; it is now in the local cache.
+    Published,
+}
+
+impl Remote {
+    /// Tries to claim `key`: the claim, or who holds it (`Err`); `None` when
+    /// the tier is unavailable.
+    fn try_claim(&self, key: &Digest) -> Result<Option<std::result::Result<Claim, String>>> {
+        let name = key.to_hex();
+        let got = self.run("claiming a call", async {
+            match self.claims.create(&name, self.id.clone().into()).await {
+                Ok(revision) => Ok(Ok(revision)),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    let holder = self.claims.get(&name).await.ok().flatten();
+                    Ok(Err(holder
+                        .map(|h| String::from_utf8_lossy(&h).into_owned())
+                        .unwrap_or_default()))
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(got.map(|r| r.map(|revision| self.hold(name, revision))))
+    }
+
+    /// Starts renewing the claim `name` made at `revision`.
+    fn hold(&self, name: String, revision: u64) -> Claim {
+        let (claims, id) = (self.claims.clone(), self.id.clone());
+        let every = self.cfg.claim_ttl / 3;
+        let key = name.clone();
+        let renew = self.rt.spawn(async move {
+            let mut revision = revision;
+            loop {
+                tokio::time::sleep(every).await;
+                match claims.update(&key, id.clone().into(), revision).await {
+                    Ok(r) => revision = r,
+                    Err(e) => tracing::warn!(key, "cannot renew a claim: {e}"),
+                }
+            }
+        });
+        Claim {
+            name,
+            claims: self.claims.clone(),
+            rt: self.rt.handle().clone(),
+            renew,
+        }
+    }
+
+    /// Whether someone holds a claim on `key`; `None` when unavailable.
+    fn is_claimed(&self, key: &Digest) -> Result<Option<bool>> {
+        self.run("reading a claim", async {
+            let entry = self.claims.entry(key.to_hex()).await?;
+            Ok::<_, kv::EntryError>(entry.is_some_and(|e| e.operation == kv::Operation::Put))
+        })
+    }
+}
+
+/// Claims `key` for this host, or waits (up to [`super::RemoteConfig::wait`])
+/// for the machine that holds it to publish the result, which is then copied
+/// into `store`.
+pub(crate) fn claim_or_wait(store: &Store, remote: &Remote, key: &Digest) -> Result<Claimed> {
+    let deadline = Instant::now() + remote.cfg.wait;
+    let mut told = false;
+    loop {
+        let holder = match remote.try_claim(key)? {
+            None => return Ok(Claimed::Mine(None)),
+            Some(Ok(claim)) => {
+                // It may have been published between our lookup and the claim.
+                if tier::pull(store, remote, key)? {
+                    return Ok(Claimed::Published);
+                }
+                return Ok(Claimed::Mine(Some(Box::new(claim))));
+            }
+            Some(Err(holder)) => holder,
+        };
+        if !told {
+            tracing::info!(%key, holder, "another machine is computing this call; waiting for it");
+            told = true;
+        }
+        let mut pause = Duration::from_millis(5);
+        loop {
+            if tier::pull(store, remote, key)? {
+                return Ok(Claimed::Published);
+            }
+            match remote.is_claimed(key)? {
+                None => return Ok(Claimed::Mine(None)),
+                Some(false) => break,
+                Some(true) => {}
+            }
+            if Instant::now() >= deadline {
+                eprintln!(
+                    "warning: {holder} has been computing {} for longer than {}; computing it here too",
+                    key.short(),
+                    humantime::format_duration(remote.cfg.wait)
+                );
+                return Ok(Claimed::Mine(None));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+}

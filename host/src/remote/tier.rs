@@ -1,0 +1,113 @@
+//! Moving entries between the local cache and the shared tier: `pull` copies
+//! a shared entry in (every object verified against the hash the record
+//! names), `push` publishes a local one.
+
+use std::collections::HashMap;
+
+use super::record::{self, INLINE_MAX, INLINE_TOTAL};
+use super::Remote;
+use crate::digest::Digest;
+use crate::entry::KeyManifest;
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{ResultRecord, Store};
+
+/// A stored record, read.
+struct Parsed {
+    header: ResultRecord,
+    manifest: KeyManifest,
+    /// Every object the entry holds: value, captured output, and the blobs
+    /// inside the value.
+    objects: Vec<(Digest, u64)>,
+}
+
+fn parse(record: &[u8]) -> Option<Parsed> {
+    let header = ResultRecord::from_bytes(record)?;
+    let manifest: KeyManifest =
+        serde_json::from_slice(ResultRecord::manifest_bytes(record)).ok()?;
+    let objects = header
+        .objects()
+        .chain(manifest.blobs.iter().copied())
+        .collect();
+    Some(Parsed {
+        header,
+        manifest,
+        objects,
+    })
+}
+
+/// Copies the shared tier's entry for `key` into `store`. Whether there was
+/// one, whole and intact (anything less is a miss, never an error: the call
+/// runs and publishes its result again).
+pub(crate) fn pull(store: &Store, remote: &Remote, key: &Digest) -> Result<bool> {
+    let Some(bytes) = remote.result(key)? else {
+        return Ok(false);
+    };
+    let Some((record, sent)) = record::decode(&bytes) else {
+        tracing::warn!(%key, "shared result is not a record this cairn reads; re-executing");
+        return Ok(false);
+    };
+    let Some(Parsed {
+        header,
+        manifest,
+        objects,
+    }) = parse(record)
+    else {
+        tracing::warn!(%key, "shared result has another layout; re-executing");
+        return Ok(false);
+    };
+    let sent: HashMap<Digest, &[u8]> = sent.into_iter().map(|o| (Digest::of(o), o)).collect();
+    let mut missing = Vec::new();
+    for (hash, len) in objects {
+        if store.has_object(&hash, len) {
+            continue;
+        }
+        let bytes = match sent.get(&hash) {
+            Some(b) => b.to_vec(),
+            None => match remote.object(&hash)? {
+                Some(b) => b,
+                None => {
+                    tracing::warn!(%key, %hash, "an object of a shared result is missing; re-executing");
+                    return Ok(false);
+                }
+            },
+        };
+        if bytes.len() as u64 != len {
+            return Ok(false);
+        }
+        missing.push(bytes);
+    }
+    store.import(key, record, &manifest.export, header.created_ms, &missing)?;
+    Ok(true)
+}
+
+/// Publishes the local entry of `key` to the shared tier: its large objects
+/// to the object store (unless there already), then the record with its
+/// small objects. Objects are read verified from the local cache.
+pub(crate) fn push(store: &Store, remote: &Remote, key: &Digest) -> Result<()> {
+    let Some(record) = store.record_bytes(key)? else {
+        return Ok(());
+    };
+    let Some(Parsed { objects, .. }) = parse(&record) else {
+        return Ok(());
+    };
+    let gone = |hash: &Digest| {
+        Error::new(
+            ErrorKind::Cache,
+            format!("object {hash} of a new result is gone from the local cache; run again"),
+        )
+    };
+    let mut inline = Vec::new();
+    let mut total = 0;
+    for (hash, len) in objects {
+        let len_usize = len as usize;
+        if len_usize <= INLINE_MAX && total + len_usize <= INLINE_TOTAL {
+            inline.push(store.object(&hash, len)?.ok_or_else(|| gone(&hash))?);
+            total += len_usize;
+        } else {
+            remote.ensure_object(&hash, || {
+                store.object(&hash, len)?.ok_or_else(|| gone(&hash))
+            })?;
+        }
+    }
+    remote.put_result(key, record::encode(&record, &inline))
+}

@@ -1,0 +1,343 @@
+//! The shared tier against a real `nats-server` (JetStream in a temporary
+//! directory, on loopback): hosts with separate caches share results, one
+//! machine executes a key the others wait for, flows dispatched to workers,
+//! a worker killed mid-call, and a server that is down.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+
+use crate::pipeline::{manifest, run_task_with};
+use crate::support::{cairn, example, failure, json, ml_csv};
+
+/// A JetStream server on a free loopback port, stopped on drop.
+struct Nats {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Nats {
+    fn start() -> Nats {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Process::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start nats-server; install it (apt-get install nats-server), as .ci/run does");
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nats-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nats {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `cairn worker` process, killed on drop; its stderr is read line by line.
+struct Worker {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Worker {
+    fn start(nats: &Nats, cache: &Path, name: &str) -> Worker {
+        let mut child = Process::new(assert_cmd::cargo::cargo_bin("cairn"))
+            .env_remove("CAIRN_CACHE_DIR")
+            .arg("--cache-dir")
+            .arg(cache)
+            .args([
+                "worker",
+                "--remote",
+                &nats.url,
+                "--name",
+                name,
+                "--ack-wait",
+                "2s",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let w = Worker { child, lines };
+        w.wait_for("serving calls", Duration::from_secs(60));
+        w
+    }
+
+    /// Waits for a line of the worker's log containing `text`.
+    fn wait_for(&self, text: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("the worker never logged {text:?}"),
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn greet(cache: &Path, remote: &[&str]) -> Json {
+    json(
+        cairn(cache)
+            .arg("run")
+            .args(remote)
+            .arg(example("hello"))
+            .args(["greet", "--name", "Ada", "--excited", "true"]),
+    )
+}
+
+/// `(task, cache, remote, worker)` of each call of a run.
+fn calls(out: &Json) -> Vec<(String, String, bool, Option<String>)> {
+    out["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["component"].as_str().unwrap().to_string(),
+                c["cache"].as_str().unwrap().to_string(),
+                c["remote"].as_bool().unwrap(),
+                c["worker"].as_str().map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+fn setup(rows: usize) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.csv");
+    ml_csv(&data, rows, 11);
+    let manifest = manifest(dir.path(), None, true);
+    (dir, manifest, data)
+}
+
+#[test]
+fn hosts_with_separate_caches_share_results() {
+    let nats = Nats::start();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let remote = ["--remote", nats.url.as_str()];
+    let first = greet(a.path(), &remote);
+    assert_eq!(first["cache"], "miss");
+    let second = greet(b.path(), &remote);
+    assert_eq!(second["result"], first["result"]);
+    assert_eq!(
+        (second["cache"].as_str(), second["executed"].as_u64()),
+        (Some("hit"), Some(0))
+    );
+    assert_eq!(second["calls"][0]["remote"], true);
+    // The hit was copied into b's own cache: it answers without the server.
+    let local = greet(b.path(), &[]);
+    assert_eq!(
+        (
+            local["cache"].as_str(),
+            local["calls"][0]["remote"].as_bool()
+        ),
+        (Some("hit"), Some(false))
+    );
+    assert_eq!(local["result"], first["result"]);
+}
+
+#[test]
+fn two_machines_missing_the_same_key_at_once_execute_it_once() {
+    let nats = Nats::start();
+    let (dir, manifest, data) = setup(20_000);
+    let caches = [dir.path().join("a"), dir.path().join("b")];
+    let remote = ["--remote", nats.url.as_str()];
+    let runs: Vec<Json> = std::thread::scope(|s| {
+        let handles: Vec<_> = caches
+            .iter()
+            .map(|c| s.spawn(|| run_task_with(c, &manifest, "pipeline", &data, 400, &remote)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(runs[0]["result"], runs[1]["result"]);
+    let executed: Vec<u64> = runs
+        .iter()
+        .map(|r| r["executed"].as_u64().unwrap())
+        .collect();
+    assert!(
+        executed.contains(&0) && executed.iter().any(|&n| n > 0),
+        "one machine must execute, the other take its result: {executed:?}"
+    );
+    let waited = runs.iter().find(|r| r["executed"] == 0).unwrap();
+    assert_eq!(
+        (
+            waited["cache"].as_str(),
+            waited["calls"][0]["remote"].as_bool()
+        ),
+        (Some("hit"), Some(true))
+    );
+}
+
+#[test]
+fn a_flow_dispatched_to_workers_is_a_whole_flow_hit_from_a_third_host() {
+    let nats = Nats::start();
+    let (dir, manifest, data) = setup(2_000);
+    let _w1 = Worker::start(&nats, &dir.path().join("w1"), "w1");
+    let _w2 = Worker::start(&nats, &dir.path().join("w2"), "w2");
+    let remote = ["--remote", nats.url.as_str(), "--dispatch"];
+    let client = dir.path().join("client");
+    let out = run_task_with(&client, &manifest, "pipeline", &data, 10, &remote);
+    let calls = calls(&out);
+    let tasks = ["load", "train", "evaluate"];
+    for (task, cache, _, worker) in &calls {
+        match (tasks.contains(&task.as_str()), cache.as_str()) {
+            (true, "miss") => assert!(
+                matches!(worker.as_deref(), Some("w1" | "w2")),
+                "{task} ran on {worker:?}"
+            ),
+            (true, _) => assert_eq!(worker, &None),
+            // Flows orchestrate on the client.
+            (false, _) => assert_eq!((cache.as_str(), worker), ("miss", &None)),
+        }
+    }
+    assert_eq!(
+        calls.iter().filter(|c| c.3.is_some()).count(),
+        3,
+        "{calls:?}"
+    );
+
+    let third = run_task_with(
+        &dir.path().join("third"),
+        &manifest,
+        "pipeline",
+        &data,
+        10,
+        &["--remote", nats.url.as_str()],
+    );
+    assert_eq!(third["result"], out["result"]);
+    assert_eq!(third["cache"], "hit");
+    assert_eq!(
+        (
+            third["executed"].as_u64(),
+            third["calls"].as_array().unwrap().len()
+        ),
+        (Some(0), 1)
+    );
+    assert_eq!(third["calls"][0]["remote"], true);
+}
+
+#[test]
+fn a_call_whose_worker_is_killed_is_completed_once_by_another() {
+    let nats = Nats::start();
+    let (dir, manifest, data) = setup(20_000);
+    let mut first = Worker::start(&nats, &dir.path().join("w1"), "w1");
+    let client = dir.path().join("client");
+    let url = nats.url.clone();
+    let (m, d, c) = (manifest.clone(), data.clone(), client.clone());
+    let run = std::thread::spawn(move || {
+        json(
+            cairn(&c)
+                .args(["run", "--remote", &url, "--dispatch", "--manifest"])
+                .arg(&m)
+                .args([
+                    "training",
+                    "--csv",
+                    &format!("@{}", d.display()),
+                    "--hp",
+                    "{learning-rate: 0.5, epochs: 500}",
+                ]),
+        )
+    });
+    // Kill the first worker while it trains (load goes first, quickly).
+    first.wait_for("running train", Duration::from_secs(120));
+    first.kill();
+    let second = Worker::start(&nats, &dir.path().join("w2"), "w2");
+    let out = run.join().unwrap();
+    let train = calls(&out).into_iter().find(|c| c.0 == "train").unwrap();
+    assert_eq!((train.1.as_str(), train.3.as_deref()), ("miss", Some("w2")));
+    let done = second.wait_for("ran", Duration::from_secs(10));
+    assert!(done.contains("fit"), "{done}");
+    // Stored once: by the worker that finished, not by the killed one.
+    let has_fit = |cache: &Path| {
+        let out = cairn(cache)
+            .args(["cache", "ls", "--json"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("#fit")
+    };
+    assert!(has_fit(&dir.path().join("w2")));
+    assert!(!has_fit(&dir.path().join("w1")));
+}
+
+#[test]
+fn a_server_that_is_down_is_an_error_or_with_remote_optional_a_warning() {
+    let mut nats = Nats::start();
+    let url = nats.url.clone();
+    nats.stop();
+    let cache = tempfile::tempdir().unwrap();
+    let (code, stderr) = failure(
+        cairn(cache.path())
+            .arg("run")
+            .args(["--remote", &url])
+            .arg(example("hello"))
+            .args(["greet", "--name", "Ada", "--excited", "true"]),
+    );
+    assert_eq!(code, 2);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--remote-optional"), "{stderr}");
+    let out = cairn(cache.path())
+        .arg("run")
+        .args(["--remote", &url, "--remote-optional"])
+        .arg(example("hello"))
+        .args(["greet", "--name", "Ada", "--excited", "true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "\"Hello, ADA!\""
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: cannot reach NATS"));
+    // The result was stored locally all the same.
+    assert_eq!(greet(cache.path(), &[])["cache"], "hit");
+}
