@@ -13,39 +13,14 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cairn::{CacheMode, CallOptions, Host, Task, Value};
+use support::{row, sample};
+
+mod support;
 
 /// The words example's kernel, compiled natively: the same source the task
 /// runs as wasm.
 #[path = "../../examples/words/src/count.rs"]
 mod count;
-
-/// Runs `f` `n` times; returns the sorted durations.
-fn sample(n: usize, mut f: impl FnMut()) -> Vec<Duration> {
-    let mut out: Vec<Duration> = (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-fn us(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
-}
-
-fn row(what: &str, s: &[Duration], target: &str) {
-    let p = |q: f64| s[((s.len() - 1) as f64 * q) as usize];
-    println!(
-        "| {what} | {:.1} µs | {:.1}–{:.1} µs (p5–p95) | {:.0}/s | {target} |",
-        us(p(0.5)),
-        us(p(0.05)),
-        us(p(0.95)),
-        1.0 / p(0.5).as_secs_f64()
-    );
-}
 
 fn pipeline(host: &Host, wasm: &Path) -> Result<Task, cairn::Error> {
     let load = |n: &str| {
