@@ -341,3 +341,34 @@ fn a_server_that_is_down_is_an_error_or_with_remote_optional_a_warning() {
     // The result was stored locally all the same.
     assert_eq!(greet(cache.path(), &[])["cache"], "hit");
 }
+
+#[test]
+fn a_tampered_shared_result_is_a_miss_not_a_wrong_answer() {
+    let nats = Nats::start();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let remote = ["--remote", nats.url.as_str()];
+    let first = greet(a.path(), &remote);
+    let key = first["key"].as_str().unwrap().to_string();
+    // Rewrite the shared record with another greeting in its inline value.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = async_nats::connect(nats.url.as_str()).await.unwrap();
+        let kv = async_nats::jetstream::new(client)
+            .get_key_value("cairn_results")
+            .await
+            .unwrap();
+        let mut record = kv.get(&key).await.unwrap().unwrap().to_vec();
+        let at = record
+            .windows(11)
+            .position(|w| w == b"Hello, ADA!")
+            .expect("the value travels inside the record");
+        record[at..at + 11].copy_from_slice(b"Hello, EVE!");
+        kv.put(&key, record.into()).await.unwrap();
+    });
+    let second = greet(b.path(), &remote);
+    assert_eq!(second["result"], first["result"]);
+    assert_eq!(
+        (second["cache"].as_str(), second["executed"].as_u64()),
+        (Some("miss"), Some(1))
+    );
+}

@@ -148,10 +148,7 @@ pub fn worker(cache_dir: Option<PathBuf>, args: WorkerArgs) -> cairn::Result<()>
             "a worker needs a shared tier: give --remote nats://HOST:PORT",
         ));
     }
-    let name = args.name.unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        format!("{}-{}", host.trim(), std::process::id())
-    });
+    let name = args.name.unwrap_or_else(cairn::WorkerOptions::default_name);
     let mut opts = cairn::WorkerOptions::new(name.clone());
     opts.jobs = args.jobs;
     opts.max_calls = args.max_calls;

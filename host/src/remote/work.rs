@@ -74,6 +74,11 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
+    /// The name a worker goes by unless given one: host name and process id.
+    pub fn default_name() -> String {
+        format!("{}-{}", super::hostname(), std::process::id())
+    }
+
     /// A worker called `name`, one call per core, running until stopped.
     pub fn new(name: impl Into<String>) -> WorkerOptions {
         WorkerOptions {
