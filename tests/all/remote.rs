@@ -23,6 +23,11 @@ struct Nats {
 
 impl Nats {
     fn start() -> Nats {
+        Nats::start_with(&[])
+    }
+
+    /// A server started with `extra` options (e.g. `--auth TOKEN`).
+    fn start_with(extra: &[&str]) -> Nats {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -32,6 +37,7 @@ impl Nats {
         let child = Process::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(dir.path())
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -371,4 +377,61 @@ fn a_tampered_shared_result_is_a_miss_not_a_wrong_answer() {
         (second["cache"].as_str(), second["executed"].as_u64()),
         (Some("miss"), Some(1))
     );
+}
+
+#[test]
+fn losing_the_server_mid_run_is_an_error_or_with_optional_local_only() {
+    let mut nats = Nats::start();
+    let caches = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let hosts: Vec<cairn::Host> = caches
+        .iter()
+        .zip([false, true])
+        .map(|(dir, optional)| {
+            let host = cairn::Host::open(dir.path()).unwrap();
+            let mut cfg = cairn::RemoteConfig::new(nats.url.clone());
+            cfg.optional = optional;
+            cfg.timeout = Duration::from_secs(2);
+            assert!(host.connect(cfg).unwrap());
+            host
+        })
+        .collect();
+    let greet = |host: &cairn::Host, name: &str| {
+        let task = host.load(example("hello")).unwrap();
+        let args = [cairn::Value::String(name.into()), cairn::Value::Bool(false)];
+        host.call(&task, "greet", &args)
+    };
+    greet(&hosts[0], "before").unwrap();
+    nats.stop();
+    let err = greet(&hosts[0], "after").unwrap_err();
+    assert_eq!(err.kind(), cairn::ErrorKind::Remote);
+    assert!(err.to_string().contains("--remote-optional"), "{err}");
+    // What was stored before the loss is still answered, from the local cache.
+    let before = greet(&hosts[0], "before").unwrap();
+    assert_eq!(before.report.cache, cairn::CacheStatus::Hit);
+    // Optional: a warning, then local-only, with the right answer.
+    let out = greet(&hosts[1], "after").unwrap();
+    assert_eq!(out.value.unwrap().to_wave(), "\"Hello, after.\"");
+    assert_eq!(
+        greet(&hosts[1], "after").unwrap().report.cache,
+        cairn::CacheStatus::Hit
+    );
+}
+
+#[test]
+fn a_server_that_wants_a_token_gets_it_from_remote_token() {
+    let nats = Nats::start_with(&["--auth", "s3cret"]);
+    let cache = tempfile::tempdir().unwrap();
+    let (code, stderr) = failure(
+        cairn(cache.path())
+            .arg("run")
+            .args(["--remote", &nats.url])
+            .arg(example("hello"))
+            .args(["greet", "--name", "Ada", "--excited", "true"]),
+    );
+    assert_eq!((code, stderr.lines().count()), (2, 1), "{stderr}");
+    let out = greet(
+        cache.path(),
+        &["--remote", &nats.url, "--remote-token", "s3cret"],
+    );
+    assert_eq!(out["cache"], "miss");
 }

@@ -52,7 +52,8 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // The NATS client logs what cairn reports itself, in one line.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,async_nats=off")),
         )
         .with_writer(std::io::stderr)
         .without_time()

@@ -406,7 +406,8 @@ fn unreachable(url: &str, what: &str, e: &dyn std::fmt::Display) -> Error {
         ErrorKind::Remote,
         format!(
             "NATS at {url} failed while {what}: {e}; check that the server runs with JetStream \
-             (nats-server -js), or pass --remote-optional to go on with the local cache only"
+             (nats-server -js) and the credentials (--remote-creds, --remote-nkey, --remote-token), \
+             or pass --remote-optional to go on with the local cache only"
         ),
     )
 }

@@ -110,12 +110,8 @@ impl Store {
                 .map(|u| Usage::from_bytes(u.value()))
                 .unwrap_or_default())
         })?;
-        let pending = self
-            .queue
-            .find(|b| b.usage.get(key).copied())
-            .unwrap_or_default();
         let mut usage = usage;
-        usage.merge(pending);
+        usage.merge(self.queue.pending_usage(key));
         Ok(listed(*key, &bytes, usage))
     }
 

@@ -10,10 +10,13 @@
 //! pointing at a missing object: large objects are files written and synced
 //! before their entry is queued.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::mem;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use redb::{Database, ReadableTable};
 
@@ -130,12 +133,45 @@ struct State {
 /// How long hit counts may wait for a commit.
 const LAZY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Hit counts are gathered in this many shards, each thread using its own
+/// (mostly), so that hits on several threads do not contend for one lock.
+const HIT_SHARDS: usize = 16;
+
 struct Shared {
     state: Mutex<State>,
     /// Wakes the committer: there is work, or it should stop.
     work: Condvar,
     /// Wakes those waiting for a commit to finish.
     done: Condvar,
+    /// Whether anything a reader could look for (not hit counts) is queued
+    /// or being committed: when not, [`Queue::find`] answers without a lock.
+    visible: AtomicBool,
+    /// Hits not yet moved into a batch, by shard.
+    hits: [Mutex<HashMap<Digest, Usage>>; HIT_SHARDS],
+    /// Whether some shard holds hits.
+    hits_waiting: AtomicBool,
+}
+
+impl Shared {
+    /// Moves the hits gathered so far into `batch`.
+    fn drain_hits(&self, batch: &mut Batch) {
+        self.hits_waiting.store(false, Ordering::SeqCst);
+        for shard in &self.hits {
+            let hits = mem::take(&mut *shard.lock().unwrap_or_else(|e| e.into_inner()));
+            for (key, u) in hits {
+                batch.usage.entry(key).or_default().merge(u);
+            }
+        }
+    }
+}
+
+/// This thread's hit shard.
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static SHARD: Cell<usize> = Cell::new(NEXT.fetch_add(1, Ordering::Relaxed) % HIT_SHARDS);
+    }
+    SHARD.with(Cell::get)
 }
 
 /// The queue of writes and the thread that commits them.
@@ -150,6 +186,9 @@ impl Queue {
             state: Mutex::default(),
             work: Condvar::new(),
             done: Condvar::new(),
+            visible: AtomicBool::new(false),
+            hits: Default::default(),
+            hits_waiting: AtomicBool::new(false),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
@@ -168,8 +207,43 @@ impl Queue {
 
     /// Adds writes to the next commit, which starts at once.
     pub(crate) fn push(&self, f: impl FnOnce(&mut Batch)) {
-        f(&mut self.lock().pending);
+        let mut state = self.lock();
+        f(&mut state.pending);
+        self.shared.visible.store(true, Ordering::Release);
+        drop(state);
         self.shared.work.notify_one();
+    }
+
+    /// Counts a hit of `key` at `now_ms`: written with the next commit, or
+    /// within [`LAZY_DELAY`]. Takes this thread's shard lock only.
+    pub(crate) fn count_hit(&self, key: &Digest, now_ms: u64) {
+        let mut shard = self.shared.hits[shard()]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        shard.entry(*key).or_default().merge(Usage {
+            hits: 1,
+            last_hit_ms: now_ms,
+        });
+        drop(shard);
+        if !self.shared.hits_waiting.load(Ordering::Relaxed) {
+            self.shared.hits_waiting.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Hits of `key` not yet committed.
+    pub(crate) fn pending_usage(&self, key: &Digest) -> Usage {
+        let mut u = Usage::default();
+        for shard in &self.shared.hits {
+            if let Some(h) = shard.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+                u.merge(*h);
+            }
+        }
+        self.visit(|b| {
+            if let Some(h) = b.usage.get(key) {
+                u.merge(*h);
+            }
+        });
+        u
     }
 
     /// Adds writes that can wait (hit counts, last-use times): they go with
@@ -180,7 +254,11 @@ impl Queue {
     }
 
     /// Looks for something queued and not yet committed: the newest first.
+    /// (Not hit counts: see [`Queue::pending_usage`].)
     pub(crate) fn find<T>(&self, f: impl Fn(&Batch) -> Option<T>) -> Option<T> {
+        if !self.shared.visible.load(Ordering::Acquire) {
+            return None;
+        }
         let state = self.lock();
         f(&state.pending).or_else(|| state.committing.as_deref().and_then(f))
     }
@@ -199,6 +277,7 @@ impl Queue {
     /// they were results, which are recomputed).
     pub(crate) fn flush(&self) -> Result<(), String> {
         let mut state = self.lock();
+        self.shared.drain_hits(&mut state.pending);
         let target = state.commits
             + u64::from(state.committing.is_some())
             + u64::from(!state.pending.is_empty());
@@ -236,22 +315,42 @@ fn committer(shared: &Shared, db: &Database) {
     loop {
         let batch = {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            while state.pending.is_empty() && !state.stop {
-                state = shared.work.wait(state).unwrap_or_else(|e| e.into_inner());
-            }
-            // Lazy writes alone wait a while for company (or a flush).
-            while state.pending.is_lazy_only() && !state.stop && !state.flushing {
-                let (s, timeout) = shared
+            // Wait for writes; lazy ones (hit counts, last-use times) alone
+            // wait up to LAZY_DELAY for company (or a flush, or the end).
+            let mut lazy_since: Option<Instant> = None;
+            while !state.stop && !state.flushing && state.pending.is_lazy_only() {
+                let lazy = !state.pending.is_empty() || shared.hits_waiting.load(Ordering::SeqCst);
+                let wait = match lazy {
+                    true => {
+                        let since = *lazy_since.get_or_insert_with(Instant::now);
+                        match LAZY_DELAY.checked_sub(since.elapsed()) {
+                            Some(left) if !left.is_zero() => left,
+                            _ => break,
+                        }
+                    }
+                    // Idle: look again for hits now and then.
+                    false => LAZY_DELAY,
+                };
+                state = shared
                     .work
-                    .wait_timeout(state, LAZY_DELAY)
-                    .unwrap_or_else(|e| e.into_inner());
-                state = s;
-                if timeout.timed_out() {
-                    break;
-                }
+                    .wait_timeout(state, wait)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
+            shared.drain_hits(&mut state.pending);
             if state.pending.is_empty() {
-                return;
+                if state.stop {
+                    return;
+                }
+                if state.flushing {
+                    // Nothing to write (a flush drains the hits itself):
+                    // wait for more instead of spinning until it wakes.
+                    let _ = shared
+                        .work
+                        .wait_timeout(state, LAZY_DELAY)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+                continue;
             }
             let batch = Arc::new(mem::take(&mut state.pending));
             state.committing = Some(batch.clone());
@@ -266,6 +365,9 @@ fn committer(shared: &Shared, db: &Database) {
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         state.committing = None;
         state.commits += 1;
+        shared
+            .visible
+            .store(!state.pending.is_lazy_only(), Ordering::Release);
         if let Err(e) = result {
             tracing::warn!("cannot write results to the cache index: {e}");
             state.error = Some(e.to_string());

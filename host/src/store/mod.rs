@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redb::{ConcurrencyMode, Database, ReadableDatabase, TableHandle};
 
 pub(crate) use catalog::Listed;
-pub(crate) use record::{FileStamp, ResultRecord, Usage};
+pub(crate) use record::{FileStamp, ResultRecord};
 
 use crate::component::ComponentInfo;
 use crate::digest::Digest;
@@ -289,13 +289,7 @@ impl Store {
 
     /// Counts a hit of `key` (written with the next shared commit).
     pub(crate) fn hit(&self, key: &Digest) {
-        let now = now_ms();
-        self.queue.push_lazy(|b| {
-            b.usage.entry(*key).or_default().merge(Usage {
-                hits: 1,
-                last_hit_ms: now,
-            })
-        });
+        self.queue.count_hit(key, now_ms());
     }
 
     /// Records a finished run (numbered when it commits).
