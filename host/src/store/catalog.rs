@@ -179,6 +179,9 @@ impl Store {
     /// Returns how many were there.
     pub(crate) fn remove(&self, keys: &[Digest]) -> Result<usize> {
         self.flush()?;
+        for key in keys {
+            self.hot.forget(key);
+        }
         self.write(|tx| {
             let mut results = tx.open_table(RESULTS)?;
             let mut usage = tx.open_table(USAGE)?;

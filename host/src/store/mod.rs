@@ -20,6 +20,7 @@
 
 mod catalog;
 mod commit;
+mod hot;
 mod record;
 mod tables;
 
@@ -90,6 +91,8 @@ pub(crate) struct Store {
     queue: Queue,
     /// Closures this process has stored (with their components' bytes).
     known_closures: Mutex<HashSet<Digest>>,
+    /// Results read or written lately, for hits without a read transaction.
+    hot: hot::HotResults,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -125,6 +128,7 @@ impl Store {
             dir: dir.to_path_buf(),
             hashed: AtomicU64::new(0),
             known_closures: Mutex::default(),
+            hot: hot::HotResults::default(),
         };
         store.check_format()?;
         Ok(store)
@@ -245,6 +249,9 @@ impl Store {
     /// (a damaged object is dropped, so the caller re-executes and repairs
     /// it).
     pub(crate) fn stored_value(&self, key: &Digest) -> Result<Option<(ResultRecord, Vec<u8>)>> {
+        if let Some(hot) = self.hot.get(key) {
+            return Ok(Some((hot.0, hot.1.to_vec())));
+        }
         let queued = self.queue.find(|b| {
             let record = ResultRecord::from_bytes(b.results.get(key)?)?;
             Some((record, b.objects.get(&record.value).map(|o| o.to_vec())))
@@ -282,9 +289,11 @@ impl Store {
             }
             None => None,
         };
-        Ok(self
-            .verified(&record.value, record.value_len, bytes)?
-            .map(|b| (record, b)))
+        let value = self.verified(&record.value, record.value_len, bytes)?;
+        if let Some(v) = &value {
+            self.hot.put(key, record, v);
+        }
+        Ok(value.map(|b| (record, b)))
     }
 
     /// Counts a hit of `key` (written with the next shared commit).
@@ -522,6 +531,7 @@ impl Store {
         let manifest = serde_json::to_vec(new.manifest)
             .map_err(|e| Error::internal(format!("cannot encode a key manifest: {e}")))?;
         let bytes: Arc<[u8]> = record.to_bytes(&manifest).into();
+        self.hot.forget(&new.key);
         self.queue.push(|b| {
             b.objects.extend(inline);
             b.results.insert(new.key, bytes);
@@ -584,6 +594,7 @@ impl Store {
             self.stage(bytes, &mut inline)?;
         }
         let record: Arc<[u8]> = record.into();
+        self.hot.forget(key);
         self.queue.push(|b| {
             b.objects.extend(inline);
             b.results.insert(*key, record);
@@ -842,6 +853,8 @@ mod tests {
         let (a, b) = (big(1), big(2));
         put(&s, &keep, b"kept value", &[&a[..]]);
         put(&s, &gone, b"gone value", &[&b[..]]);
+        // Read once, so that it is also remembered in memory.
+        assert!(s.stored_value(&gone).unwrap().is_some());
         assert_eq!(s.remove(&[gone]).unwrap(), 1);
         let swept = s.sweep(Duration::ZERO).unwrap();
         assert_eq!(swept.objects, 2, "the removed value and blob");
