@@ -18,25 +18,35 @@ use crate::digest::Digest;
 const SHARDS: usize = 16;
 /// Entries per shard before it is emptied.
 const SHARD_ENTRIES: usize = 4096;
-/// Values larger than this are not kept.
+/// Value bytes per shard before it is emptied (64 MiB in all).
+const SHARD_BYTES: usize = 4 << 20;
+/// Values larger than this are not kept. At most 64k entries and 64 MiB of
+/// values are held.
 const VALUE_MAX: usize = 16 * 1024;
 
 type Hot = Arc<(ResultRecord, Arc<[u8]>)>;
 
 #[derive(Default)]
+struct Shard {
+    entries: HashMap<Digest, Hot>,
+    /// Value bytes held.
+    bytes: usize,
+}
+
+#[derive(Default)]
 pub(crate) struct HotResults {
-    shards: [Mutex<HashMap<Digest, Hot>>; SHARDS],
+    shards: [Mutex<Shard>; SHARDS],
 }
 
 impl HotResults {
-    fn shard(&self, key: &Digest) -> std::sync::MutexGuard<'_, HashMap<Digest, Hot>> {
+    fn shard(&self, key: &Digest) -> std::sync::MutexGuard<'_, Shard> {
         self.shards[key.as_bytes()[0] as usize % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn get(&self, key: &Digest) -> Option<Hot> {
-        self.shard(key).get(key).cloned()
+        self.shard(key).entries.get(key).cloned()
     }
 
     /// Remembers the verified result of `key`, if it is small.
@@ -45,13 +55,61 @@ impl HotResults {
             return;
         }
         let mut shard = self.shard(key);
-        if shard.len() >= SHARD_ENTRIES {
-            shard.clear();
+        if shard.entries.len() >= SHARD_ENTRIES || shard.bytes + value.len() > SHARD_BYTES {
+            *shard = Shard::default();
         }
-        shard.insert(*key, Arc::new((record, value.into())));
+        shard.bytes += value.len();
+        if let Some(old) = shard.entries.insert(*key, Arc::new((record, value.into()))) {
+            shard.bytes -= old.1.len();
+        }
     }
 
     pub(crate) fn forget(&self, key: &Digest) {
-        self.shard(key).remove(key);
+        let mut shard = self.shard(key);
+        if let Some(old) = shard.entries.remove(key) {
+            shard.bytes -= old.1.len();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> ResultRecord {
+        ResultRecord {
+            value: Digest::of(b"v"),
+            value_len: 1,
+            created_ms: 1,
+            run_us: 1,
+            stdout: None,
+            stderr: None,
+            expires_ms: None,
+            bytes: 1,
+        }
+    }
+
+    #[test]
+    fn holds_small_values_within_its_budget_and_forgets() {
+        let hot = HotResults::default();
+        let key = Digest::of(b"k");
+        hot.put(&key, record(), b"small");
+        assert_eq!(&hot.get(&key).unwrap().1[..], b"small");
+        hot.forget(&key);
+        assert!(hot.get(&key).is_none());
+        hot.put(&key, record(), &vec![0; VALUE_MAX + 1]);
+        assert!(hot.get(&key).is_none(), "large values are not kept");
+        // Keys of one shard: filling its byte budget empties it.
+        let same_shard: Vec<Digest> = (0u32..)
+            .map(|i| Digest::of(&i.to_le_bytes()))
+            .filter(|d| d.as_bytes()[0] as usize % SHARDS == 0)
+            .take(SHARD_BYTES / VALUE_MAX + 2)
+            .collect();
+        for k in &same_shard {
+            hot.put(k, record(), &vec![1; VALUE_MAX]);
+        }
+        let held = same_shard.iter().filter(|k| hot.get(k).is_some()).count();
+        assert!(held * VALUE_MAX <= SHARD_BYTES, "{held} values held");
+        assert!(held >= 1);
     }
 }
