@@ -350,10 +350,10 @@ impl Inner {
             args,
             closures,
         })?;
-        match self.remote.get() {
-            Some(remote) => tier::push(&self.store, remote, key),
-            None => Ok(()),
+        if let Some(remote) = self.remote.get() {
+            tier::push(&self.store, remote, key)?;
         }
+        Ok(())
     }
 }
 
@@ -486,6 +486,12 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
     };
     let from_remote = || scope.trace.lock().expect("poisoned")[slot].remote = true;
     let replay = scope.opts.replay_output;
+    // Results made before this are stale for this call (`--refresh`, `--ttl`).
+    let fresh_after_ms = match (scope.opts.cache, max_age) {
+        (CacheMode::Refresh, _) => now_ms(),
+        (_, Some(age)) => now_ms().saturating_sub(age.as_millis() as u64),
+        _ => 0,
+    };
     let mut expired = None;
     if use_cache {
         match inner.lookup(&key, ty, replay, max_age)? {
@@ -495,7 +501,7 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
         }
         // The shared tier: a hit there is copied into the local cache.
         if let Some(remote) = inner.remote.get() {
-            if tier::pull(&inner.store, remote, &key)? {
+            if tier::pull(&inner.store, remote, &key, fresh_after_ms)? {
                 if let Lookup::Hit(hit) = inner.lookup(&key, ty, replay, max_age)? {
                     from_remote();
                     return Ok(answer(hit));
@@ -554,9 +560,10 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
             }
         }
         let remote = inner.remote.get().filter(|r| !r.is_down());
+        // Only results that will be published are worth waiting for.
         let _claim = match remote {
-            Some(r) if use_cache && scope.claim => {
-                match remote::claim_or_wait(&inner.store, r, &key)? {
+            Some(r) if use_cache && scope.claim && task.persist => {
+                match remote::claim_or_wait(&inner.store, r, &key, fresh_after_ms)? {
                     Claimed::Mine(claim) => claim,
                     Claimed::Published => match inner.lookup(&key, ty, replay, max_age)? {
                         Lookup::Hit(hit) => return Ok(Settled::Hit(hit, true)),
@@ -571,9 +578,15 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
         let portable = task.bound.is_empty() && grants.is_empty() && task.persist;
         if let (Some(r), true, true) = (remote, scope.opts.dispatch, portable && manifest.is_some())
         {
-            if let Some(worker) =
-                remote::work::dispatch(inner, r, task, &path, &key, args, &keyed.encoded)?
-            {
+            let sent = remote::work::Call {
+                task,
+                export: &path,
+                key: &key,
+                args,
+                encoded: &keyed.encoded,
+                fresh_after_ms,
+            };
+            if let Some(worker) = remote::work::dispatch(inner, r, &sent)? {
                 return match inner.lookup(&key, ty, replay, None)? {
                     Lookup::Hit(hit) => Ok(Settled::Dispatched(hit, worker)),
                     _ => Err(Error::internal(

@@ -435,3 +435,39 @@ fn a_server_that_wants_a_token_gets_it_from_remote_token() {
     );
     assert_eq!(out["cache"], "miss");
 }
+
+#[test]
+fn refresh_with_dispatch_runs_the_call_again_on_a_worker() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = Worker::start(&nats, &dir.path().join("w1"), "w1");
+    let client = dir.path().join("client");
+    let remote = ["--remote", nats.url.as_str(), "--dispatch"];
+    let first = greet(&client, &remote);
+    assert_eq!(first["calls"][0]["worker"], "w1");
+    assert!(worker
+        .wait_for("w1: ", Duration::from_secs(10))
+        .contains("running"));
+    assert!(worker
+        .wait_for("w1: ", Duration::from_secs(10))
+        .contains("ran"));
+    let again = greet(
+        &client,
+        &["--remote", nats.url.as_str(), "--dispatch", "--refresh"],
+    );
+    assert_eq!(
+        (
+            again["cache"].as_str(),
+            again["calls"][0]["worker"].as_str()
+        ),
+        (Some("miss"), Some("w1"))
+    );
+    assert!(worker
+        .wait_for("w1: ", Duration::from_secs(10))
+        .contains("running"));
+    let done = worker.wait_for("w1: ", Duration::from_secs(10));
+    assert!(
+        done.contains(" ran "),
+        "executed again, not answered from the cache: {done}"
+    );
+}

@@ -138,6 +138,8 @@ pub fn worker(cache_dir: Option<PathBuf>, args: WorkerArgs) -> cairn::Result<()>
     }
     let ack_wait = args.ack_wait;
     let connected = args.remote.connect(&host, |c| {
+        // Not even when config.toml says so: a worker is nothing without it.
+        c.optional = false;
         if let Some(wait) = ack_wait {
             c.ack_wait = wait;
         }

@@ -4,6 +4,8 @@
 //! while it works, so a holder that dies blocks the others for at most the
 //! claim's time to live.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv;
@@ -19,6 +21,8 @@ pub(crate) struct Claim {
     claims: kv::Store,
     rt: tokio::runtime::Handle,
     renew: tokio::task::JoinHandle<()>,
+    /// The claim's latest revision (the renewals move it on).
+    revision: Arc<AtomicU64>,
 }
 
 impl Drop for Claim {
@@ -26,9 +30,13 @@ impl Drop for Claim {
         self.renew.abort();
         let claims = self.claims.clone();
         let name = std::mem::take(&mut self.name);
-        // Best effort: a claim not released expires on its own.
+        let revision = self.revision.load(Ordering::SeqCst);
+        // Only while it is still ours: if it expired and another machine
+        // claimed the key since, its claim stays. Best effort: a claim not
+        // released expires on its own.
         let _ = self.rt.block_on(async move {
-            tokio::time::timeout(Duration::from_secs(2), claims.delete(name)).await
+            let release = claims.delete_expect_revision(name, Some(revision));
+            tokio::time::timeout(Duration::from_secs(2), release).await
         });
     }
 }
@@ -67,13 +75,28 @@ impl Remote {
         let (claims, id) = (self.claims.clone(), self.id.clone());
         let every = self.cfg.claim_ttl / 3;
         let key = name.clone();
+        let current = Arc::new(AtomicU64::new(revision));
+        let latest = current.clone();
         let renew = self.rt.spawn(async move {
-            let mut revision = revision;
             loop {
                 tokio::time::sleep(every).await;
+                let revision = latest.load(Ordering::SeqCst);
                 match claims.update(&key, id.clone().into(), revision).await {
-                    Ok(r) => revision = r,
-                    Err(e) => tracing::warn!(key, "cannot renew a claim: {e}"),
+                    Ok(r) => latest.store(r, Ordering::SeqCst),
+                    Err(e) => {
+                        // An update that landed but whose answer was lost
+                        // leaves us a revision behind: still ours?
+                        match claims.entry(&key).await {
+                            Ok(Some(e)) if e.value == id.as_bytes() => {
+                                latest.store(e.revision, Ordering::SeqCst)
+                            }
+                            Ok(_) => {
+                                tracing::warn!(key, "lost a claim (it expired); still computing");
+                                return;
+                            }
+                            Err(_) => tracing::warn!(key, "cannot renew a claim: {e}"),
+                        }
+                    }
                 }
             }
         });
@@ -82,6 +105,7 @@ impl Remote {
             claims: self.claims.clone(),
             rt: self.rt.handle().clone(),
             renew,
+            revision: current,
         }
     }
 
@@ -95,9 +119,14 @@ impl Remote {
 }
 
 /// Claims `key` for this host, or waits (up to [`super::RemoteConfig::wait`])
-/// for the machine that holds it to publish the result, which is then copied
-/// into `store`.
-pub(crate) fn claim_or_wait(store: &Store, remote: &Remote, key: &Digest) -> Result<Claimed> {
+/// for the machine that holds it to publish a result made at or after
+/// `fresh_after_ms`, which is then copied into `store`.
+pub(crate) fn claim_or_wait(
+    store: &Store,
+    remote: &Remote,
+    key: &Digest,
+    fresh_after_ms: u64,
+) -> Result<Claimed> {
     let deadline = Instant::now() + remote.cfg.wait;
     let mut told = false;
     loop {
@@ -105,7 +134,7 @@ pub(crate) fn claim_or_wait(store: &Store, remote: &Remote, key: &Digest) -> Res
             None => return Ok(Claimed::Mine(None)),
             Some(Ok(claim)) => {
                 // It may have been published between our lookup and the claim.
-                if tier::pull(store, remote, key)? {
+                if tier::pull(store, remote, key, fresh_after_ms)? {
                     return Ok(Claimed::Published);
                 }
                 return Ok(Claimed::Mine(Some(Box::new(claim))));
@@ -118,7 +147,7 @@ pub(crate) fn claim_or_wait(store: &Store, remote: &Remote, key: &Digest) -> Res
         }
         let mut pause = Duration::from_millis(5);
         loop {
-            if tier::pull(store, remote, key)? {
+            if tier::pull(store, remote, key, fresh_after_ms)? {
                 return Ok(Claimed::Published);
             }
             match remote.is_claimed(key)? {

@@ -137,10 +137,6 @@ impl Remote {
         let (client, js, results, claims, objects) = match connected {
             Ok(c) => c,
             Err(e) if cfg.optional => {
-                tracing::warn!(
-                    "cannot reach NATS at {} ({e}); going on with the local cache only",
-                    cfg.url
-                );
                 eprintln!(
                     "warning: cannot reach NATS at {} ({e}); going on with the local cache only",
                     cfg.url
@@ -358,22 +354,44 @@ async fn buckets(
     let objects = match js.get_object_store(OBJECTS).await {
         Ok(s) => s,
         Err(_) => {
-            js.create_object_store(object_store::Config {
-                bucket: OBJECTS.into(),
-                description: Some("cairn: values, blobs and components by blake3 hash".into()),
-                ..Default::default()
-            })
-            .await?
+            let created = js
+                .create_object_store(object_store::Config {
+                    bucket: OBJECTS.into(),
+                    description: Some("cairn: values, blobs and components by blake3 hash".into()),
+                    ..Default::default()
+                })
+                .await;
+            match created {
+                Ok(s) => s,
+                // Another host created it at the same moment.
+                Err(e) => js.get_object_store(OBJECTS).await.map_err(|_| e)?,
+            }
         }
     };
-    js.get_or_create_stream(stream::Config {
-        name: WORK.into(),
-        subjects: vec![WORK_SUBJECT.into()],
-        retention: stream::RetentionPolicy::WorkQueue,
-        ..Default::default()
-    })
+    ensure_stream(
+        js,
+        stream::Config {
+            name: WORK.into(),
+            subjects: vec![WORK_SUBJECT.into()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            ..Default::default()
+        },
+    )
     .await?;
     Ok((results, claims, objects))
+}
+
+/// The stream `config` names, created if missing. Two hosts connecting to a
+/// new server at once both try to create it; the loser finds the winner's.
+async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+) -> std::result::Result<(), async_nats::Error> {
+    let name = config.name.clone();
+    if let Err(e) = js.get_or_create_stream(config).await {
+        js.get_stream(&name).await.map_err(|_| e)?;
+    }
+    Ok(())
 }
 
 /// Key-value bucket `name`, created if missing. Its stream is made here, as
@@ -385,18 +403,21 @@ async fn kv_bucket(
     description: &str,
     max_age: Duration,
 ) -> std::result::Result<kv::Store, async_nats::Error> {
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{name}"),
-        description: Some(description.into()),
-        subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
-        max_age,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: stream::DiscardPolicy::New,
-        ..Default::default()
-    })
+    ensure_stream(
+        js,
+        stream::Config {
+            name: format!("KV_{name}"),
+            description: Some(description.into()),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
+            max_age,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            ..Default::default()
+        },
+    )
     .await?;
     Ok(js.get_key_value(name).await?)
 }

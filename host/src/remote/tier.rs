@@ -9,7 +9,7 @@ use super::Remote;
 use crate::digest::Digest;
 use crate::entry::KeyManifest;
 use crate::error::{Error, ErrorKind, Result};
-use crate::store::{ResultRecord, Store};
+use crate::store::{now_ms, ResultRecord, Store};
 
 /// A stored record, read.
 struct Parsed {
@@ -36,9 +36,15 @@ fn parse(record: &[u8]) -> Option<Parsed> {
 }
 
 /// Copies the shared tier's entry for `key` into `store`. Whether there was
-/// one, whole and intact (anything less is a miss, never an error: the call
-/// runs and publishes its result again).
-pub(crate) fn pull(store: &Store, remote: &Remote, key: &Digest) -> Result<bool> {
+/// one, whole, intact, unexpired and made at or after `fresh_after_ms`
+/// (anything less is a miss, never an error: the call runs and publishes its
+/// result again).
+pub(crate) fn pull(
+    store: &Store,
+    remote: &Remote,
+    key: &Digest,
+    fresh_after_ms: u64,
+) -> Result<bool> {
     let Some(bytes) = remote.result(key)? else {
         return Ok(false);
     };
@@ -55,6 +61,10 @@ pub(crate) fn pull(store: &Store, remote: &Remote, key: &Digest) -> Result<bool>
         tracing::warn!(%key, "shared result has another layout; re-executing");
         return Ok(false);
     };
+    let now = now_ms();
+    if header.created_ms < fresh_after_ms || header.expires_ms.is_some_and(|t| t <= now) {
+        return Ok(false);
+    }
     let sent: HashMap<Digest, &[u8]> = sent.into_iter().map(|o| (Digest::of(o), o)).collect();
     let mut missing = Vec::new();
     for (hash, len) in objects {
@@ -82,13 +92,14 @@ pub(crate) fn pull(store: &Store, remote: &Remote, key: &Digest) -> Result<bool>
 
 /// Publishes the local entry of `key` to the shared tier: its large objects
 /// to the object store (unless there already), then the record with its
-/// small objects. Objects are read verified from the local cache.
-pub(crate) fn push(store: &Store, remote: &Remote, key: &Digest) -> Result<()> {
+/// small objects. Objects are read verified from the local cache. Whether
+/// it was published (not when there is no such entry, or the tier is down).
+pub(crate) fn push(store: &Store, remote: &Remote, key: &Digest) -> Result<bool> {
     let Some(record) = store.record_bytes(key)? else {
-        return Ok(());
+        return Ok(false);
     };
     let Some(Parsed { objects, .. }) = parse(&record) else {
-        return Ok(());
+        return Ok(false);
     };
     let gone = |hash: &Digest| {
         Error::new(
@@ -109,5 +120,6 @@ pub(crate) fn push(store: &Store, remote: &Remote, key: &Digest) -> Result<()> {
             })?;
         }
     }
-    remote.put_result(key, record::encode(&record, &inline))
+    remote.put_result(key, record::encode(&record, &inline))?;
+    Ok(!remote.is_down())
 }

@@ -28,10 +28,15 @@ use crate::digest::Digest;
 use crate::entry::ClosureNode;
 use crate::error::{Error, ErrorKind, Result};
 use crate::flow::{self, Inner, Scope};
-use crate::host::{CallOptions, Host};
+use crate::host::{CacheMode, CallOptions, Host};
 use crate::task::Task;
 use crate::types::Type;
 use crate::value::{BlobSource, Value};
+
+/// Arguments encoded in more bytes than this travel as an object.
+const ARGS_INLINE_MAX: usize = 64 * 1024;
+/// A call whose worker loses the server this many times is given up.
+const MAX_DELIVERIES: i64 = 5;
 
 /// One call for a worker.
 #[derive(Serialize, Deserialize)]
@@ -43,8 +48,14 @@ struct WorkItem {
     nodes: Vec<(Digest, ClosureNode)>,
     /// The export path.
     export: String,
-    /// The arguments' canonical encoding, in hex.
-    args: String,
+    /// The arguments' canonical encoding, in hex when small.
+    args: Option<String>,
+    /// The object holding the arguments' encoding (in the object store
+    /// when `args` is `None`).
+    args_object: (Digest, u64),
+    /// Results made before this (ms since the epoch) are stale: the sender
+    /// asked for `--refresh` or a maximum age.
+    fresh_after_ms: u64,
     /// Blobs among the arguments (in the object store).
     blobs: Vec<(Digest, u64)>,
     /// Where to send the [`Reply`].
@@ -89,20 +100,31 @@ impl WorkerOptions {
     }
 }
 
-/// Sends the call of `export` of `task` (key `key`, arguments `args`, their
-/// canonical encoding `encoded`) to the workers and waits until one has
-/// published its result, which is then copied into the local cache. Returns
-/// the worker's name; `None` when the shared tier is unavailable (optional),
-/// so the caller runs it here.
-pub(crate) fn dispatch(
-    inner: &Inner,
-    remote: &Remote,
-    task: &Task,
-    export: &str,
-    key: &Digest,
-    args: &[Value],
-    encoded: &[u8],
-) -> Result<Option<String>> {
+/// A call to send to the workers.
+pub(crate) struct Call<'a> {
+    pub(crate) task: &'a Task,
+    pub(crate) export: &'a str,
+    pub(crate) key: &'a Digest,
+    pub(crate) args: &'a [Value],
+    /// The arguments' canonical encoding.
+    pub(crate) encoded: &'a [u8],
+    /// Results made before this are stale.
+    pub(crate) fresh_after_ms: u64,
+}
+
+/// Sends `call` to the workers and waits until one has published its
+/// result, which is then copied into the local cache. Returns the worker's
+/// name; `None` when the shared tier is unavailable (optional), so the
+/// caller runs it here.
+pub(crate) fn dispatch(inner: &Inner, remote: &Remote, call: &Call<'_>) -> Result<Option<String>> {
+    let Call {
+        task,
+        export,
+        key,
+        args,
+        encoded,
+        fresh_after_ms,
+    } = *call;
     let mut tree = Vec::new();
     flow::closure_nodes(task, &mut tree);
     for (_, node, t) in &tree {
@@ -131,13 +153,20 @@ pub(crate) fn dispatch(
     if let Some(e) = failed {
         return Err(e);
     }
+    let args_object = (Digest::of(encoded), encoded.len() as u64);
+    let inline = encoded.len() <= ARGS_INLINE_MAX;
+    if !inline {
+        remote.ensure_object(&args_object.0, || Ok(encoded.to_vec()))?;
+    }
     let reply = remote.client.new_inbox();
     let item = WorkItem {
         key: *key,
         closure: task.closure,
         nodes: tree.into_iter().map(|(d, n, _)| (d, n)).collect(),
         export: export.to_string(),
-        args: hex::encode(encoded),
+        args: inline.then(|| hex::encode(encoded)),
+        args_object,
+        fresh_after_ms,
         blobs,
         reply: reply.clone(),
         from: remote.id.clone(),
@@ -156,27 +185,41 @@ pub(crate) fn dispatch(
     let Some(mut replies) = sent else {
         return Ok(None);
     };
+    // Wait for the reply; a reply can be lost (it is not persisted), so
+    // look for the published result now and then too.
     let wait = remote.cfg.wait;
-    let answer = remote
-        .rt
-        .block_on(async { tokio::time::timeout(wait, replies.next()).await });
-    let reply: Reply = match answer {
-        Ok(Some(msg)) => serde_json::from_slice(&msg.payload)
-            .map_err(|e| Error::internal(format!("a worker's reply does not parse: {e}")))?,
-        Ok(None) => {
-            remote.lost("waiting for a worker", "the connection closed")?;
-            return Ok(None);
-        }
-        Err(_) => {
-            return Err(Error::new(
-                ErrorKind::Remote,
-                format!(
-                    "no worker finished {} `{export}` within {}; start one with `cairn worker --remote {}`",
-                    task.name,
-                    humantime::format_duration(wait),
-                    remote.cfg.url
-                ),
-            ))
+    let deadline = Instant::now() + wait;
+    let reply: Reply = loop {
+        let slice = Duration::from_secs(1);
+        let answer = remote
+            .rt
+            .block_on(async { tokio::time::timeout(slice, replies.next()).await });
+        match answer {
+            Ok(Some(msg)) => {
+                break serde_json::from_slice(&msg.payload).map_err(|e| {
+                    Error::internal(format!("a worker's reply does not parse: {e}"))
+                })?
+            }
+            Ok(None) => {
+                remote.lost("waiting for a worker", "the connection closed")?;
+                return Ok(None);
+            }
+            Err(_) if tier::pull(&inner.store, remote, key, fresh_after_ms)? => {
+                return Ok(Some("(a worker whose reply was lost)".into()));
+            }
+            Err(_) if remote.is_down() => return Ok(None),
+            Err(_) if Instant::now() >= deadline => {
+                return Err(Error::new(
+                    ErrorKind::Remote,
+                    format!(
+                        "no worker finished {} `{export}` within {}; start one with `cairn worker --remote {}`",
+                        task.name,
+                        humantime::format_duration(wait),
+                        remote.cfg.url
+                    ),
+                ))
+            }
+            Err(_) => {}
         }
     };
     if let Some(error) = reply.error {
@@ -185,7 +228,7 @@ pub(crate) fn dispatch(
             format!("{error} (on worker {})", reply.worker),
         ));
     }
-    if !tier::pull(&inner.store, remote, key)? {
+    if !tier::pull(&inner.store, remote, key, fresh_after_ms)? {
         return Err(Error::new(
             ErrorKind::Remote,
             format!(
@@ -201,6 +244,12 @@ pub(crate) fn dispatch(
 /// are done (or forever). Failures of a call are reported to its sender;
 /// losing the server is retried.
 pub(crate) fn serve(host: &Host, remote: &Remote, opts: &WorkerOptions) -> Result<()> {
+    if remote.cfg.optional {
+        return Err(Error::new(
+            ErrorKind::BadArguments,
+            "a worker cannot go on without its server; connect it without `optional`",
+        ));
+    }
     let ack_wait = remote.cfg.ack_wait;
     let consumer = remote
         .run("joining the work queue", async {
@@ -284,12 +333,12 @@ fn handle(host: &Host, remote: &Remote, opts: &WorkerOptions, msg: jetstream::Me
     };
     let alive = msg.clone();
     let every = remote.cfg.ack_wait / 3;
-    let keepalive = remote.rt.spawn(async move {
+    let _keepalive = AbortOnDrop(remote.rt.spawn(async move {
         loop {
             tokio::time::sleep(every).await;
             let _ = alive.ack_with(AckKind::Progress).await;
         }
-    });
+    }));
     let task = item
         .nodes
         .iter()
@@ -303,7 +352,7 @@ fn handle(host: &Host, remote: &Remote, opts: &WorkerOptions, msg: jetstream::Me
         item.from
     );
     let outcome = run_item(host, remote, &item);
-    keepalive.abort();
+    let delivered = msg.info().map_or(1, |i| i.delivered);
     let error = match outcome {
         Ok(ran) => {
             eprintln!(
@@ -316,10 +365,18 @@ fn handle(host: &Host, remote: &Remote, opts: &WorkerOptions, msg: jetstream::Me
             );
             None
         }
-        Err(e) if e.kind() == ErrorKind::Remote => {
+        Err(e) if e.kind() == ErrorKind::Remote && delivered < MAX_DELIVERIES => {
             // Not the call's fault: leave it to be redelivered.
             eprintln!("{}: {e}", opts.name);
             return;
+        }
+        Err(e) if e.kind() == ErrorKind::Remote => {
+            eprintln!(
+                "{}: giving up {} after {delivered} deliveries: {e}",
+                opts.name,
+                item.key.short()
+            );
+            Some(format!("given up after {delivered} deliveries: {e}"))
         }
         Err(e) => {
             eprintln!("{}: {} failed: {e}", opts.name, item.key.short());
@@ -342,15 +399,36 @@ fn handle(host: &Host, remote: &Remote, opts: &WorkerOptions, msg: jetstream::Me
     });
 }
 
-/// Executes `item` unless its result is already published. Whether it ran.
+/// Stops a task when dropped (also on a panic).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Executes `item` unless a fresh result is already published (or can be
+/// published from this worker's cache). Whether it ran.
 fn run_item(host: &Host, remote: &Remote, item: &WorkItem) -> Result<bool> {
     let inner = &host.inner;
     let store = &inner.store;
-    if store.stored_value(&item.key)?.is_some() {
-        tier::push(store, remote, &item.key)?;
-        return Ok(false);
+    let fresh = |r: &crate::store::ResultRecord| {
+        r.created_ms >= item.fresh_after_ms
+            && r.expires_ms.is_none_or(|t| t > crate::store::now_ms())
+    };
+    if let Some((record, _)) = store.stored_value(&item.key)? {
+        // A local entry whose objects are gone cannot be published: run.
+        let published = fresh(&record)
+            && tier::push(store, remote, &item.key).or_else(|e| match e.kind() {
+                ErrorKind::Cache => Ok(false),
+                _ => Err(e),
+            })?;
+        if published {
+            return Ok(false);
+        }
     }
-    if tier::pull(store, remote, &item.key)? {
+    if tier::pull(store, remote, &item.key, item.fresh_after_ms)? {
         return Ok(false);
     }
     let node = |c: &Digest| {
@@ -375,12 +453,21 @@ fn run_item(host: &Host, remote: &Remote, item: &WorkItem) -> Result<bool> {
     }
     let (_, ty) = task.resolve(&item.export)?;
     let params = Type::Tuple(ty.params.iter().map(|(_, t)| t.clone()).collect());
-    let encoded = hex::decode(&item.args).map_err(|_| {
-        Error::new(
+    let encoded = match &item.args {
+        Some(hex) => hex::decode(hex).map_err(|_| {
+            Error::new(
+                ErrorKind::BadArguments,
+                "a work item's arguments are not hex",
+            )
+        })?,
+        None => fetch(inner, remote, &item.args_object.0, "the arguments")?.to_vec(),
+    };
+    if Digest::of(&encoded) != item.args_object.0 {
+        return Err(Error::new(
             ErrorKind::BadArguments,
-            "a work item's arguments are not hex",
-        )
-    })?;
+            "a work item's arguments do not match their hash",
+        ));
+    }
     let Ok(Value::Tuple(args)) = crate::codec::from_bytes(&encoded, &params) else {
         return Err(Error::new(
             ErrorKind::BadArguments,
@@ -392,7 +479,12 @@ fn run_item(host: &Host, remote: &Remote, item: &WorkItem) -> Result<bool> {
         a.for_each_blob(&mut |b| all_stored &= matches!(b.source, BlobSource::Stored));
     }
     debug_assert!(all_stored, "decoded blobs are stored ones");
-    let scope = Scope::worker(Arc::clone(inner), CallOptions::default());
+    // Anything this worker's cache holds for the key was not good enough.
+    let opts = CallOptions {
+        cache: CacheMode::Refresh,
+        ..CallOptions::default()
+    };
+    let scope = Scope::worker(Arc::clone(inner), opts);
     let called = flow::call(&scope, &task, &item.export, &args)?;
     if called.key != item.key {
         return Err(Error::new(

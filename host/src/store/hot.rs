@@ -31,6 +31,9 @@ struct Shard {
     entries: HashMap<Digest, Hot>,
     /// Value bytes held.
     bytes: usize,
+    /// Bumped whenever an entry is forgotten: a reader that looked at the
+    /// index before must not put back what it read.
+    generation: u64,
 }
 
 #[derive(Default)]
@@ -45,18 +48,26 @@ impl HotResults {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn get(&self, key: &Digest) -> Option<Hot> {
-        self.shard(key).entries.get(key).cloned()
+    /// The entry of `key`, or the generation to pass to [`HotResults::put`]
+    /// after reading it from the index.
+    pub(crate) fn get(&self, key: &Digest) -> Result<Hot, u64> {
+        let shard = self.shard(key);
+        shard.entries.get(key).cloned().ok_or(shard.generation)
     }
 
-    /// Remembers the verified result of `key`, if it is small.
-    pub(crate) fn put(&self, key: &Digest, record: ResultRecord, value: &[u8]) {
+    /// Remembers the verified result of `key`, if it is small and nothing
+    /// was forgotten since `generation` was read.
+    pub(crate) fn put(&self, key: &Digest, record: ResultRecord, value: &[u8], generation: u64) {
         if value.len() > VALUE_MAX {
             return;
         }
         let mut shard = self.shard(key);
+        if shard.generation != generation {
+            return;
+        }
         if shard.entries.len() >= SHARD_ENTRIES || shard.bytes + value.len() > SHARD_BYTES {
-            *shard = Shard::default();
+            shard.entries.clear();
+            shard.bytes = 0;
         }
         shard.bytes += value.len();
         if let Some(old) = shard.entries.insert(*key, Arc::new((record, value.into()))) {
@@ -66,6 +77,7 @@ impl HotResults {
 
     pub(crate) fn forget(&self, key: &Digest) {
         let mut shard = self.shard(key);
+        shard.generation += 1;
         if let Some(old) = shard.entries.remove(key) {
             shard.bytes -= old.1.len();
         }
@@ -93,22 +105,28 @@ mod tests {
     fn holds_small_values_within_its_budget_and_forgets() {
         let hot = HotResults::default();
         let key = Digest::of(b"k");
-        hot.put(&key, record(), b"small");
+        let read = hot.get(&key).unwrap_err();
+        hot.put(&key, record(), b"small", read);
         assert_eq!(&hot.get(&key).unwrap().1[..], b"small");
         hot.forget(&key);
-        assert!(hot.get(&key).is_none());
-        hot.put(&key, record(), &vec![0; VALUE_MAX + 1]);
-        assert!(hot.get(&key).is_none(), "large values are not kept");
+        assert!(hot.get(&key).is_err());
+        // A read from before the forget does not put the old value back.
+        hot.put(&key, record(), b"small", read);
+        assert!(hot.get(&key).is_err());
+        let read = hot.get(&key).unwrap_err();
+        hot.put(&key, record(), &vec![0; VALUE_MAX + 1], read);
+        assert!(hot.get(&key).is_err(), "large values are not kept");
         // Keys of one shard: filling its byte budget empties it.
         let same_shard: Vec<Digest> = (0u32..)
             .map(|i| Digest::of(&i.to_le_bytes()))
-            .filter(|d| d.as_bytes()[0] as usize % SHARDS == 0)
+            .filter(|d| (d.as_bytes()[0] as usize).is_multiple_of(SHARDS))
             .take(SHARD_BYTES / VALUE_MAX + 2)
             .collect();
         for k in &same_shard {
-            hot.put(k, record(), &vec![1; VALUE_MAX]);
+            let g = hot.get(k).unwrap_err();
+            hot.put(k, record(), &vec![1; VALUE_MAX], g);
         }
-        let held = same_shard.iter().filter(|k| hot.get(k).is_some()).count();
+        let held = same_shard.iter().filter(|k| hot.get(k).is_ok()).count();
         assert!(held * VALUE_MAX <= SHARD_BYTES, "{held} values held");
         assert!(held >= 1);
     }

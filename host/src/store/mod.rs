@@ -249,9 +249,10 @@ impl Store {
     /// (a damaged object is dropped, so the caller re-executes and repairs
     /// it).
     pub(crate) fn stored_value(&self, key: &Digest) -> Result<Option<(ResultRecord, Vec<u8>)>> {
-        if let Some(hot) = self.hot.get(key) {
-            return Ok(Some((hot.0, hot.1.to_vec())));
-        }
+        let generation = match self.hot.get(key) {
+            Ok(hot) => return Ok(Some((hot.0, hot.1.to_vec()))),
+            Err(generation) => generation,
+        };
         let queued = self.queue.find(|b| {
             let record = ResultRecord::from_bytes(b.results.get(key)?)?;
             Some((record, b.objects.get(&record.value).map(|o| o.to_vec())))
@@ -291,7 +292,7 @@ impl Store {
         };
         let value = self.verified(&record.value, record.value_len, bytes)?;
         if let Some(v) = &value {
-            self.hot.put(key, record, v);
+            self.hot.put(key, record, v, generation);
         }
         Ok(value.map(|b| (record, b)))
     }
