@@ -205,7 +205,18 @@ pub(crate) fn dispatch(inner: &Inner, remote: &Remote, call: &Call<'_>) -> Resul
                 return Ok(None);
             }
             Err(_) if tier::pull(&inner.store, remote, key, fresh_after_ms)? => {
-                return Ok(Some("(a worker whose reply was lost)".into()));
+                // Published: the reply is usually on its way (a worker
+                // publishes, then replies); wait a moment for its name.
+                let late = remote.rt.block_on(async {
+                    tokio::time::timeout(Duration::from_millis(500), replies.next()).await
+                });
+                let worker = late
+                    .ok()
+                    .flatten()
+                    .and_then(|msg| serde_json::from_slice::<Reply>(&msg.payload).ok())
+                    .filter(|r| r.error.is_none())
+                    .map_or_else(|| "(a worker; its reply was lost)".into(), |r| r.worker);
+                return Ok(Some(worker));
             }
             Err(_) if remote.is_down() => return Ok(None),
             Err(_) if Instant::now() >= deadline => {
