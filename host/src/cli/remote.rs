@@ -106,15 +106,8 @@ pub struct WorkerArgs {
     /// Exit after N calls [default: run until stopped]
     #[arg(long, value_name = "N")]
     max_calls: Option<usize>,
-    /// Wall-time limit of each call, e.g. 30s, 2m [default: none]
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
-    timeout: Option<Duration>,
-    /// Memory limit of each call, e.g. 512MiB [default: 1GiB]
-    #[arg(long, value_name = "SIZE", value_parser = super::run::parse_size)]
-    max_memory: Option<usize>,
-    /// Fuel each call may burn [default: unmetered]
-    #[arg(long, value_name = "N")]
-    fuel: Option<u64>,
+    #[command(flatten)]
+    limits: super::run::LimitArgs,
     /// How long a worker may go silent before its call is given to another
     /// (it reports progress at a third of this); set when the work queue is
     /// first joined [default: 30s]
@@ -123,13 +116,7 @@ pub struct WorkerArgs {
 }
 
 pub fn worker(cache_dir: Option<PathBuf>, args: WorkerArgs) -> cairn::Result<()> {
-    let mut limits = cairn::Limits::default();
-    limits.timeout = args.timeout;
-    limits.fuel = args.fuel;
-    if let Some(m) = args.max_memory {
-        limits.max_memory = m;
-    }
-    let host = super::open_host(cache_dir, limits)?;
+    let host = super::open_host(cache_dir, args.limits.limits())?;
     if args.remote.remote_optional {
         return Err(cairn::Error::new(
             cairn::ErrorKind::BadArguments,

@@ -61,15 +61,8 @@ pub struct RunArgs {
     /// are in the result (`result.ok`, `result.model`, …)
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Wall-time limit of each call, e.g. 30s, 2m, 500ms [default: none]
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
-    timeout: Option<std::time::Duration>,
-    /// Memory limit of each call, e.g. 512MiB [default: 1GiB]
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    max_memory: Option<usize>,
-    /// Fuel (about one unit per wasm instruction) each call may burn [default: unmetered]
-    #[arg(long, value_name = "N")]
-    fuel: Option<u64>,
+    #[command(flatten)]
+    limits: LimitArgs,
     /// Grant a host directory, read-only: HOST::GUEST (or HOST, seen at the
     /// same path); HOST::GUEST:rw makes it writable and the call uncacheable
     #[arg(long = "dir", value_name = "HOST::GUEST", value_parser = parse_dir)]
@@ -218,13 +211,7 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
             ))
         }
     };
-    let mut limits = cairn::Limits::default();
-    limits.timeout = args.timeout;
-    limits.fuel = args.fuel;
-    if let Some(m) = args.max_memory {
-        limits.max_memory = m;
-    }
-    let host = super::open_host(cache_dir, limits)?;
+    let host = super::open_host(cache_dir, args.limits.limits())?;
     let connected = args.remote.connect(&host, |_| {})?;
     if args.dispatch && !connected {
         eprintln!("warning: --dispatch needs a shared tier (--remote); running calls here");
@@ -444,7 +431,34 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 }
 
 /// `512MiB`, `1 GiB`, `1000000` (bytes).
-pub(super) fn parse_size(text: &str) -> Result<usize, String> {
+/// What each call may use: `--timeout`, `--max-memory`, `--fuel` (shared by
+/// `run` and `worker`).
+#[derive(clap::Args, Debug, Default)]
+pub struct LimitArgs {
+    /// Wall-time limit of each call, e.g. 30s, 2m, 500ms [default: none]
+    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// Memory limit of each call, e.g. 512MiB [default: 1GiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_memory: Option<usize>,
+    /// Fuel (about one unit per wasm instruction) each call may burn [default: unmetered]
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> cairn::Limits {
+        let mut limits = cairn::Limits::default();
+        limits.timeout = self.timeout;
+        limits.fuel = self.fuel;
+        if let Some(m) = self.max_memory {
+            limits.max_memory = m;
+        }
+        limits
+    }
+}
+
+fn parse_size(text: &str) -> Result<usize, String> {
     let size: bytesize::ByteSize = text.parse()?;
     usize::try_from(size.as_u64()).map_err(|e| e.to_string())
 }
