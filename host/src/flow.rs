@@ -576,8 +576,8 @@ pub(crate) fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> 
         // Tasks (not flows: they would hold a worker while waiting for
         // their own calls) with nothing granted can run elsewhere.
         let portable = task.bound.is_empty() && grants.is_empty() && task.persist;
-        if let (Some(r), true, true) = (remote, scope.opts.dispatch, portable && manifest.is_some())
-        {
+        let dispatch = scope.opts.dispatch && portable && manifest.is_some();
+        if let Some(r) = remote.filter(|_| dispatch) {
             let sent = remote::work::Call {
                 task,
                 export: &path,

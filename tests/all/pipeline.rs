@@ -67,17 +67,17 @@ pub fn run_task_with(
 
 /// `(task, hit|miss)` for every call of a run, in order.
 fn calls(out: &Json) -> Vec<(String, String)> {
-    out["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["component"].as_str().unwrap().to_string(),
-                c["cache"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    each_call(out, |c| (text(&c["component"]), text(&c["cache"])))
+}
+
+/// `f` of every call of a run's `--json` output, in order.
+pub fn each_call<T>(out: &Json, f: impl Fn(&Json) -> T) -> Vec<T> {
+    out["calls"].as_array().unwrap().iter().map(f).collect()
+}
+
+/// A JSON string field, owned.
+pub fn text(v: &Json) -> String {
+    v.as_str().unwrap().to_string()
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
-use crate::pipeline::{manifest, run_task_with};
+use crate::pipeline::{each_call, manifest, run_task_with, text};
 use crate::support::{cairn, example, failure, json, ml_csv};
 
 /// A JetStream server on a free loopback port, stopped on drop.
@@ -143,19 +143,15 @@ fn greet(cache: &Path, remote: &[&str]) -> Json {
 
 /// `(task, cache, remote, worker)` of each call of a run.
 fn calls(out: &Json) -> Vec<(String, String, bool, Option<String>)> {
-    out["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["component"].as_str().unwrap().to_string(),
-                c["cache"].as_str().unwrap().to_string(),
-                c["remote"].as_bool().unwrap(),
-                c["worker"].as_str().map(str::to_string),
-            )
-        })
-        .collect()
+    each_call(out, |c| {
+        let worker = c["worker"].as_str().map(str::to_string);
+        (
+            text(&c["component"]),
+            text(&c["cache"]),
+            c["remote"].as_bool().unwrap(),
+            worker,
+        )
+    })
 }
 
 fn setup(rows: usize) -> (tempfile::TempDir, PathBuf, PathBuf) {

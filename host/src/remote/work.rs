@@ -31,7 +31,7 @@ use crate::flow::{self, Inner, Scope};
 use crate::host::{CacheMode, CallOptions, Host};
 use crate::task::Task;
 use crate::types::Type;
-use crate::value::{BlobSource, Value};
+use crate::value::Value;
 
 /// Arguments encoded in more bytes than this travel as an object.
 const ARGS_INLINE_MAX: usize = 64 * 1024;
@@ -485,11 +485,6 @@ fn run_item(host: &Host, remote: &Remote, item: &WorkItem) -> Result<bool> {
             "a work item's arguments do not decode",
         ));
     };
-    let mut all_stored = true;
-    for a in &args {
-        a.for_each_blob(&mut |b| all_stored &= matches!(b.source, BlobSource::Stored));
-    }
-    debug_assert!(all_stored, "decoded blobs are stored ones");
     // Anything this worker's cache holds for the key was not good enough.
     let opts = CallOptions {
         cache: CacheMode::Refresh,

@@ -58,14 +58,7 @@ impl Batch {
     }
 
     fn is_empty(&self) -> bool {
-        self.results.is_empty()
-            && self.objects.is_empty()
-            && self.by_export.is_empty()
-            && self.closures.is_empty()
-            && self.usage.is_empty()
-            && self.compiled_used.is_empty()
-            && self.files.is_empty()
-            && self.runs.is_empty()
+        self.is_lazy_only() && self.usage.is_empty() && self.compiled_used.is_empty()
     }
 
     /// Writes the batch in `tx`.
