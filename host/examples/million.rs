@@ -8,7 +8,7 @@
 //!
 //! A CACHE_DIR that already holds the entries is reused (filling is skipped).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cairn::{CallOptions, Host, Value};
@@ -55,16 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let s = host.stats()?;
         let values = (s.value_bytes + s.blob_bytes + s.output_bytes) as f64;
         drop(host);
-        // The index file as it is once closed (redb trims it then).
-        let index = std::fs::metadata(dir.join("index.redb"))?.len() as f64;
-        println!(
-            "| index for {} entries | {:.0} MiB | {:.0} B/entry | values {:.1} MiB | index / values = {:.1} |",
-            s.entries,
-            index / (1 << 20) as f64,
-            index / s.entries as f64,
-            values / (1 << 20) as f64,
-            index / values
-        );
+        index_report(&dir.join("index.redb"), s.entries, values)?;
     }
     // A fresh host: hits on keys spread over the whole cache.
     let host = Host::open(&dir)?;
@@ -86,5 +77,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let p99 = s[(s.len() - 1) * 99 / 100];
     println!("| (p99) | {:.1} µs | | | |", p99.as_secs_f64() * 1e6);
+    Ok(())
+}
+
+/// The index file once closed (redb trims it then), what its pages hold
+/// (redb's own statistics), and the file after compaction.
+fn index_report(path: &Path, entries: u64, values: f64) -> Result<(), Box<dyn std::error::Error>> {
+    let mib = |b: f64| b / (1 << 20) as f64;
+    let per = |b: f64| b / entries as f64;
+    let index = std::fs::metadata(path)?.len() as f64;
+    println!(
+        "| index for {entries} entries | {:.0} MiB | {:.0} B/entry | values {:.1} MiB | index / values = {:.1} |",
+        mib(index),
+        per(index),
+        mib(values),
+        index / values
+    );
+    let db = redb::Database::open(path)?;
+    let st = db.begin_write()?.stats()?;
+    drop(db);
+    let allocated = (st.allocated_pages() * st.page_size() as u64) as f64;
+    println!(
+        "| of which: pages in use {:.0} B/entry (leaf data {:.0}), free pages {:.0} | | | | |",
+        per(allocated),
+        per(st.stored_bytes() as f64),
+        per(index - allocated),
+    );
+    let t = Instant::now();
+    let c = Host::open(path.parent().expect("in the cache dir"))?
+        .compact()?
+        .ok_or("another process was writing")?;
+    let compacted = c.after as f64;
+    println!(
+        "| index after compaction ({:.1} s) | {:.0} MiB | {:.0} B/entry | | index / values = {:.1} |",
+        t.elapsed().as_secs_f64(),
+        mib(compacted),
+        per(compacted),
+        compacted / values
+    );
     Ok(())
 }

@@ -58,14 +58,22 @@ impl fmt::Debug for Digest {
     }
 }
 
+/// Hex in formats people read (JSON), the 32 bytes themselves in binary ones.
 impl serde::Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            serde::Serialize::serialize(&self.0, s)
+        }
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Digest, D::Error> {
+        if !d.is_human_readable() {
+            return <[u8; 32] as serde::Deserialize>::deserialize(d).map(Digest);
+        }
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         Digest::from_hex(&text).ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
     }

@@ -72,7 +72,7 @@ pub use cache::{to_json, Audit, Entry, ExportFormat, RecentRuns, Stats, VerifyOp
 pub use component::{ComponentInfo, Export};
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
-pub use gc::{Config, GcOptions, GcReport, RemoteSettings};
+pub use gc::{Compaction, Config, GcOptions, GcReport, RemoteSettings};
 pub use host::{CacheMode, CacheStatus, CallOptions, CallRecord, Host, Observer, Outcome, Report};
 pub use manifest::{Manifest, TaskEntry};
 pub use remote::{RemoteConfig, WorkerOptions};

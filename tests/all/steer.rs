@@ -182,6 +182,9 @@ fn an_expired_entry_is_a_miss_reported_as_expired() {
     std::thread::sleep(Duration::from_millis(400));
     let gc = &json_lines(cairn(cache.path()).args(["cache", "gc", "--json"]))[0];
     assert_eq!(gc["expired"], 1, "{gc}");
+    // … and then the index is compacted.
+    let (before, after) = (gc["index_before"].as_u64(), gc["index_after"].as_u64());
+    assert!(after.unwrap() <= before.unwrap(), "{gc}");
 
     let (code, msg) = failure(
         cairn(cache.path())

@@ -143,6 +143,10 @@ struct GcArgs {
     /// Say what would go, remove nothing
     #[arg(long)]
     dry_run: bool,
+    /// Leave the index file as it is (by default it is compacted afterwards,
+    /// returning the free pages of replaced versions to the disk)
+    #[arg(long)]
+    no_compact: bool,
     /// One JSON object
     #[arg(long)]
     json: bool,
@@ -170,7 +174,7 @@ pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn::Result<()> {
             eprintln!("cairn: wrote {} from entry {}", to.display(), key.short());
             Ok(())
         }
-        CacheCommand::Gc(a) => gc(&host, &a),
+        CacheCommand::Gc(a) => gc(host, &a),
         CacheCommand::Config {
             max_size,
             remote,
@@ -406,7 +410,7 @@ fn rm(host: &cairn::Host, a: &RmArgs) -> cairn::Result<()> {
     ))
 }
 
-fn gc(host: &cairn::Host, a: &GcArgs) -> cairn::Result<()> {
+fn gc(host: cairn::Host, a: &GcArgs) -> cairn::Result<()> {
     let mut opts = cairn::GcOptions::default();
     opts.max_size = a
         .max_size
@@ -415,12 +419,29 @@ fn gc(host: &cairn::Host, a: &GcArgs) -> cairn::Result<()> {
     opts.dry_run = a.dry_run;
     let started = std::time::Instant::now();
     let r = host.gc(&opts)?;
+    let compacted = if a.dry_run || a.no_compact {
+        None
+    } else {
+        let c = host.compact()?;
+        if c.is_none() {
+            eprintln!(
+                "cairn: warning: the index was not compacted: another cairn was writing to it (run `cairn cache gc` again later)"
+            );
+        }
+        c
+    };
     if a.json {
-        return json_line(&r);
+        let mut v = serde_json::to_value(&r).expect("serializable");
+        v["index_before"] = compacted.map(|c| c.before).into();
+        v["index_after"] = compacted.map(|c| c.after).into();
+        return json_line(&v);
     }
+    let index = compacted.map_or(String::new(), |c| {
+        format!("; index {} → {}", fmt::size(c.before), fmt::size(c.after))
+    });
     let verb = if a.dry_run { "would remove" } else { "removed" };
     print_line(&format!(
-        "{verb} {} entries ({} expired) and {} compiled artefacts; kept {} entries; {} → {}; freed {} on disk in {}",
+        "{verb} {} entries ({} expired) and {} compiled artefacts; kept {} entries; {} → {}; freed {} on disk{index} in {}",
         r.removed.len(),
         r.expired,
         r.compiled_removed,

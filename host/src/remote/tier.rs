@@ -22,8 +22,7 @@ struct Parsed {
 
 fn parse(record: &[u8]) -> Option<Parsed> {
     let header = ResultRecord::from_bytes(record)?;
-    let manifest: KeyManifest =
-        serde_json::from_slice(ResultRecord::manifest_bytes(record)).ok()?;
+    let manifest = ResultRecord::manifest(record)?;
     let objects = header
         .objects()
         .chain(manifest.blobs.iter().copied())

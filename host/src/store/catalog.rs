@@ -47,7 +47,7 @@ pub(crate) struct CompiledEntry {
 
 fn listed(key: Digest, bytes: &[u8], usage: Usage) -> Option<Listed> {
     let record = ResultRecord::from_bytes(bytes)?;
-    let manifest = serde_json::from_slice(ResultRecord::manifest_bytes(bytes)).ok();
+    let manifest = ResultRecord::manifest(bytes);
     Some(Listed {
         key,
         record,

@@ -529,9 +529,7 @@ impl Store {
             expires_ms: new.expires_ms,
             bytes: stored + value_len + stdout.map_or(0, |o| o.1) + stderr.map_or(0, |o| o.1),
         };
-        let manifest = serde_json::to_vec(new.manifest)
-            .map_err(|e| Error::internal(format!("cannot encode a key manifest: {e}")))?;
-        let bytes: Arc<[u8]> = record.to_bytes(&manifest).into();
+        let bytes: Arc<[u8]> = record.to_bytes(new.manifest)?.into();
         self.hot.forget(&new.key);
         self.queue.push(|b| {
             b.objects.extend(inline);
@@ -739,6 +737,33 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// Rewrites the index in `dir` without its free pages: a copy-on-write
+/// B-tree leaves the pages of replaced versions free for reuse, which after
+/// heavy writing is about half the file. Other processes may have the cache
+/// open (they wait while it runs); this one must not. `Ok(None)` when another
+/// process is in the middle of a transaction: nothing was changed, try later.
+/// Returns the file's size before and after.
+pub(crate) fn compact(dir: &Path) -> Result<Option<(u64, u64)>> {
+    let path = dir.join("index.redb");
+    let size = || {
+        fs::metadata(&path)
+            .map(|m| m.len())
+            .map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e))
+    };
+    let before = size()?;
+    let mut db = Database::builder()
+        .set_concurrency_mode(ConcurrencyMode::MultiWriter)
+        .open(&path)
+        .map_err(|e| open_error(&path, e))?;
+    match db.compact() {
+        Ok(_) => {}
+        Err(redb::CompactionError::TransactionInProgress) => return Ok(None),
+        Err(e) => return Err(damaged(&path, e)),
+    }
+    drop(db);
+    Ok(Some((before, size()?)))
 }
 
 fn open_error(path: &Path, e: redb::DatabaseError) -> Error {

@@ -7,10 +7,17 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::digest::Digest;
+use crate::entry::KeyManifest;
+use crate::error::{Error, Result};
 
 /// What the index keeps for one cached call: a fixed header read on every
-/// hit, followed by its key manifest (JSON), read only to list, show,
-/// explain, collect garbage or re-execute.
+/// hit, followed by its key manifest, read only to list, show, explain,
+/// collect garbage, re-execute or publish.
+///
+/// The manifest is [postcard](https://docs.rs/postcard) (digests as their 32
+/// bytes): about a third of the JSON that layout 3 stored, which is still
+/// read. Postcard is not self-describing, so any change to [`KeyManifest`]'s
+/// fields needs a new layout version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResultRecord {
     /// Hash of the result's canonical encoding (an object).
@@ -33,13 +40,20 @@ pub struct ResultRecord {
 }
 
 impl ResultRecord {
-    /// Layout version 3: adds expiry, size and the key manifest.
-    const VERSION: u8 = 3;
+    /// Layout version 4: the key manifest in postcard.
+    const VERSION: u8 = 4;
+    /// Layout version 3: the same header, the key manifest in JSON.
+    const JSON_MANIFEST: u8 = 3;
     /// Length of the fixed header.
     pub(crate) const LEN: usize = 1 + 32 + 8 + 8 + 8 + 40 + 40 + 8 + 8;
 
     /// The header followed by `manifest`.
-    pub(crate) fn to_bytes(self, manifest: &[u8]) -> Vec<u8> {
+    pub(crate) fn to_bytes(self, manifest: &KeyManifest) -> Result<Vec<u8>> {
+        postcard::to_extend(manifest, self.header())
+            .map_err(|e| Error::internal(format!("cannot encode a key manifest: {e}")))
+    }
+
+    fn header(self) -> Vec<u8> {
         let mut b = vec![0u8; Self::LEN];
         b[0] = Self::VERSION;
         b[1..33].copy_from_slice(self.value.as_bytes());
@@ -54,13 +68,12 @@ impl ResultRecord {
         }
         b[137..145].copy_from_slice(&self.expires_ms.unwrap_or(0).to_le_bytes());
         b[145..153].copy_from_slice(&self.bytes.to_le_bytes());
-        b.extend_from_slice(manifest);
         b
     }
 
     /// The header of a stored record; `None` for bytes of another layout.
     pub(crate) fn from_bytes(b: &[u8]) -> Option<ResultRecord> {
-        if b.len() < Self::LEN || b[0] != Self::VERSION {
+        if b.len() < Self::LEN || ![Self::VERSION, Self::JSON_MANIFEST].contains(&b[0]) {
             return None;
         }
         let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("fixed layout"));
@@ -79,9 +92,15 @@ impl ResultRecord {
         })
     }
 
-    /// The manifest bytes of a stored record (after the header).
-    pub(crate) fn manifest_bytes(b: &[u8]) -> &[u8] {
-        b.get(Self::LEN..).unwrap_or_default()
+    /// The key manifest of a stored record; `None` if it cannot be read
+    /// (another layout, or damaged).
+    pub(crate) fn manifest(b: &[u8]) -> Option<KeyManifest> {
+        let bytes = b.get(Self::LEN..)?;
+        match b[0] {
+            Self::VERSION => postcard::from_bytes(bytes).ok(),
+            Self::JSON_MANIFEST => serde_json::from_slice(bytes).ok(),
+            _ => None,
+        }
     }
 
     /// The objects the entry holds: value and captured output.
@@ -232,6 +251,25 @@ impl CompiledRecord {
 mod tests {
     use super::*;
 
+    fn manifest() -> KeyManifest {
+        KeyManifest {
+            component: "train".into(),
+            closure: Digest::of(b"closure"),
+            export: "example:ml/train@0.1.0#train".into(),
+            signature: "func(data: borrow<blob>, epochs: u32) -> list<f32>".into(),
+            args: vec![crate::entry::ArgManifest {
+                name: "epochs".into(),
+                digest: Digest::of(b"3"),
+                shown: "3".into(),
+            }],
+            sandbox: Digest::of(b"sandbox"),
+            grants: vec!["env K".into()],
+            args_object: (Digest::of(b"args"), 9),
+            blobs: vec![(Digest::of(b"blob"), 1 << 30)],
+            inputs: vec![(Digest::of(b"in"), "/data/in.csv".into())],
+        }
+    }
+
     #[test]
     fn records_round_trip_with_their_manifest() {
         let r = ResultRecord {
@@ -244,13 +282,45 @@ mod tests {
             expires_ms: Some(77),
             bytes: 6,
         };
-        let bytes = r.to_bytes(b"{}");
+        let bytes = r.to_bytes(&manifest()).unwrap();
         assert_eq!(ResultRecord::from_bytes(&bytes), Some(r));
-        assert_eq!(ResultRecord::manifest_bytes(&bytes), b"{}");
+        assert_eq!(ResultRecord::manifest(&bytes), Some(manifest()));
+        let json = serde_json::to_vec(&manifest()).unwrap();
+        assert!(
+            bytes.len() - ResultRecord::LEN < json.len() / 2,
+            "binary manifest {} B, JSON {} B",
+            bytes.len() - ResultRecord::LEN,
+            json.len()
+        );
         assert_eq!(ResultRecord::from_bytes(&[0; 3]), None);
+        assert_eq!(
+            ResultRecord::manifest(&bytes[..bytes.len() - 1]),
+            None,
+            "cut short"
+        );
         let mut old = bytes.clone();
         old[0] = 2;
         assert_eq!(ResultRecord::from_bytes(&old), None, "other layouts miss");
+        assert_eq!(ResultRecord::manifest(&old), None);
+    }
+
+    #[test]
+    fn layout_3_records_with_json_manifests_still_read() {
+        let r = ResultRecord {
+            value: Digest::of(b"v"),
+            value_len: 3,
+            created_ms: 9,
+            run_us: 1,
+            stdout: None,
+            stderr: None,
+            expires_ms: None,
+            bytes: 3,
+        };
+        let mut bytes = r.header();
+        bytes[0] = ResultRecord::JSON_MANIFEST;
+        bytes.extend(serde_json::to_vec(&manifest()).unwrap());
+        assert_eq!(ResultRecord::from_bytes(&bytes), Some(r));
+        assert_eq!(ResultRecord::manifest(&bytes), Some(manifest()));
     }
 
     #[test]
