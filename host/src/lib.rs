@@ -75,7 +75,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use gc::{Compaction, Config, GcOptions, GcReport, RemoteSettings};
 pub use host::{CacheMode, CacheStatus, CallOptions, CallRecord, Host, Observer, Outcome, Report};
 pub use manifest::{Manifest, TaskEntry};
-pub use remote::{RemoteConfig, WorkerOptions};
+pub use remote::{Published, RemoteConfig, WorkerOptions};
 pub use runs::{RunCall, RunRecord};
 pub use sandbox::{DirGrant, Grants, Limits};
 pub use store::FORMAT_VERSION;

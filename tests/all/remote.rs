@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 
 use crate::pipeline::{each_call, manifest, run_task_with, text};
-use crate::support::{cairn, example, failure, json, ml_csv};
+use crate::support::{cairn, example, failure, json, ml_csv, stdout};
 
 /// A JetStream server on a free loopback port, stopped on drop.
 struct Nats {
@@ -466,4 +466,40 @@ fn refresh_with_dispatch_runs_the_call_again_on_a_worker() {
         done.contains(" ran "),
         "executed again, not answered from the cache: {done}"
     );
+}
+
+#[test]
+fn entries_stored_before_the_tier_was_used_are_published_by_cache_push() {
+    let nats = Nats::start();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = greet(a.path(), &[]);
+    assert_eq!(first["cache"], "miss");
+    let push = || {
+        stdout(
+            cairn(a.path())
+                .args(["cache", "push", "--all", "--remote"])
+                .arg(&nats.url),
+        )
+    };
+    let pushed = push();
+    assert!(
+        pushed.starts_with("published 1 entries (0 already shared"),
+        "{pushed}"
+    );
+    let shared = greet(b.path(), &["--remote", nats.url.as_str()]);
+    assert_eq!(
+        (shared["cache"].as_str(), shared["executed"].as_u64()),
+        (Some("hit"), Some(0))
+    );
+    assert_eq!(shared["calls"][0]["remote"], true);
+    assert_eq!(shared["result"], first["result"]);
+    let again = push();
+    assert!(
+        again.starts_with("published 0 entries (1 already shared"),
+        "{again}"
+    );
+
+    let (code, msg) = failure(cairn(a.path()).args(["cache", "push", "--all"]));
+    assert_eq!(code, 2);
+    assert!(msg.contains("--remote"), "{msg}");
 }

@@ -7,17 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::support::{cairn, example, failure, json, ml_csv, with_custom_section};
-
-fn stdout(cmd: &mut assert_cmd::Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::support::{cairn, example, failure, json, ml_csv, stdout, with_custom_section};
 
 /// The JSON lines a command printed.
 fn json_lines(cmd: &mut assert_cmd::Command) -> Vec<Json> {

@@ -76,6 +76,17 @@ pub fn json(cmd: &mut Command) -> serde_json::Value {
 }
 
 /// Runs `cmd`, expecting it to fail; returns (exit code, stderr).
+/// What a command that must succeed printed on stdout.
+pub fn stdout(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 pub fn failure(cmd: &mut Command) -> (i32, String) {
     let out = cmd.output().unwrap();
     assert!(

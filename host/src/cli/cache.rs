@@ -48,6 +48,9 @@ enum CacheCommand {
     },
     /// Remove expired and old entries, and evict down to a size budget
     Gc(GcArgs),
+    /// Publish entries to the shared tier (those stored before it was used,
+    /// or while it was down); entries it already holds are left alone
+    Push(PushArgs),
     /// Show or set the cache's settings (kept in CACHE_DIR/config.toml)
     Config {
         /// A size budget applied after every `cairn run` (e.g. 10GiB); `none` removes it
@@ -133,6 +136,18 @@ struct RmArgs {
 }
 
 #[derive(Args, Debug)]
+struct PushArgs {
+    /// Keys (or unique prefixes) to publish
+    #[arg(required_unless_present = "all")]
+    keys: Vec<String>,
+    /// Publish every unexpired entry
+    #[arg(long, conflicts_with = "keys")]
+    all: bool,
+    #[command(flatten)]
+    remote: super::remote::RemoteArgs,
+}
+
+#[derive(Args, Debug)]
 struct GcArgs {
     /// Evict until results and compiled code take at most SIZE [default: config.toml's max_size]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -175,6 +190,7 @@ pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn::Result<()> {
             Ok(())
         }
         CacheCommand::Gc(a) => gc(host, &a),
+        CacheCommand::Push(a) => push(&host, &a),
         CacheCommand::Config {
             max_size,
             remote,
@@ -407,6 +423,33 @@ fn rm(host: &cairn::Host, a: &RmArgs) -> cairn::Result<()> {
     print_line(&format!(
         "removed {removed} entries, freed {}",
         fmt::size(freed)
+    ))
+}
+
+fn push(host: &cairn::Host, a: &PushArgs) -> cairn::Result<()> {
+    // Publishing is all this command does: never without the server.
+    if !a.remote.connect(host, |c| c.optional = false)? {
+        return Err(cairn::Error::new(
+            cairn::ErrorKind::BadArguments,
+            "publish to where? give --remote nats://HOST:PORT (or set it with `cairn cache config --remote`)",
+        ));
+    }
+    let keys = if a.all {
+        host.entries()?.into_iter().map(|e| e.key).collect()
+    } else {
+        a.keys
+            .iter()
+            .map(|k| host.resolve_key(k))
+            .collect::<cairn::Result<Vec<_>>>()?
+    };
+    let started = std::time::Instant::now();
+    let p = host.publish(&keys)?;
+    print_line(&format!(
+        "published {} entries ({} already shared, {} expired) in {}",
+        p.published,
+        p.already,
+        p.skipped,
+        fmt::duration(started.elapsed())
     ))
 }
 

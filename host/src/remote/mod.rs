@@ -31,6 +31,7 @@ use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 
 pub(crate) use claim::{claim_or_wait, Claimed};
+pub use tier::Published;
 pub use work::WorkerOptions;
 
 /// The key-value bucket of results: call key (hex) → record.

@@ -9,6 +9,7 @@ use super::Remote;
 use crate::digest::Digest;
 use crate::entry::KeyManifest;
 use crate::error::{Error, ErrorKind, Result};
+use crate::host::Host;
 use crate::store::{now_ms, ResultRecord, Store};
 
 /// A stored record, read.
@@ -121,4 +122,68 @@ pub(crate) fn push(store: &Store, remote: &Remote, key: &Digest) -> Result<bool>
     }
     remote.put_result(key, record::encode(&record, &inline))?;
     Ok(!remote.is_down())
+}
+
+/// What [`Host::publish`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Published {
+    /// Entries published now.
+    pub published: usize,
+    /// Entries the shared tier already held (unexpired): left as they are.
+    pub already: usize,
+    /// Entries not published because they have expired (or are gone).
+    pub skipped: usize,
+}
+
+impl Host {
+    /// Publishes local entries to the connected shared tier, as if they had
+    /// just been computed: for results stored before the host used the tier
+    /// (or while it was down), which other machines would otherwise compute
+    /// again. Entries the tier already holds are left alone; expired ones
+    /// are skipped.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Remote`] if the host is not connected or the tier fails;
+    /// [`ErrorKind::Cache`] if an entry's objects cannot be read. What was
+    /// published before the error stays published.
+    pub fn publish(&self, keys: &[Digest]) -> Result<Published> {
+        let remote = self.inner.remote.get().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Remote,
+                "publishing needs a shared tier; connect with --remote nats://HOST:PORT",
+            )
+        })?;
+        let store = &self.inner.store;
+        store.flush()?;
+        let mut report = Published::default();
+        let now = now_ms();
+        let live = |record: &[u8]| {
+            ResultRecord::from_bytes(record).is_some_and(|h| h.expires_ms.is_none_or(|t| t > now))
+        };
+        for key in keys {
+            let local = store.record_bytes(key)?;
+            if !local.as_deref().is_some_and(live) {
+                report.skipped += 1;
+                continue;
+            }
+            let shared = remote.result(key)?;
+            if shared
+                .as_deref()
+                .and_then(record::decode)
+                .is_some_and(|(record, _)| live(record))
+            {
+                report.already += 1;
+                continue;
+            }
+            if !push(store, remote, key)? {
+                return Err(Error::new(
+                    ErrorKind::Remote,
+                    "the shared tier went away while publishing; run again when it is back",
+                ));
+            }
+            report.published += 1;
+        }
+        Ok(report)
+    }
 }
