@@ -60,6 +60,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     row("executed tiny call, not stored (`--no-cache`)", &s, "—");
 
+    // What a new process does before its first call, without the process:
+    // open the cache, load the component (a `stat`), create the engine, load
+    // the compiled artefact kept in the cache, instantiate, execute.
+    let fresh = tempfile::tempdir()?;
+    Host::open(fresh.path())?.call_with(
+        &host.load(wasm.join("hello.wasm"))?,
+        "greet",
+        &args,
+        &off,
+    )?;
+    let s = sample(50, || {
+        let h = Host::open(fresh.path()).unwrap();
+        let hello = h.load(wasm.join("hello.wasm")).unwrap();
+        h.call_with(&hello, "greet", &args, &off).unwrap();
+    });
+    row(
+        "fresh host: open cache + load compiled artefact + engine + execute",
+        &s,
+        "load ≤ 5 ms",
+    );
+
     // Both cores busy: many distinct calls through `call_all` on 2 threads.
     let many: Vec<(String, Vec<Value>)> = (0..20_000)
         .map(|i| {
