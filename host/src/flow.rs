@@ -261,20 +261,27 @@ impl Inner {
             },
         };
         // A blob of the result that is gone (or cut short) makes the entry a
-        // miss: the call re-executes and stores the blob again.
-        let mut whole = true;
+        // miss: the call re-executes and stores the blob again. One left in
+        // the shared tier (taken lazily) counts while the tier is connected.
+        let mut absent = Vec::new();
         if let Some(v) = &value {
             v.for_each_blob(&mut |b| {
                 if matches!(b.source, BlobSource::Stored)
                     && !self.store.has_object(&b.hash(), b.len())
                 {
-                    whole = false;
+                    absent.push((b.hash(), b.len()));
                 }
             });
         }
-        if !whole {
-            tracing::warn!(%key, "a blob of the stored result is missing; re-executing");
-            return Ok(Lookup::Miss);
+        for (hash, len) in absent {
+            let shared = match self.remote.get() {
+                Some(r) => r.has_object(&hash, len)?,
+                None => false,
+            };
+            if !shared {
+                tracing::warn!(%key, "a blob of the stored result is missing; re-executing");
+                return Ok(Lookup::Miss);
+            }
         }
         let output = |o: Option<(Digest, u64)>| -> Result<Vec<u8>> {
             match o.filter(|_| replay) {
@@ -880,11 +887,32 @@ fn bind_rec(
     Ok(out)
 }
 
+impl Inner {
+    /// Copies a stored blob the local cache lacks from the shared tier (if
+    /// connected and it has it), verified: blobs of shared results are
+    /// fetched when first read, not when the result is taken.
+    fn fetch_blob(&self, blob: &Blob) -> Result<()> {
+        let Some(remote) = self.remote.get() else {
+            return Ok(());
+        };
+        if self.store.has_object(&blob.hash(), blob.len()) || remote.is_down() {
+            return Ok(());
+        }
+        if let Some(bytes) = remote.object(&blob.hash())? {
+            if bytes.len() as u64 == blob.len() {
+                self.store.put_object(&bytes)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl BlobReader for Inner {
     fn open(&self, blob: &Blob) -> Result<Bytes> {
         if let Some(bytes) = engine::open_uncached(blob) {
             return bytes;
         }
+        self.fetch_blob(blob)?;
         let missing = || {
             Error::new(
                 ErrorKind::Cache,

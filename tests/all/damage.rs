@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::support::{cairn, example, failure, json, ml_csv};
+use crate::support::{cairn, example, failure, json, ml_csv, walk};
 
 /// A cache holding one `greet` result.
 fn warm_cache() -> tempfile::TempDir {
@@ -126,19 +126,6 @@ fn a_missing_or_cut_blob_is_a_miss_and_is_repaired() {
         "{}",
         String::from_utf8_lossy(&verify.stdout)
     );
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[test]

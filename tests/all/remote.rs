@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 
 use crate::pipeline::{each_call, manifest, run_task_with, text};
-use crate::support::{cairn, example, failure, json, ml_csv, stdout};
+use crate::support::{cairn, example, failure, json, ml_csv, stdout, walk};
 
 /// A JetStream server on a free loopback port, stopped on drop.
 struct Nats {
@@ -247,6 +247,50 @@ fn a_flow_dispatched_to_workers_is_a_whole_flow_hit_from_a_third_host() {
         3,
         "{calls:?}"
     );
+
+    // The dataset `load` made went from one worker's task to another's by
+    // hash: the client took the entry, not the blob's bytes…
+    let dataset = 8 + 2_000 * 9 * 4;
+    let sizes = |dir: &Path| -> Vec<u64> {
+        walk(&dir.join("objects"))
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .collect()
+    };
+    assert!(!sizes(&client).contains(&dataset), "{:?}", sizes(&client));
+    // … until something reads them: fetched then, verified, and kept.
+    let load = |cache: &Path, remote: &[&str]| {
+        let got = cache.with_extension("out");
+        let out = json(
+            cairn(cache)
+                .arg("run")
+                .args(remote)
+                .arg("--manifest")
+                .arg(&manifest)
+                .arg("--out")
+                .arg(&got)
+                .args(["load", "--csv", &format!("@{}", data.display())]),
+        );
+        let written: Vec<u64> = walk(&got)
+            .iter()
+            .map(|p| std::fs::metadata(p).unwrap().len())
+            .collect();
+        (out["cache"].clone(), written)
+    };
+    // (Without the shared tier, the same entry is a miss: recomputed.)
+    let alone = dir.path().join("alone");
+    let copied = Process::new("cp")
+        .arg("-r")
+        .arg(&client)
+        .arg(&alone)
+        .status();
+    assert!(copied.unwrap().success());
+    assert_eq!(load(&alone, &[]), ("miss".into(), vec![dataset]));
+    assert_eq!(
+        load(&client, &["--remote", nats.url.as_str()]),
+        ("hit".into(), vec![dataset])
+    );
+    assert!(sizes(&client).contains(&dataset), "kept");
 
     let third = run_task_with(
         &dir.path().join("third"),

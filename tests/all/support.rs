@@ -76,6 +76,20 @@ pub fn json(cmd: &mut Command) -> serde_json::Value {
 }
 
 /// Runs `cmd`, expecting it to fail; returns (exit code, stderr).
+/// Every file under `dir`, recursively.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 /// What a command that must succeed printed on stdout.
 pub fn stdout(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();

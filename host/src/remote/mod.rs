@@ -263,6 +263,35 @@ impl Remote {
         Ok(Some(bytes))
     }
 
+    /// Whether the object store holds object `hash` (of `len` bytes, if
+    /// given). Its content is verified when it is fetched, not here. `None`
+    /// if the server was lost and the host goes on without it.
+    fn stored(&self, hash: &Digest, len: Option<u64>) -> Result<Option<bool>> {
+        if self.is_down() {
+            return Ok(None);
+        }
+        if self.present.lock().expect("poisoned").contains(hash) {
+            return Ok(Some(true));
+        }
+        let name = hash.to_hex();
+        let known = self.run("looking up an object", async {
+            match self.objects.info(&name).await {
+                Ok(info) => Ok(!info.deleted && len.is_none_or(|l| info.size as u64 == l)),
+                Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            }
+        })?;
+        if known == Some(true) {
+            self.present.lock().expect("poisoned").insert(*hash);
+        }
+        Ok(known)
+    }
+
+    /// Whether the object store holds object `hash` of `len` bytes.
+    pub(crate) fn has_object(&self, hash: &Digest, len: u64) -> Result<bool> {
+        Ok(self.stored(hash, Some(len))? == Some(true))
+    }
+
     /// Makes sure the object store holds object `hash`; `bytes` gives its
     /// content (verified here) if it must be uploaded.
     pub(crate) fn ensure_object(
@@ -270,20 +299,9 @@ impl Remote {
         hash: &Digest,
         bytes: impl FnOnce() -> Result<Vec<u8>>,
     ) -> Result<()> {
-        if self.present.lock().expect("poisoned").contains(hash) {
-            return Ok(());
-        }
         let name = hash.to_hex();
-        let known = self.run("looking up an object", async {
-            match self.objects.info(&name).await {
-                Ok(info) => Ok(!info.deleted),
-                Err(e) if e.kind() == object_store::InfoErrorKind::NotFound => Ok(false),
-                Err(e) => Err(e),
-            }
-        })?;
-        match known {
-            None => return Ok(()),
-            Some(true) => {}
+        match self.stored(hash, None)? {
+            None | Some(true) => return Ok(()),
             Some(false) => {
                 let bytes = bytes()?;
                 if Digest::of(&bytes) != *hash {

@@ -1,6 +1,13 @@
 //! Moving entries between the local cache and the shared tier: `pull` copies
 //! a shared entry in (every object verified against the hash the record
 //! names), `push` publishes a local one.
+//!
+//! Blobs inside a result are not copied by `pull` unless they came inline
+//! with the record: large data travels by hash, and a host that only passes
+//! a blob on (a flow handing a dataset from one worker's task to another's)
+//! never needs its bytes. Whoever reads one fetches it then (verified) and
+//! keeps it; until then the local entry answers only while the shared tier
+//! is connected (a lookup without it is a miss and recomputes).
 
 use std::collections::HashMap;
 
@@ -16,23 +23,21 @@ use crate::store::{now_ms, ResultRecord, Store};
 struct Parsed {
     header: ResultRecord,
     manifest: KeyManifest,
-    /// Every object the entry holds: value, captured output, and the blobs
-    /// inside the value.
-    objects: Vec<(Digest, u64)>,
+}
+
+impl Parsed {
+    /// Every object the entry holds, and whether it is a blob inside the
+    /// value (rather than the value or captured output).
+    fn objects(&self) -> impl Iterator<Item = ((Digest, u64), bool)> + '_ {
+        let blobs = self.manifest.blobs.iter().map(|&b| (b, true));
+        self.header.objects().map(|o| (o, false)).chain(blobs)
+    }
 }
 
 fn parse(record: &[u8]) -> Option<Parsed> {
     let header = ResultRecord::from_bytes(record)?;
     let manifest = ResultRecord::manifest(record)?;
-    let objects = header
-        .objects()
-        .chain(manifest.blobs.iter().copied())
-        .collect();
-    Some(Parsed {
-        header,
-        manifest,
-        objects,
-    })
+    Some(Parsed { header, manifest })
 }
 
 /// Copies the shared tier's entry for `key` into `store`. Whether there was
@@ -52,27 +57,30 @@ pub(crate) fn pull(
         tracing::warn!(%key, "shared result is not a record this cairn reads; re-executing");
         return Ok(false);
     };
-    let Some(Parsed {
-        header,
-        manifest,
-        objects,
-    }) = parse(record)
-    else {
+    let Some(parsed) = parse(record) else {
         tracing::warn!(%key, "shared result has another layout; re-executing");
         return Ok(false);
     };
+    let header = parsed.header;
     let now = now_ms();
     if header.created_ms < fresh_after_ms || header.expires_ms.is_some_and(|t| t <= now) {
         return Ok(false);
     }
     let sent: HashMap<Digest, &[u8]> = sent.into_iter().map(|o| (Digest::of(o), o)).collect();
     let mut missing = Vec::new();
-    for (hash, len) in objects {
+    for ((hash, len), blob) in parsed.objects() {
         if store.has_object(&hash, len) {
             continue;
         }
         let bytes = match sent.get(&hash) {
             Some(b) => b.to_vec(),
+            None if blob => {
+                if remote.has_object(&hash, len)? {
+                    continue; // fetched when something reads it
+                }
+                tracing::warn!(%key, %hash, "a blob of a shared result is missing; re-executing");
+                return Ok(false);
+            }
             None => match remote.object(&hash)? {
                 Some(b) => b,
                 None => {
@@ -86,7 +94,13 @@ pub(crate) fn pull(
         }
         missing.push(bytes);
     }
-    store.import(key, record, &manifest.export, header.created_ms, &missing)?;
+    store.import(
+        key,
+        record,
+        &parsed.manifest.export,
+        header.created_ms,
+        &missing,
+    )?;
     Ok(true)
 }
 
@@ -98,7 +112,7 @@ pub(crate) fn push(store: &Store, remote: &Remote, key: &Digest) -> Result<bool>
     let Some(record) = store.record_bytes(key)? else {
         return Ok(false);
     };
-    let Some(Parsed { objects, .. }) = parse(&record) else {
+    let Some(parsed) = parse(&record) else {
         return Ok(false);
     };
     let gone = |hash: &Digest| {
@@ -109,9 +123,11 @@ pub(crate) fn push(store: &Store, remote: &Remote, key: &Digest) -> Result<bool>
     };
     let mut inline = Vec::new();
     let mut total = 0;
-    for (hash, len) in objects {
+    for ((hash, len), _) in parsed.objects() {
         let len_usize = len as usize;
-        if len_usize <= INLINE_MAX && total + len_usize <= INLINE_TOTAL {
+        // A blob this host took lazily is not here, and is in the tier.
+        let here = store.has_object(&hash, len);
+        if here && len_usize <= INLINE_MAX && total + len_usize <= INLINE_TOTAL {
             inline.push(store.object(&hash, len)?.ok_or_else(|| gone(&hash))?);
             total += len_usize;
         } else {
