@@ -171,7 +171,9 @@ pub struct Audit {
     /// Entries checked.
     pub checked: usize,
     /// Entries whose value, output or result blobs are missing or altered
-    /// (each is a miss: the next call re-executes and repairs it).
+    /// (each is a miss: the next call re-executes and repairs it). A result
+    /// blob this cache never took from the connected shared tier is not
+    /// missing.
     pub damaged: Vec<Digest>,
     /// Entries re-executed.
     pub reexecuted: usize,
@@ -496,7 +498,10 @@ impl Host {
         }
         let mut audit = Audit {
             checked: entries.len(),
-            damaged: store.verify(&entries),
+            damaged: store.verify(&entries, &|hash, len| {
+                let remote = self.inner.remote.get();
+                remote.is_some_and(|r| r.has_object(hash, len).unwrap_or(false))
+            }),
             ..Audit::default()
         };
         if !opts.reexecute {

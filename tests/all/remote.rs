@@ -277,6 +277,22 @@ fn a_flow_dispatched_to_workers_is_a_whole_flow_hit_from_a_third_host() {
             .collect();
         (out["cache"].clone(), written)
     };
+    // An audit counts them as held when it can see the tier, not otherwise.
+    let verify = |remote: &[&str]| {
+        let out = cairn(&client)
+            .args(["cache", "verify"])
+            .args(remote)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (whole, said) = verify(&["--remote", nats.url.as_str()]);
+    assert!(whole && said.contains(", 0 damaged"), "{said}");
+    let (whole, said) = verify(&[]);
+    assert!(!whole && said.contains("damaged "), "{said}");
     // (Without the shared tier, the same entry is a miss: recomputed.)
     let alone = dir.path().join("alone");
     let copied = Process::new("cp")

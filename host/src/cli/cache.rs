@@ -71,6 +71,10 @@ enum CacheCommand {
         /// Run the checked entries again (without the cache) and compare results
         #[arg(long)]
         reexecute: bool,
+        /// With --remote: result blobs left in the shared tier (taken
+        /// lazily) count as present
+        #[command(flatten)]
+        remote: super::remote::RemoteArgs,
     },
 }
 
@@ -196,7 +200,14 @@ pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn::Result<()> {
             remote,
             remote_optional,
         } => config(&host, max_size, remote, remote_optional),
-        CacheCommand::Verify { sample, reexecute } => verify(&host, sample, reexecute),
+        CacheCommand::Verify {
+            sample,
+            reexecute,
+            remote,
+        } => {
+            remote.connect(&host, |_| {})?;
+            verify(&host, sample, reexecute)
+        }
     }
 }
 

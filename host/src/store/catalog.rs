@@ -369,15 +369,22 @@ impl Store {
 
     /// Checks stored entries: each value, output and result blob must be
     /// present and match its hash. Returns the keys of the damaged ones.
-    pub(crate) fn verify(&self, entries: &[Listed]) -> Vec<Digest> {
+    /// `elsewhere` says whether a result blob this cache does not hold is
+    /// in the shared tier (taken lazily): such an entry is whole.
+    pub(crate) fn verify(
+        &self,
+        entries: &[Listed],
+        elsewhere: &dyn Fn(&Digest, u64) -> bool,
+    ) -> Vec<Digest> {
         entries
             .iter()
             .filter(|e| {
-                let blobs = e.manifest.iter().flat_map(|m| m.blobs.iter().copied());
-                !e.record
-                    .objects()
-                    .chain(blobs)
-                    .all(|(hash, len)| self.object_ok(&hash, len))
+                let own = e.record.objects().all(|(h, len)| self.object_ok(&h, len));
+                let mut blobs = e.manifest.iter().flat_map(|m| m.blobs.iter());
+                let blobs = blobs.all(|&(h, len)| {
+                    self.object_ok(&h, len) || (self.object_absent(&h, len) && elsewhere(&h, len))
+                });
+                !(own && blobs)
             })
             .map(|e| e.key)
             .collect()

@@ -371,6 +371,16 @@ impl Store {
         bytes.is_some_and(|b| Digest::of(&b) == *hash)
     }
 
+    /// Whether object `hash` is not here at all (rather than here but
+    /// damaged).
+    pub(crate) fn object_absent(&self, hash: &Digest, len: u64) -> bool {
+        if len as usize <= INLINE_MAX {
+            return matches!(self.inline_object(hash), Ok(None));
+        }
+        fs::symlink_metadata(self.object_path(hash))
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    }
+
     /// The path of a stored object file, for reading a large blob in place.
     /// Only objects over [`INLINE_MAX`] have one.
     pub(crate) fn object_file(&self, hash: &Digest) -> PathBuf {
