@@ -1,10 +1,17 @@
-//! Helpers for unit tests: tiny components from WIT and WAT.
+//! Helpers for tests: tiny components from WIT and WAT. The integration
+//! tests include this file too (`tests/all/support.rs`).
 
 /// A component of the single world of `wit`, implemented by core module `wat`.
 pub(crate) fn component(wit: &str, wat: &str) -> Vec<u8> {
+    component_of(wit, None, wat)
+}
+
+/// A component of world `world` of `wit` (its only one if `None`),
+/// implemented by core module `wat`.
+pub(crate) fn component_of(wit: &str, world: Option<&str>, wat: &str) -> Vec<u8> {
     let mut resolve = wit_parser::Resolve::default();
     let pkg = resolve.push_str("test.wit", wit).unwrap();
-    let world = resolve.select_world(&[pkg], None).unwrap();
+    let world = resolve.select_world(&[pkg], world).unwrap();
     let mut module = wat::parse_str(wat).unwrap();
     wit_component::embed_component_metadata(
         &mut module,

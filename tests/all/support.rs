@@ -114,31 +114,11 @@ pub fn failure(cmd: &mut Command) -> (i32, String) {
     )
 }
 
-/// A component from a WIT package (its only world) and a core module in WAT.
-pub fn component(wit: &str, wat: &str) -> Vec<u8> {
-    component_of(wit, None, wat)
-}
-
-/// A component from world `world` of a WIT package and a core module in WAT.
-pub fn component_of(wit: &str, world: Option<&str>, wat: &str) -> Vec<u8> {
-    let mut resolve = wit_parser::Resolve::default();
-    let pkg = resolve.push_str("test.wit", wit).unwrap();
-    let world = resolve.select_world(&[pkg], world).unwrap();
-    let mut module = wat::parse_str(wat).unwrap();
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-    )
-    .unwrap();
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap()
-}
+/// Components from WAT: the same helpers as the library's unit tests.
+#[allow(dead_code, reason = "the unit tests' own fixtures come with it")]
+#[path = "../../host/src/testing.rs"]
+mod testing;
+pub(crate) use testing::{component, component_of};
 
 /// `bytes` with a custom section appended: the same program, another hash.
 pub fn with_custom_section(bytes: &[u8], payload: &[u8]) -> Vec<u8> {
