@@ -498,10 +498,10 @@ impl Host {
         }
         let mut audit = Audit {
             checked: entries.len(),
-            damaged: store.verify(&entries, &|hash, len| {
-                let remote = self.inner.remote.get();
-                remote.is_some_and(|r| r.has_object(hash, len).unwrap_or(false))
-            }),
+            damaged: store.verify(&entries, &|hash, len| match self.inner.remote.get() {
+                Some(r) => r.has_object(hash, len),
+                None => Ok(false),
+            })?,
             ..Audit::default()
         };
         if !opts.reexecute {

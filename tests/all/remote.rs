@@ -563,3 +563,65 @@ fn entries_stored_before_the_tier_was_used_are_published_by_cache_push() {
     assert_eq!(code, 2);
     assert!(msg.contains("--remote"), "{msg}");
 }
+
+#[test]
+fn a_damaged_shared_blob_is_removed_and_recomputed_not_served() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.csv");
+    ml_csv(&data, 2_000, 3);
+    let dataset = 8 + 2_000 * 9 * 4;
+    let load = |cache: &str| {
+        let got = dir.path().join(format!("{cache}.out"));
+        let out = cairn(&dir.path().join(cache))
+            .args(["run", "--json", "--remote", nats.url.as_str(), "--out"])
+            .arg(&got)
+            .arg(example("ml_load"))
+            .args(["--csv", &format!("@{}", data.display())])
+            .output()
+            .unwrap();
+        let written: Vec<Vec<u8>> = if out.status.success() {
+            walk(&got)
+                .iter()
+                .map(|p| std::fs::read(p).unwrap())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (out.status.success(), written)
+    };
+    let (ok, good) = load("a");
+    assert!(ok && good.len() == 1 && good[0].len() == dataset);
+    // Flip one byte of the dataset in the object store, keeping its size.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use futures_util::StreamExt;
+        use tokio::io::AsyncReadExt;
+        let client = async_nats::connect(nats.url.as_str()).await.unwrap();
+        let store = async_nats::jetstream::new(client)
+            .get_object_store("cairn_objects")
+            .await
+            .unwrap();
+        let mut list = store.list().await.unwrap();
+        while let Some(info) = list.next().await {
+            let info = info.unwrap();
+            if info.size == dataset {
+                let mut bytes = Vec::new();
+                let mut object = store.get(&info.name).await.unwrap();
+                object.read_to_end(&mut bytes).await.unwrap();
+                bytes[100] ^= 1;
+                store
+                    .put(info.name.as_str(), &mut &bytes[..])
+                    .await
+                    .unwrap();
+                return;
+            }
+        }
+        panic!("the dataset is not in the object store");
+    });
+    // The first reader finds out and fails (the hit was already answered)…
+    assert!(!load("b").0, "a damaged blob is never handed out");
+    // … and removes it: from then on it is a miss, recomputed and published.
+    assert_eq!(load("b"), (true, good.clone()));
+    assert_eq!(load("c"), (true, good));
+}

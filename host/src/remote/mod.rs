@@ -256,7 +256,14 @@ impl Remote {
             return Ok(None);
         };
         if Digest::of(&bytes) != *hash {
-            tracing::warn!(%hash, "object in the shared tier does not match its hash; ignoring it");
+            // Removed, so that lookups stop counting on it and the next
+            // result that holds it uploads it again.
+            tracing::warn!(%hash, "object in the shared tier does not match its hash; removing it");
+            self.present.lock().expect("poisoned").remove(hash);
+            self.run(
+                "removing a damaged object",
+                self.objects.delete(hash.to_hex()),
+            )?;
             return Ok(None);
         }
         self.present.lock().expect("poisoned").insert(*hash);

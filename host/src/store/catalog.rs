@@ -374,20 +374,23 @@ impl Store {
     pub(crate) fn verify(
         &self,
         entries: &[Listed],
-        elsewhere: &dyn Fn(&Digest, u64) -> bool,
-    ) -> Vec<Digest> {
-        entries
-            .iter()
-            .filter(|e| {
-                let own = e.record.objects().all(|(h, len)| self.object_ok(&h, len));
-                let mut blobs = e.manifest.iter().flat_map(|m| m.blobs.iter());
-                let blobs = blobs.all(|&(h, len)| {
-                    self.object_ok(&h, len) || (self.object_absent(&h, len) && elsewhere(&h, len))
-                });
-                !(own && blobs)
-            })
-            .map(|e| e.key)
-            .collect()
+        elsewhere: &dyn Fn(&Digest, u64) -> Result<bool>,
+    ) -> Result<Vec<Digest>> {
+        let mut damaged = Vec::new();
+        for e in entries {
+            let mut whole = e.record.objects().all(|(h, len)| self.object_ok(&h, len));
+            for &(h, len) in e.manifest.iter().flat_map(|m| m.blobs.iter()) {
+                if !whole {
+                    break;
+                }
+                whole =
+                    self.object_ok(&h, len) || (self.object_absent(&h, len) && elsewhere(&h, len)?);
+            }
+            if !whole {
+                damaged.push(e.key);
+            }
+        }
+        Ok(damaged)
     }
 
     /// How many input files the stat cache remembers.

@@ -48,8 +48,9 @@ use tables::*;
 
 /// The on-disk format this build reads and writes. Format 1 (before hit
 /// counts, manifests and run history) is upgraded in place: its results are
-/// dropped and recomputed when next called.
-pub const FORMAT_VERSION: u64 = 2;
+/// dropped and recomputed when next called. Format 2 (JSON key manifests)
+/// is upgraded by name only: its records are still read.
+pub const FORMAT_VERSION: u64 = 3;
 /// Objects up to this size live in the index; larger ones are files.
 pub const INLINE_MAX: usize = 64 * 1024;
 /// A file modified this recently is hashed but not remembered: a second write
@@ -142,7 +143,11 @@ impl Store {
         })?;
         match found {
             Some(FORMAT_VERSION) => Ok(()),
-            None | Some(1) => self.write(|tx| {
+            // Format 2 differs only in how new records are written (layout 3,
+            // which this cairn still reads): it upgrades by name, so that an
+            // older cairn refuses the cache instead of collecting what it
+            // cannot read.
+            None | Some(1) | Some(2) => self.write(|tx| {
                 if found == Some(1) {
                     tracing::info!(
                         "upgrading the cache from format 1: earlier results will be recomputed"
@@ -849,6 +854,26 @@ mod tests {
             closures: Vec::new(),
         })
         .unwrap();
+    }
+
+    #[test]
+    fn a_format_2_cache_keeps_its_results_and_turns_away_older_cairns() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Digest::of(b"key");
+        {
+            let s = Store::open(dir.path()).unwrap();
+            put(&s, &key, b"value", &[]);
+            s.flush().unwrap();
+            s.write(|tx| {
+                tx.open_table(META)?.insert("format", 2)?;
+                Ok(())
+            })
+            .unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.stored_value(&key).unwrap().unwrap().1, b"value");
+        let format = s.read(|tx| Ok(tx.open_table(META)?.get("format")?.map(|v| v.value())));
+        assert_eq!(format.unwrap(), Some(FORMAT_VERSION));
     }
 
     #[test]
