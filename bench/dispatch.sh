@@ -8,18 +8,7 @@ source "$(dirname "$0")/common.sh"
 cairn=${CAIRN_BIN:-$cairn} # another build to compare with
 csv="$work/data-$mb.csv"
 if [ ! -f "$csv" ]; then examples/ml-pipeline/make-csv.sh "$csv" "$mb"; sleep 1; fi
-dir=$(mktemp -d)
-port=$((20000 + RANDOM % 20000))
-url="nats://127.0.0.1:$port"
-nats-server -js -a 127.0.0.1 -p "$port" -sd "$dir/nats" >"$dir/server.log" 2>&1 &
-pids=($!)
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$dir"' EXIT
-sleep 0.5
-for w in w1 w2; do
-  "$cairn" --cache-dir "$dir/$w" worker --remote "$url" --name "$w" 2>"$dir/$w.log" &
-  pids+=($!)
-done
-sleep 0.5
+start_tier
 run() { # CACHE OPTIONS… → wall seconds
   local t0 t1
   t0=$(date +%s%N)
