@@ -895,7 +895,7 @@ impl Inner {
         let Some(remote) = self.remote.get() else {
             return Ok(());
         };
-        if self.store.has_object(&blob.hash(), blob.len()) || remote.is_down() {
+        if self.store.has_object(&blob.hash(), blob.len()) {
             return Ok(());
         }
         if let Some(bytes) = remote.object(&blob.hash())? {

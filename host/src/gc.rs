@@ -193,7 +193,7 @@ impl Host {
     /// Closes this host and compacts its cache's index: a B-tree written
     /// copy-on-write keeps the pages of replaced versions for reuse, which
     /// after many writes is about half of the file (a million tiny entries:
-    /// 2.1 GB, 0.95 GB compacted, in 10 s). `cairn cache gc` does it after
+    /// 2.1 GB, 0.95 GB compacted, in 13 s). `cairn cache gc` does it after
     /// collecting. Nothing is rewritten when less than a tenth of the file is
     /// free. Other processes may have the cache open; they wait while it
     /// runs. `Ok(None)` if one of them was in the middle of a transaction:

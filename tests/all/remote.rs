@@ -57,6 +57,19 @@ impl Nats {
         }
     }
 
+    /// Runs `edit` against the server's JetStream, as another client would
+    /// (to tamper with what cairn stored there).
+    fn edit<F: std::future::Future<Output = ()>>(
+        &self,
+        edit: impl FnOnce(async_nats::jetstream::Context) -> F,
+    ) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let client = async_nats::connect(self.url.as_str()).await.unwrap();
+            edit(async_nats::jetstream::new(client)).await
+        });
+    }
+
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -412,13 +425,8 @@ fn a_tampered_shared_result_is_a_miss_not_a_wrong_answer() {
     let first = greet(a.path(), &remote);
     let key = first["key"].as_str().unwrap().to_string();
     // Rewrite the shared record with another greeting in its inline value.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let client = async_nats::connect(nats.url.as_str()).await.unwrap();
-        let kv = async_nats::jetstream::new(client)
-            .get_key_value("cairn_results")
-            .await
-            .unwrap();
+    nats.edit(|js| async move {
+        let kv = js.get_key_value("cairn_results").await.unwrap();
         let mut record = kv.get(&key).await.unwrap().unwrap().to_vec();
         let at = record
             .windows(11)
@@ -593,15 +601,10 @@ fn a_damaged_shared_blob_is_removed_and_recomputed_not_served() {
     let (ok, good) = load("a");
     assert!(ok && good.len() == 1 && good[0].len() == dataset);
     // Flip one byte of the dataset in the object store, keeping its size.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
+    nats.edit(|js| async move {
         use futures_util::StreamExt;
         use tokio::io::AsyncReadExt;
-        let client = async_nats::connect(nats.url.as_str()).await.unwrap();
-        let store = async_nats::jetstream::new(client)
-            .get_object_store("cairn_objects")
-            .await
-            .unwrap();
+        let store = js.get_object_store("cairn_objects").await.unwrap();
         let mut list = store.list().await.unwrap();
         while let Some(info) = list.next().await {
             let info = info.unwrap();

@@ -148,7 +148,8 @@ pub struct Published {
     pub published: usize,
     /// Entries the shared tier already held (unexpired): left as they are.
     pub already: usize,
-    /// Entries not published because they have expired (or are gone).
+    /// Entries not published because they have expired, are gone, or
+    /// cannot be read.
     pub skipped: usize,
 }
 
@@ -192,13 +193,16 @@ impl Host {
                 report.already += 1;
                 continue;
             }
-            if !push(store, remote, key)? {
+            if push(store, remote, key)? {
+                report.published += 1;
+            } else if remote.is_down() {
                 return Err(Error::new(
                     ErrorKind::Remote,
                     "the shared tier went away while publishing; run again when it is back",
                 ));
+            } else {
+                report.skipped += 1; // gone meanwhile, or unreadable
             }
-            report.published += 1;
         }
         Ok(report)
     }

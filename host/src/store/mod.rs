@@ -774,8 +774,16 @@ pub(crate) fn compact(dir: &Path) -> Result<Option<(u64, u64)>> {
         .set_concurrency_mode(ConcurrencyMode::MultiWriter)
         .open(&path)
         .map_err(|e| open_error(&path, e))?;
-    let stats = (|| -> Redb<redb::DatabaseStats> { Ok(db.begin_write()?.stats()?) })()
-        .map_err(|e| damaged(&path, e))?;
+    // A failed write (a full disk) is not a damaged index: say which it is.
+    let failed = |e: redb::Error| match e {
+        redb::Error::Io(io) => Error::io(
+            format_args!("cannot compact {} (nothing was lost)", path.display()),
+            io,
+        ),
+        other => damaged(&path, other),
+    };
+    let stats =
+        (|| -> Redb<redb::DatabaseStats> { Ok(db.begin_write()?.stats()?) })().map_err(failed)?;
     let in_use = stats.allocated_pages() * stats.page_size() as u64;
     if before.saturating_sub(in_use) < before / 10 {
         return Ok(Some((before, before)));
@@ -783,7 +791,7 @@ pub(crate) fn compact(dir: &Path) -> Result<Option<(u64, u64)>> {
     match db.compact() {
         Ok(_) => {}
         Err(redb::CompactionError::TransactionInProgress) => return Ok(None),
-        Err(e) => return Err(damaged(&path, e)),
+        Err(e) => return Err(failed(e.into())),
     }
     drop(db);
     Ok(Some((before, size()?)))
