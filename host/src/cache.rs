@@ -10,9 +10,10 @@ use serde::Serialize;
 use crate::digest::Digest;
 use crate::entry::{ClosureNode, KeyManifest};
 use crate::error::{Error, ErrorKind, Result};
-use crate::host::{CacheMode, CallOptions, Host};
+use crate::host::Host;
+use crate::report::{CacheMode, CallOptions};
 use crate::runs::RunRecord;
-use crate::store::{now_ms, Listed};
+use crate::store::Listed;
 use crate::task::Task;
 use crate::value::{Blob, Value};
 
@@ -257,7 +258,7 @@ impl Host {
     pub fn stats(&self) -> Result<Stats> {
         let store = &self.inner.store;
         let entries = self.entries()?;
-        let now = now_ms();
+        let now = self.inner.store.now_ms();
         let mut s = Stats {
             dir: store.dir().to_path_buf(),
             entries: entries.len() as u64,
@@ -498,9 +499,8 @@ impl Host {
         }
         let mut audit = Audit {
             checked: entries.len(),
-            damaged: store.verify(&entries, &|hash, len| match self.inner.remote.get() {
-                Some(r) => r.has_object(hash, len),
-                None => Ok(false),
+            damaged: store.verify(&entries, &|hash, len| {
+                self.inner.added_tier_has_blob(hash, len)
             })?,
             ..Audit::default()
         };
@@ -694,7 +694,7 @@ mod tests {
         let wrong = crate::codec::to_bytes(&Value::U32(4), &crate::types::Type::U32).unwrap();
         host.inner
             .store
-            .put_result(crate::store::NewResult {
+            .put_result(crate::store::NewEntry {
                 key,
                 value: &wrong,
                 blobs: &[],

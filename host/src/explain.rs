@@ -3,134 +3,16 @@
 //! the closure (by import path, name and hash), which argument (by parameter
 //! name), which grant, or that the entry had expired.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
 use crate::digest::Digest;
 use crate::entry::{ClosureNode, KeyManifest};
+pub use crate::entry::{Difference, Explanation};
 use crate::error::Result;
-use crate::host::CacheStatus;
+use crate::report::CacheStatus;
 use crate::runs::RunRecord;
 use crate::store::{Listed, Store};
 
 /// How many earlier entries of the same export a miss is compared with.
 const CANDIDATES: usize = 256;
-
-/// Why one call missed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Explanation {
-    /// The key of the earlier entry compared with, if there was one.
-    pub against: Option<Digest>,
-    /// What differs from it (empty if nothing does).
-    pub differences: Vec<Difference>,
-}
-
-/// One reason a call missed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum Difference {
-    /// Nothing was ever stored for this export.
-    FirstCall,
-    /// An entry for the very same key was stored, but its time to live ran out.
-    Expired {
-        /// When it was stored (ms since the epoch), if known (a recorded
-        /// run explained later no longer has the replaced entry).
-        created_ms: Option<u64>,
-    },
-    /// An entry for the very same key was stored but could not be used: its
-    /// value was missing or damaged, or the call asked for a refresh.
-    Unusable,
-    /// A component of the closure changed.
-    Component {
-        /// Where in the closure: the import path from the called component
-        /// (empty for the called component itself).
-        path: Vec<String>,
-        /// The component's name now.
-        name: String,
-        /// Its hash then (`None` if that import was not bound then).
-        old: Option<Digest>,
-        /// Its hash now.
-        new: Digest,
-    },
-    /// An argument changed.
-    Argument {
-        /// The parameter's name.
-        name: String,
-        /// The argument then, as shown in the manifest.
-        old: String,
-        /// The argument now.
-        new: String,
-    },
-    /// The granted capabilities changed.
-    Grants {
-        /// Grants then.
-        old: Vec<String>,
-        /// Grants now.
-        new: Vec<String>,
-    },
-    /// The export's signature changed.
-    Signature {
-        /// Then.
-        old: String,
-        /// Now.
-        new: String,
-    },
-}
-
-impl fmt::Display for Difference {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Difference::FirstCall => write!(f, "first call of this export"),
-            Difference::Expired { .. } => write!(f, "the stored result expired"),
-            Difference::Unusable => {
-                write!(f, "the stored result was refreshed, or missing or damaged")
-            }
-            Difference::Component {
-                path,
-                name,
-                old,
-                new,
-            } => {
-                let at = if path.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (via {})", path.join(" → "))
-                };
-                match old {
-                    Some(old) => write!(
-                        f,
-                        "component {name}{at} changed: {} → {}",
-                        old.short(),
-                        new.short()
-                    ),
-                    None => write!(f, "component {name}{at} newly bound: {}", new.short()),
-                }
-            }
-            Difference::Argument { name, old, new } => {
-                write!(f, "argument `{name}` changed: {old} → {new}")
-            }
-            Difference::Grants { old, new } => write!(
-                f,
-                "grants changed: [{}] → [{}]",
-                old.join(", "),
-                new.join(", ")
-            ),
-            Difference::Signature { old, new } => {
-                write!(f, "signature changed: {old} → {new}")
-            }
-        }
-    }
-}
-
-impl fmt::Display for Explanation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.differences.iter().map(|d| d.to_string()).collect();
-        f.write_str(&parts.join("; "))
-    }
-}
 
 /// Where closure nodes come from: the store, and (for a call about to run)
 /// the task's own tree, not stored yet.

@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::host::Host;
-use crate::store::now_ms;
 
 /// Object files younger than this are never swept: another process may be
 /// about to commit the entry that refers to them.
@@ -225,7 +224,7 @@ impl Host {
     /// [`ErrorKind::Cache`] if the index cannot be read or written.
     pub fn gc(&self, opts: &GcOptions) -> Result<GcReport> {
         let store = &self.inner.store;
-        let now = now_ms();
+        let now = store.now_ms();
         let idle_cut = |age: Duration| now.saturating_sub(age.as_millis() as u64);
         let entries = self.entries()?;
         let compiled = store.compiled_entries()?;
@@ -329,6 +328,7 @@ impl Host {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     #[test]
     fn expensive_small_recent_results_score_higher() {
@@ -339,12 +339,20 @@ mod tests {
     }
 
     /// A host whose cache holds one result per `(key text, run time)`,
-    /// each with a 1000-byte value.
-    fn cache_with(entries: &[(&str, Duration)]) -> (tempfile::TempDir, Host, Vec<Digest>) {
+    /// each with a 1000-byte value, stored at the time `clock` shows.
+    fn cache_at(
+        clock: &ManualClock,
+        entries: &[(&str, Duration)],
+    ) -> (tempfile::TempDir, Host, Vec<Digest>) {
         use crate::entry::KeyManifest;
-        use crate::store::{NewResult, Output};
+        use crate::store::{NewEntry, Output};
         let dir = tempfile::tempdir().unwrap();
-        let host = Host::open(dir.path()).unwrap();
+        let host = Host::open_with_clock(
+            dir.path(),
+            crate::Limits::default(),
+            std::sync::Arc::new(clock.clone()),
+        )
+        .unwrap();
         let mut keys = Vec::new();
         for (name, run) in entries {
             let key = Digest::of(name.as_bytes());
@@ -363,7 +371,7 @@ mod tests {
             };
             host.inner
                 .store
-                .put_result(NewResult {
+                .put_result(NewEntry {
                     key,
                     value: &value,
                     blobs: &[],
@@ -379,6 +387,13 @@ mod tests {
         }
         (dir, host, keys)
     }
+
+    /// [`cache_at`] a fixed time.
+    fn cache_with(entries: &[(&str, Duration)]) -> (tempfile::TempDir, Host, Vec<Digest>) {
+        cache_at(&ManualClock::at_ms(DAY_MS), entries)
+    }
+
+    const DAY_MS: u64 = 24 * 3600 * 1000;
 
     #[test]
     fn compaction_returns_free_pages_and_keeps_every_entry() {
@@ -436,28 +451,32 @@ mod tests {
 
     #[test]
     fn recency_and_dry_runs() {
-        let (_dir, host, keys) = cache_with(&[
-            ("a", Duration::from_millis(3)),
-            ("b", Duration::from_millis(3)),
-        ]);
+        let clock = ManualClock::at_ms(DAY_MS);
+        let (_dir, host, keys) = cache_at(
+            &clock,
+            &[
+                ("a", Duration::from_millis(3)),
+                ("b", Duration::from_millis(3)),
+            ],
+        );
         // Equal cost and size: the one used more recently stays.
-        std::thread::sleep(Duration::from_millis(20));
+        clock.advance(Duration::from_millis(3 * DAY_MS));
         host.inner.store.hit(&keys[0]);
         let opts = GcOptions {
             max_size: Some(1000),
             dry_run: true,
             ..GcOptions::default()
         };
-        // Idle time is measured in days; 20 ms barely moves the score, but
-        // a hit also raises it.
         assert_eq!(host.gc(&opts).unwrap().removed, [keys[1]]);
         assert_eq!(
             host.entries().unwrap().len(),
             2,
             "a dry run removes nothing"
         );
+        // Unused for more than a day: b (stored three days ago), not a
+        // (used just now).
         let old = GcOptions {
-            older_than: Some(Duration::from_millis(10)),
+            older_than: Some(Duration::from_millis(DAY_MS)),
             ..GcOptions::default()
         };
         assert_eq!(

@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use crate::host::CacheStatus;
+use crate::report::CacheStatus;
 use crate::runs::{RunCall, RunRecord};
 
 /// Every status, in legend order.

@@ -1,209 +1,31 @@
-//! [`Host`]: a cache directory plus an engine: load components, bind flows,
-//! call exports. Every call takes the path in [`crate::flow`].
+//! [`Host`], the façade: a cache directory plus an engine: load components,
+//! bind flows, call exports. Every call takes the call path
+//! (`call_path/`); the cache's administration (`cache.rs`, `gc.rs`), the
+//! `cairn.toml` manifest (`manifest.rs`), argument parsing (`args.rs`) and
+//! the worker (`worker.rs`) add to `Host` in their own modules.
+//!
+//! Layer: the top of the library. May import anything below it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use crate::call_path::CallPath;
+use crate::clock::{Clock, SystemClock};
 use crate::component::{self, ComponentInfo};
 use crate::digest::Digest;
-use crate::engine::BlobReader;
 use crate::error::{Error, ErrorKind, Result};
-use crate::explain::Explanation;
-use crate::flow::{self, Inner, Scope};
-use crate::remote::{Remote, RemoteConfig, WorkerOptions};
+use crate::report::{CacheStatus, CallOptions, Outcome, Report};
 use crate::runs::RunRecord;
 use crate::sandbox::{Grants, Limits};
 use crate::store::Store;
 use crate::task::Task;
 use crate::value::{Blob, Value};
-
-/// How a call uses the cache.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CacheMode {
-    /// Answer from the cache on a hit; run and store on a miss. The default.
-    #[default]
-    Use,
-    /// Run even if a result is stored, and replace it.
-    Refresh,
-    /// Run without reading or writing the cache.
-    Off,
-}
-
-/// Told about each call of a run as it starts and finishes: for progress
-/// displays and live logs. Called on the thread making the call.
-pub trait Observer: Send + Sync {
-    /// A call started (`depth` 0 is the call asked for).
-    fn call_started(&self, component: &str, export: &str, depth: u32) {
-        let _ = (component, export, depth);
-    }
-
-    /// A call finished (hit or executed; a failed call is not reported).
-    fn call_finished(&self, call: &CallRecord) {
-        let _ = call;
-    }
-}
-
-/// Options of one call. `CallOptions::default()` uses the cache.
-#[derive(Clone, Default)]
-#[non_exhaustive]
-pub struct CallOptions {
-    /// How the call uses the cache.
-    pub cache: CacheMode,
-    /// On a hit, also load what the producing run wrote to stdout and stderr
-    /// (kept with every stored result). Off by default: it costs reads.
-    pub replay_output: bool,
-    /// Capabilities granted to the called task (not to the tasks a flow
-    /// calls). None by default; each is part of the key.
-    pub grants: Grants,
-    /// Treat stored results older than this as expired, at every depth (a
-    /// task's own `ttl` applies too, whichever is shorter).
-    pub ttl: Option<Duration>,
-    /// For each call that misses, find the nearest earlier entry for the
-    /// same export and say what differs ([`CallRecord::explanation`]).
-    pub explain: bool,
-    /// Record the run in the cache's history (`cairn runs`, `cairn graph`).
-    /// Off by default for library calls: an app making thousands of calls a
-    /// second would fill the history with them.
-    pub record_run: bool,
-    /// Told about each call as it starts and finishes.
-    pub observer: Option<Arc<dyn Observer>>,
-    /// With a shared tier ([`Host::connect`]): send task calls that miss to
-    /// the workers ([`Host::serve`]) instead of executing them here. Flows
-    /// still run here (their calls are dispatched), as do calls with grants.
-    pub dispatch: bool,
-}
-
-impl std::fmt::Debug for CallOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CallOptions")
-            .field("cache", &self.cache)
-            .field("replay_output", &self.replay_output)
-            .field("grants", &self.grants)
-            .field("ttl", &self.ttl)
-            .field("explain", &self.explain)
-            .field("record_run", &self.record_run)
-            .field("observer", &self.observer.is_some())
-            .field("dispatch", &self.dispatch)
-            .finish()
-    }
-}
-
-/// Whether a call was answered from the cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CacheStatus {
-    /// Answered from the cache: nothing was compiled, instantiated or read.
-    Hit,
-    /// Executed: no result was stored.
-    Miss,
-    /// Executed: a result was stored but had outlived its time to live.
-    Expired,
-    /// Executed and not stored: the call (or a call it made) was impure or
-    /// had a writable directory.
-    Uncacheable,
-}
-
-impl CacheStatus {
-    /// `"hit"`, `"miss"`, `"expired"` or `"uncacheable"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CacheStatus::Hit => "hit",
-            CacheStatus::Miss => "miss",
-            CacheStatus::Expired => "expired",
-            CacheStatus::Uncacheable => "uncacheable",
-        }
-    }
-}
-
-/// What happened during a call.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Report {
-    /// Hit or miss.
-    pub cache: CacheStatus,
-    /// The call's key.
-    pub key: Digest,
-    /// Component instances started by this call and the calls it made (0 on a hit).
-    pub executed: u32,
-    /// Calls answered from the cache, at any depth (1 on a hit).
-    pub hits: u32,
-    /// Whether the result was written to the cache.
-    pub stored: bool,
-    /// Wall time of the whole call.
-    pub elapsed: Duration,
-    /// Execution time: of this run on a miss, of the run that produced the
-    /// result on a hit (the time the hit saved).
-    pub run: Duration,
-    /// Every call made in this run, the called one first, in the order they
-    /// started: a flow's calls into its tasks, and theirs.
-    pub calls: Vec<CallRecord>,
-}
-
-/// One call made during a run.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct CallRecord {
-    /// The called task's name.
-    pub component: String,
-    /// The export path.
-    pub export: String,
-    /// The call's key.
-    pub key: Digest,
-    /// Hit or miss.
-    pub cache: CacheStatus,
-    /// Wall time of the call, including the calls it made.
-    pub elapsed: Duration,
-    /// Execution time: of this call on a miss; of the run that produced the
-    /// result on a hit (what the hit saved).
-    pub run: Duration,
-    /// 0 for the called task, 1 for the calls it made, and so on.
-    pub depth: u32,
-    /// What the task wrote to stdout: on a miss, this run's; on a hit, the
-    /// producing run's if [`CallOptions::replay_output`] was set.
-    pub stdout: Vec<u8>,
-    /// What the task wrote to stderr, likewise.
-    pub stderr: Vec<u8>,
-    /// Why it missed, when [`CallOptions::explain`] was set.
-    pub explanation: Option<Explanation>,
-    /// A hit answered by the shared tier (and copied into the local cache).
-    pub remote: bool,
-    /// The worker that executed it, when it was dispatched.
-    pub worker: Option<String>,
-    /// When its result expires (ms since the epoch).
-    pub(crate) expires_ms: Option<u64>,
-}
-
-impl CallRecord {
-    /// The record of a call that just started.
-    pub(crate) fn started(component: String, export: String, key: Digest, depth: u32) -> Self {
-        CallRecord {
-            component,
-            export,
-            key,
-            cache: CacheStatus::Miss,
-            elapsed: Duration::ZERO,
-            run: Duration::ZERO,
-            depth,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            explanation: None,
-            remote: false,
-            worker: None,
-            expires_ms: None,
-        }
-    }
-}
-
-/// A call's result and report.
-#[derive(Clone, Debug)]
-pub struct Outcome {
-    /// The returned value, or `None` for a function without a result.
-    pub value: Option<Value>,
-    /// What happened.
-    pub report: Report,
-}
+#[cfg(feature = "remote")]
+use crate::{
+    remote::{Remote, RemoteConfig},
+    tier::shared::{Published, SharedTier},
+};
 
 /// Runs components and caches their results in one cache directory.
 ///
@@ -211,7 +33,10 @@ pub struct Outcome {
 /// misses, so a run answered entirely from the cache never creates it. A
 /// `Host` may be shared between threads.
 pub struct Host {
-    pub(crate) inner: Arc<Inner>,
+    pub(crate) inner: Arc<CallPath>,
+    /// The shared tier, once connected.
+    #[cfg(feature = "remote")]
+    pub(crate) shared: OnceLock<Arc<SharedTier>>,
 }
 
 impl Host {
@@ -231,8 +56,24 @@ impl Host {
     /// # Errors
     /// As [`Host::open`].
     pub fn open_with(dir: impl AsRef<Path>, limits: Limits) -> Result<Host> {
+        Host::open_with_clock(dir, limits, Arc::new(SystemClock))
+    }
+
+    /// [`Host::open_with`], keeping the cache's time by `clock`: when
+    /// results are made, used and expire (tasks never see it). Tests set
+    /// the time with a [`crate::clock::ManualClock`] instead of waiting.
+    ///
+    /// # Errors
+    /// As [`Host::open`].
+    pub fn open_with_clock(
+        dir: impl AsRef<Path>,
+        limits: Limits,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Host> {
         Ok(Host {
-            inner: Arc::new(Inner::new(Store::open(dir.as_ref())?, limits)),
+            inner: Arc::new(CallPath::new(Store::open(dir.as_ref(), clock)?, limits)),
+            #[cfg(feature = "remote")]
+            shared: OnceLock::new(),
         })
     }
 
@@ -323,7 +164,7 @@ impl Host {
     /// [`ErrorKind::InvalidComponent`] naming the interface when an import has
     /// no provider or several, or when flows import each other in a cycle.
     pub fn bind(&self, flow: &Task, tasks: &[Task], choose: &[(String, String)]) -> Result<Task> {
-        flow::bind(flow, tasks, choose)
+        crate::bind::bind(flow, tasks, choose)
     }
 
     /// A blob of the file at `path`, by reference: hashed now (or remembered
@@ -346,7 +187,7 @@ impl Host {
     /// [`ErrorKind::Io`] if the file cannot be written.
     pub fn write_blob(&self, blob: &Blob, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let bytes = self.inner.open(blob)?;
+        let bytes = self.inner.open_blob(blob)?;
         let content = bytes
             .read(0, bytes.len())
             .map_err(|e| Error::io(format_args!("cannot read blob {}", blob.hash()), e))?;
@@ -382,8 +223,9 @@ impl Host {
     /// [`ErrorKind::Remote`] if the server cannot be reached (and the tier is
     /// not optional); [`ErrorKind::BadArguments`] if this host is already
     /// connected.
+    #[cfg(feature = "remote")]
     pub fn connect(&self, cfg: RemoteConfig) -> Result<bool> {
-        if self.inner.remote.get().is_some() {
+        if self.shared.get().is_some() {
             return Err(Error::new(
                 ErrorKind::BadArguments,
                 "this host is already connected to a shared tier",
@@ -392,26 +234,36 @@ impl Host {
         let Some(remote) = Remote::connect(cfg)? else {
             return Ok(false);
         };
-        let _ = self.inner.remote.set(remote);
+        let tier = Arc::new(SharedTier::new(remote, self.inner.store.clone()));
+        self.inner.connect(tier.clone(), tier.clone());
+        let _ = self.shared.set(tier);
         Ok(true)
     }
 
-    /// Runs as a worker of the connected shared tier: pulls calls that
-    /// hosts dispatched, executes them in this host's sandbox and limits,
-    /// publishes their results and acknowledges them. Returns after
-    /// [`WorkerOptions::max_calls`] calls, or never.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Remote`] if the host is not connected or the work queue
-    /// cannot be joined. A call that fails is reported to its sender, not here.
-    pub fn serve(&self, opts: &WorkerOptions) -> Result<()> {
-        let remote = self.inner.remote.get().ok_or_else(|| {
+    /// The shared tier, or the error saying `what` needs one.
+    #[cfg(feature = "remote")]
+    pub(crate) fn shared(&self, what: &str) -> Result<&Arc<SharedTier>> {
+        self.shared.get().ok_or_else(|| {
             Error::new(
                 ErrorKind::Remote,
-                "a worker needs a shared tier; connect with --remote nats://HOST:PORT",
+                format!("{what} needs a shared tier; connect with --remote nats://HOST:PORT"),
             )
-        })?;
-        crate::remote::work::serve(self, remote, opts)
+        })
+    }
+
+    /// Publishes local entries to the connected shared tier, as if they had
+    /// just been computed: for results stored before the host used the tier
+    /// (or while it was down), which other machines would otherwise compute
+    /// again. Entries the tier already holds are left alone; expired ones
+    /// are skipped.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Remote`] if the host is not connected or the tier fails;
+    /// [`ErrorKind::Cache`] if an entry's objects cannot be read. What was
+    /// published before the error stays published.
+    #[cfg(feature = "remote")]
+    pub fn publish(&self, keys: &[Digest]) -> Result<Published> {
+        self.shared("publishing")?.publish(keys)
     }
 
     /// Waits until every result stored so far is committed to the index, so
@@ -496,14 +348,15 @@ impl Host {
         opts: &CallOptions,
     ) -> Result<Outcome> {
         let start = Instant::now();
-        let scope = Scope::root(self.inner.clone(), opts.clone());
-        let called = flow::call(&scope, task, export, args);
-        let calls = scope.calls();
+        let (called, calls) = self.inner.run(task, export, args, opts, true);
         if opts.record_run {
             let error = called.as_ref().err().map(|e| e.to_string());
-            self.inner
-                .store
-                .record_run(RunRecord::of(&calls, start, error));
+            self.inner.store.record_run(RunRecord::of(
+                &calls,
+                start,
+                error,
+                self.inner.store.now_ms(),
+            ));
         }
         let called = called?;
         let count = |c: CacheStatus| calls.iter().filter(|r| r.cache == c).count() as u32;

@@ -18,6 +18,39 @@
 //!   key, instances started, time).
 //! * [`Error`] and [`ErrorKind`]: one-line messages that say what to do.
 //!
+//! # Layers
+//!
+//! Modules are layered; each imports only from the layers below it, and no
+//! two modules import each other (the `layers` integration test checks
+//! both):
+//!
+//! ```text
+//! cli        main.rs, cli/     the binary: parses arguments, prints
+//!  │
+//! host       host.rs (Host), cache.rs, gc.rs, manifest.rs, args.rs, worker.rs
+//!  │
+//! call path  call_path/        key → look up in the tiers → run on a miss →
+//!  │                           store; single flight; the run's trace
+//!  │
+//! engine     engine/           wasmtime, the sandbox enforced, blob host
+//!  │                           functions; knows nothing of caches or flows
+//! tiers      tier/             get / put / claim: memory, local, shared
+//!  │                           (and a scripted tier for unit tests)
+//! explain    explain.rs        why a call missed
+//!  │
+//! stores     store/            the cache directory: redb index + objects
+//!  │         remote/           the NATS JetStream client
+//!  │
+//! data       task, bind, component, report, runs, graph, key, entry, codec,
+//!            value, bytes, types, sandbox (the policy), clock, units,
+//!            digest, error
+//! ```
+//!
+//! Cargo features: `remote` (the shared tier on NATS JetStream, with
+//! tokio) and `cli` (the `cairn` binary, with clap and indicatif), both on
+//! by default. An embedder that wants neither depends on the library with
+//! `default-features = false`.
+//!
 //! # Example
 //!
 //! ```no_run
@@ -42,8 +75,11 @@
 //! ```
 
 mod args;
-mod blob;
+mod bind;
+mod bytes;
 mod cache;
+mod call_path;
+pub mod clock;
 pub mod codec;
 mod component;
 mod digest;
@@ -51,21 +87,25 @@ mod engine;
 pub mod entry;
 mod error;
 pub mod explain;
-mod flow;
 pub mod gc;
 pub mod graph;
 mod host;
 pub mod key;
 mod manifest;
+#[cfg(feature = "remote")]
 mod remote;
+mod report;
 mod runs;
 pub mod sandbox;
 mod store;
 mod task;
 #[cfg(test)]
 mod testing;
+mod tier;
 mod types;
 mod value;
+#[cfg(feature = "remote")]
+mod worker;
 
 pub use args::CallArgs;
 pub use cache::{to_json, Audit, Entry, ExportFormat, RecentRuns, Stats, VerifyOptions};
@@ -73,12 +113,16 @@ pub use component::{ComponentInfo, Export};
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
 pub use gc::{Compaction, Config, GcOptions, GcReport, RemoteSettings};
-pub use host::{CacheMode, CacheStatus, CallOptions, CallRecord, Host, Observer, Outcome, Report};
+pub use host::Host;
 pub use manifest::{Manifest, TaskEntry};
-pub use remote::{Published, RemoteConfig, WorkerOptions};
+#[cfg(feature = "remote")]
+pub use remote::{RemoteConfig, WorkerOptions};
+pub use report::{CacheMode, CacheStatus, CallOptions, CallRecord, Observer, Outcome, Report};
 pub use runs::{RunCall, RunRecord};
 pub use sandbox::{DirGrant, Grants, Limits};
 pub use store::FORMAT_VERSION;
 pub use task::Task;
+#[cfg(feature = "remote")]
+pub use tier::shared::Published;
 pub use types::{FuncType, Type};
 pub use value::{Blob, Value};

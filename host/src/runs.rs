@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::digest::Digest;
-use crate::host::{CacheStatus, CallRecord};
+use crate::report::{CacheStatus, CallRecord};
 
 /// One recorded run: a top-level call and every call it made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -48,12 +48,15 @@ pub struct RunCall {
 
 impl RunRecord {
     /// The record of a run that started at `start` and made `calls` (in
-    /// start order, with depths); numbered when it is stored.
-    pub(crate) fn of(calls: &[CallRecord], start: Instant, error: Option<String>) -> RunRecord {
-        let started_ms = SystemTime::now()
-            .checked_sub(start.elapsed())
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_millis() as u64);
+    /// start order, with depths), ending at `now_ms` by the cache's clock;
+    /// numbered when it is stored.
+    pub(crate) fn of(
+        calls: &[CallRecord],
+        start: Instant,
+        error: Option<String>,
+        now_ms: u64,
+    ) -> RunRecord {
+        let started_ms = now_ms.saturating_sub(start.elapsed().as_millis() as u64);
         // Calls start in order and nest by depth: a call's parent is the
         // nearest earlier call one level up.
         let mut open: Vec<usize> = Vec::new();

@@ -23,20 +23,13 @@
 //! capabilities to a call (directories, environment variables, or real
 //! clocks and randomness), each part of the key; an impure or writable grant
 //! makes the call uncacheable.
+//!
+//! This module is the policy, plain data in the bottom layer; the engine
+//! enforces it (`engine/sandbox.rs`).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use rand::SeedableRng;
-use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{
-    FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
-};
 
 use crate::digest::Digest;
-use crate::flow::Scope;
 
 /// The version of the deterministic environment described above.
 pub const SANDBOX_VERSION: &str = "cairn-sandbox/1";
@@ -185,137 +178,9 @@ impl Grants {
     }
 }
 
-struct FixedWallClock;
-
-impl HostWallClock for FixedWallClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-    fn now(&self) -> Duration {
-        Duration::from_secs(FIXED_WALL_CLOCK_SECS)
-    }
-}
-
-/// A monotonic clock that moves only when read: deterministic, and a guest
-/// waiting for time to pass still sees it pass.
-struct SteppingClock(std::sync::atomic::AtomicU64);
-
-impl HostMonotonicClock for SteppingClock {
-    fn resolution(&self) -> u64 {
-        1_000
-    }
-    fn now(&self) -> u64 {
-        self.0
-            .fetch_add(1_000, std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-fn rng(seed: &Digest, purpose: &str) -> rand::rngs::StdRng {
-    let mut h = blake3::Hasher::new_derive_key("cairn sandbox random");
-    h.update(seed.as_bytes());
-    h.update(purpose.as_bytes());
-    rand::rngs::StdRng::from_seed(*h.finalize().as_bytes())
-}
-
-/// The data of one call's wasmtime store.
-pub(crate) struct Sandbox {
-    wasi: WasiCtx,
-    pub(crate) table: ResourceTable,
-    pub(crate) limits: StoreLimits,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
-    /// The run this call belongs to (for the calls a flow makes, and blobs).
-    pub(crate) scope: Scope,
-    /// Blob handles held now (see [`Limits::max_handles`]).
-    pub(crate) handles: usize,
-    /// Bytes of blobs made so far (see [`Limits::max_blob_bytes`]).
-    pub(crate) blob_bytes: usize,
-}
-
-impl Sandbox {
-    /// A fresh deterministic environment for the call whose key is `seed`.
-    pub(crate) fn new(seed: &Digest, scope: Scope, grants: &Grants) -> crate::Result<Sandbox> {
-        let limits = scope.inner.limits.clone();
-        let stdout = MemoryOutputPipe::new(limits.max_output);
-        let stderr = MemoryOutputPipe::new(limits.max_output);
-        let insecure_seed =
-            u128::from_le_bytes(seed.as_bytes()[..16].try_into().expect("32-byte digest"));
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
-        if !grants.impure {
-            wasi.wall_clock(FixedWallClock)
-                .monotonic_clock(SteppingClock(0.into()))
-                .secure_random(rng(seed, "secure"))
-                .insecure_random(rng(seed, "insecure"))
-                .insecure_random_seed(insecure_seed);
-        }
-        for d in &grants.dirs {
-            let perms = if d.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            wasi.preopened_dir(&d.host, &d.guest, perms).map_err(|e| {
-                crate::Error::new(
-                    crate::ErrorKind::Io,
-                    format!("cannot grant directory {}: {e}", d.host.display()),
-                )
-            })?;
-        }
-        for (k, v) in &grants.env {
-            wasi.env(k, v);
-        }
-        let wasi = wasi.build();
-        Ok(Sandbox {
-            wasi,
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(limits.max_memory)
-                .trap_on_grow_failure(true)
-                .build(),
-            stdout,
-            stderr,
-            scope,
-            handles: 0,
-            blob_bytes: 0,
-        })
-    }
-
-    /// What the call wrote to stdout and stderr.
-    pub(crate) fn output(&self) -> (Vec<u8>, Vec<u8>) {
-        (
-            self.stdout.contents().to_vec(),
-            self.stderr.contents().to_vec(),
-        )
-    }
-}
-
-impl WasiView for Sandbox {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn random_depends_on_the_key_only() {
-        use rand::Rng as _;
-        let a = rng(&Digest::of(b"k"), "secure").next_u64();
-        let b = rng(&Digest::of(b"k"), "secure").next_u64();
-        let c = rng(&Digest::of(b"j"), "secure").next_u64();
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-    }
 
     fn digest(g: &Grants) -> Digest {
         g.digest(|p| Ok(Digest::of(p.as_os_str().as_encoded_bytes())))

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::component::{ComponentInfo, Export};
 use crate::digest::Digest;
+use crate::entry::ClosureNode;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key;
 use crate::types::FuncType;
@@ -247,6 +248,25 @@ impl Task {
     }
 
     /// The component's bytes, read (and checked against its hash) on first use.
+    /// The closure tree of this task: each node with the task it describes,
+    /// this task first.
+    pub(crate) fn closure_nodes<'a>(&'a self, out: &mut Vec<(Digest, ClosureNode, &'a Task)>) {
+        let node = ClosureNode {
+            name: self.name.clone(),
+            component: self.hash,
+            impure: self.impure,
+            imports: self
+                .bound
+                .iter()
+                .map(|(i, t)| (i.clone(), t.closure))
+                .collect(),
+        };
+        out.push((self.closure, node, self));
+        for (_, child) in self.bound.iter() {
+            child.closure_nodes(out);
+        }
+    }
+
     pub(crate) fn bytes(&self) -> Result<Arc<[u8]>> {
         if let Some(b) = self.bytes.get() {
             return Ok(b.clone());

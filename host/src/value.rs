@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use wasm_wave::wasm::{WasmType, WasmTypeKind, WasmValue, WasmValueError};
 
+use crate::bytes::{Bytes, FileStamp};
 use crate::digest::Digest;
-use crate::store::FileStamp;
+use crate::error::Error;
 use crate::types::Type;
 
 /// A component-model value.
@@ -73,6 +74,19 @@ pub(crate) enum BlobSource {
 }
 
 impl Blob {
+    /// The bytes of a blob that lives in memory or in a file; `None` for a
+    /// stored one (the cache opens those, verified).
+    pub(crate) fn open_uncached(&self) -> Option<crate::Result<Bytes>> {
+        match &self.source {
+            BlobSource::Bytes(b) => Some(Ok(Bytes::Memory(b.clone()))),
+            BlobSource::File(path, _) => Some(
+                crate::bytes::open_file(path)
+                    .map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e)),
+            ),
+            BlobSource::Stored => None,
+        }
+    }
+
     /// A blob of `bytes`.
     pub fn from_bytes(bytes: impl Into<Arc<[u8]>>) -> Blob {
         let bytes = bytes.into();

@@ -12,6 +12,7 @@ mod crash;
 mod damage;
 mod flows;
 mod hostile;
+mod layers;
 mod library;
 mod pipeline;
 mod remote;

@@ -98,7 +98,7 @@ fn open_host(cache_dir: Option<PathBuf>, limits: cairn::Limits) -> cairn::Result
             "no cache directory: set --cache-dir or CAIRN_CACHE_DIR (no home directory was found)",
         )
         })?;
-    cairn::Host::open_with(dir, limits)
+    cairn::Host::open_with_clock(dir, limits, cairn::clock::from_env())
 }
 
 /// Prints a line to stdout, turning a write failure into a cairn error.

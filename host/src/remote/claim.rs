@@ -6,14 +6,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_nats::jetstream::kv;
 
-use super::{tier, Remote};
+use super::Remote;
 use crate::digest::Digest;
 use crate::error::Result;
-use crate::store::Store;
 
 /// A key this host claimed; dropping it releases the claim.
 pub(crate) struct Claim {
@@ -41,19 +40,13 @@ impl Drop for Claim {
     }
 }
 
-/// What claiming a key came to.
-pub(crate) enum Claimed {
-    /// This host executes the key (`None`: without a claim, because the
-    /// shared tier is unavailable or the wait for another holder ran out).
-    Mine(Option<Box<Claim>>),
-    /// Another machine published the result; it is now in the local cache.
-    Published,
-}
-
 impl Remote {
     /// Tries to claim `key`: the claim, or who holds it (`Err`); `None` when
     /// the tier is unavailable.
-    fn try_claim(&self, key: &Digest) -> Result<Option<std::result::Result<Claim, String>>> {
+    pub(crate) fn try_claim(
+        &self,
+        key: &Digest,
+    ) -> Result<Option<std::result::Result<Claim, String>>> {
         let name = key.to_hex();
         let got = self.run("claiming a call", async {
             match self.claims.create(&name, self.id.clone().into()).await {
@@ -110,61 +103,10 @@ impl Remote {
     }
 
     /// Whether someone holds a claim on `key`; `None` when unavailable.
-    fn is_claimed(&self, key: &Digest) -> Result<Option<bool>> {
+    pub(crate) fn is_claimed(&self, key: &Digest) -> Result<Option<bool>> {
         self.run("reading a claim", async {
             let entry = self.claims.entry(key.to_hex()).await?;
             Ok::<_, kv::EntryError>(entry.is_some_and(|e| e.operation == kv::Operation::Put))
         })
-    }
-}
-
-/// Claims `key` for this host, or waits (up to [`super::RemoteConfig::wait`])
-/// for the machine that holds it to publish a result made at or after
-/// `fresh_after_ms`, which is then copied into `store`.
-pub(crate) fn claim_or_wait(
-    store: &Store,
-    remote: &Remote,
-    key: &Digest,
-    fresh_after_ms: u64,
-) -> Result<Claimed> {
-    let deadline = Instant::now() + remote.cfg.wait;
-    let mut told = false;
-    loop {
-        let holder = match remote.try_claim(key)? {
-            None => return Ok(Claimed::Mine(None)),
-            Some(Ok(claim)) => {
-                // It may have been published between our lookup and the claim.
-                if tier::pull(store, remote, key, fresh_after_ms)? {
-                    return Ok(Claimed::Published);
-                }
-                return Ok(Claimed::Mine(Some(Box::new(claim))));
-            }
-            Some(Err(holder)) => holder,
-        };
-        if !told {
-            tracing::info!(%key, holder, "another machine is computing this call; waiting for it");
-            told = true;
-        }
-        let mut pause = Duration::from_millis(5);
-        loop {
-            if tier::pull(store, remote, key, fresh_after_ms)? {
-                return Ok(Claimed::Published);
-            }
-            match remote.is_claimed(key)? {
-                None => return Ok(Claimed::Mine(None)),
-                Some(false) => break,
-                Some(true) => {}
-            }
-            if Instant::now() >= deadline {
-                eprintln!(
-                    "warning: {holder} has been computing {} for longer than {}; computing it here too",
-                    key.short(),
-                    humantime::format_duration(remote.cfg.wait)
-                );
-                return Ok(Claimed::Mine(None));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(200));
-        }
     }
 }

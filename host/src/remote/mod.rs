@@ -4,17 +4,18 @@
 //! executes a missing key, the others wait for it), and a work-queue stream
 //! that [`crate::Host::serve`] workers pull calls from.
 //!
-//! The local cache stays the first tier: a lookup asks it first, then the
-//! shared tier, and copies a shared hit into it; a new result is stored
-//! locally, then published. Everything that crosses is verified by its hash
-//! on the way in, whichever way it goes.
+//! This module is the client: buckets, objects, claims and the work queue.
+//! What the cache does with them — look up, copy in, publish, wait for a
+//! claim's holder — is the shared tier's (`tier/shared.rs`); running work
+//! items is the worker's (`worker.rs`).
 //!
 //! The host is synchronous; the NATS client is not. A [`Remote`] owns a small
 //! tokio runtime and blocks on it: every operation is bounded by a timeout.
+//!
+//! Layer: a store, beside the local one. Imports only the bottom layer.
 
 mod claim;
-mod record;
-pub(crate) mod tier;
+pub(crate) mod record;
 pub(crate) mod work;
 
 use std::collections::HashSet;
@@ -30,8 +31,6 @@ use tokio::io::AsyncReadExt;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 
-pub(crate) use claim::{claim_or_wait, Claimed};
-pub use tier::Published;
 pub use work::WorkerOptions;
 
 /// The key-value bucket of results: call key (hex) → record.
@@ -164,6 +163,11 @@ impl Remote {
             present: Mutex::default(),
             id,
         }))
+    }
+
+    /// How this connection was configured.
+    pub(crate) fn config(&self) -> &RemoteConfig {
+        &self.cfg
     }
 
     /// Whether the server was lost and the host goes on locally.

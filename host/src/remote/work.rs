@@ -16,52 +16,46 @@
 //! so a redelivered item is answered, not executed again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::{tier, Remote, WORKERS, WORK_SUBJECT};
+use super::{Remote, WORKERS, WORK_SUBJECT};
 use crate::digest::Digest;
 use crate::entry::ClosureNode;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flow::{self, Inner, Scope};
-use crate::host::{CacheMode, CallOptions, Host};
-use crate::task::Task;
-use crate::types::Type;
-use crate::value::Value;
 
 /// Arguments encoded in more bytes than this travel as an object.
-const ARGS_INLINE_MAX: usize = 64 * 1024;
+pub(crate) const ARGS_INLINE_MAX: usize = 64 * 1024;
 /// A call whose worker loses the server this many times is given up.
 const MAX_DELIVERIES: i64 = 5;
 
 /// One call for a worker.
 #[derive(Serialize, Deserialize)]
-struct WorkItem {
+pub(crate) struct WorkItem {
     /// The call's key, as the sender computed it.
-    key: Digest,
+    pub(crate) key: Digest,
     /// The called task's closure, and every node of it.
-    closure: Digest,
-    nodes: Vec<(Digest, ClosureNode)>,
+    pub(crate) closure: Digest,
+    pub(crate) nodes: Vec<(Digest, ClosureNode)>,
     /// The export path.
-    export: String,
+    pub(crate) export: String,
     /// The arguments' canonical encoding, in hex when small.
-    args: Option<String>,
+    pub(crate) args: Option<String>,
     /// The object holding the arguments' encoding (in the object store
     /// when `args` is `None`).
-    args_object: (Digest, u64),
+    pub(crate) args_object: (Digest, u64),
     /// Results made before this (ms since the epoch) are stale: the sender
     /// asked for `--refresh` or a maximum age.
-    fresh_after_ms: u64,
+    pub(crate) fresh_after_ms: u64,
     /// Blobs among the arguments (in the object store).
-    blobs: Vec<(Digest, u64)>,
-    /// Where to send the [`Reply`].
-    reply: String,
-    /// Who sent it.
-    from: String,
+    pub(crate) blobs: Vec<(Digest, u64)>,
+    /// Where to send the [`Reply`] (filled in when sent).
+    pub(crate) reply: String,
+    /// Who sent it (filled in when sent).
+    pub(crate) from: String,
 }
 
 /// A worker's answer: done (the result is published) or failed.
@@ -100,77 +94,21 @@ impl WorkerOptions {
     }
 }
 
-/// A call to send to the workers.
-pub(crate) struct Call<'a> {
-    pub(crate) task: &'a Task,
-    pub(crate) export: &'a str,
-    pub(crate) key: &'a Digest,
-    pub(crate) args: &'a [Value],
-    /// The arguments' canonical encoding.
-    pub(crate) encoded: &'a [u8],
-    /// Results made before this are stale.
-    pub(crate) fresh_after_ms: u64,
-}
-
-/// Sends `call` to the workers and waits until one has published its
-/// result, which is then copied into the local cache. Returns the worker's
-/// name; `None` when the shared tier is unavailable (optional), so the
-/// caller runs it here.
-pub(crate) fn dispatch(inner: &Inner, remote: &Remote, call: &Call<'_>) -> Result<Option<String>> {
-    let Call {
-        task,
-        export,
-        key,
-        args,
-        encoded,
-        fresh_after_ms,
-    } = *call;
-    let mut tree = Vec::new();
-    flow::closure_nodes(task, &mut tree);
-    for (_, node, t) in &tree {
-        remote.ensure_object(&node.component, || Ok(t.bytes()?.to_vec()))?;
-    }
-    let mut blobs = Vec::new();
-    let mut failed = None;
-    for v in args {
-        v.for_each_blob(&mut |b| {
-            if failed.is_some() || blobs.contains(&(b.hash(), b.len())) {
-                return;
-            }
-            blobs.push((b.hash(), b.len()));
-            let read = || {
-                let bytes = crate::engine::BlobReader::open(inner, b)?;
-                bytes
-                    .read(0, bytes.len())
-                    .map(|b| b.to_vec())
-                    .map_err(|e| Error::io(format_args!("cannot read blob {}", b.hash()), e))
-            };
-            if let Err(e) = remote.ensure_object(&b.hash(), read) {
-                failed = Some(e);
-            }
-        });
-    }
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    let args_object = (Digest::of(encoded), encoded.len() as u64);
-    let inline = encoded.len() <= ARGS_INLINE_MAX;
-    if !inline {
-        remote.ensure_object(&args_object.0, || Ok(encoded.to_vec()))?;
-    }
+/// Sends `item` to the workers and waits until one has published its
+/// result, which `published` then copies into the local cache (it says
+/// whether it could). Returns the worker's name; `None` when the shared
+/// tier is unavailable (optional), so the caller runs it here. `what`
+/// names the call in messages.
+pub(crate) fn dispatch(
+    remote: &Remote,
+    mut item: WorkItem,
+    what: &str,
+    published: &dyn Fn() -> Result<bool>,
+) -> Result<Option<String>> {
+    let export = item.export.clone();
     let reply = remote.client.new_inbox();
-    let item = WorkItem {
-        key: *key,
-        closure: task.closure,
-        nodes: tree.into_iter().map(|(d, n, _)| (d, n)).collect(),
-        export: export.to_string(),
-        args: inline.then(|| hex::encode(encoded)),
-        args_object,
-        fresh_after_ms,
-        blobs,
-        reply: reply.clone(),
-        from: remote.id.clone(),
-    };
+    item.reply = reply.clone();
+    item.from = remote.id.clone();
     let payload = serde_json::to_vec(&item)
         .map_err(|e| Error::internal(format!("cannot encode a work item: {e}")))?;
     let sent = remote.run("sending a call to the workers", async {
@@ -204,7 +142,7 @@ pub(crate) fn dispatch(inner: &Inner, remote: &Remote, call: &Call<'_>) -> Resul
                 remote.lost("waiting for a worker", "the connection closed")?;
                 return Ok(None);
             }
-            Err(_) if tier::pull(&inner.store, remote, key, fresh_after_ms)? => {
+            Err(_) if published()? => {
                 // Published: the reply is usually on its way (a worker
                 // publishes, then replies); wait a moment for its name.
                 let late = remote.rt.block_on(async {
@@ -223,8 +161,7 @@ pub(crate) fn dispatch(inner: &Inner, remote: &Remote, call: &Call<'_>) -> Resul
                 return Err(Error::new(
                     ErrorKind::Remote,
                     format!(
-                        "no worker finished {} `{export}` within {}; start one with `cairn worker --remote {}`",
-                        task.name,
+                        "no worker finished {what} `{export}` within {}; start one with `cairn worker --remote {}`",
                         humantime::format_duration(wait),
                         remote.cfg.url
                     ),
@@ -239,22 +176,26 @@ pub(crate) fn dispatch(inner: &Inner, remote: &Remote, call: &Call<'_>) -> Resul
             format!("{error} (on worker {})", reply.worker),
         ));
     }
-    if !tier::pull(&inner.store, remote, key, fresh_after_ms)? {
+    if !published()? {
         return Err(Error::new(
             ErrorKind::Remote,
             format!(
-                "worker {} ran {} `{export}` but its result is not in the shared tier; run again",
-                reply.worker, task.name
+                "worker {} ran {what} `{export}` but its result is not in the shared tier; run again",
+                reply.worker
             ),
         ));
     }
     Ok(Some(reply.worker))
 }
 
-/// Pulls calls from the work queue and runs them until `opts.max_calls`
-/// are done (or forever). Failures of a call are reported to its sender;
-/// losing the server is retried.
-pub(crate) fn serve(host: &Host, remote: &Remote, opts: &WorkerOptions) -> Result<()> {
+/// Runs one work item for a worker: whether it executed it (rather than
+/// answering from a result already made).
+pub(crate) type Handler<'a> = dyn Fn(&WorkItem) -> Result<bool> + Sync + 'a;
+
+/// Pulls calls from the work queue and runs each with `run` until
+/// `opts.max_calls` are done (or forever). Failures of a call are reported
+/// to its sender; losing the server is retried.
+pub(crate) fn serve(remote: &Remote, opts: &WorkerOptions, run: &Handler<'_>) -> Result<()> {
     if remote.cfg.optional {
         return Err(Error::new(
             ErrorKind::BadArguments,
@@ -311,7 +252,7 @@ pub(crate) fn serve(host: &Host, remote: &Remote, opts: &WorkerOptions) -> Resul
                                 let _ = remote.rt.block_on(msg.ack_with(AckKind::Nak(None)));
                                 break;
                             }
-                            handle(host, remote, opts, msg);
+                            handle(remote, opts, run, msg);
                         }
                         Ok(None) => {}
                         Err(e) => {
@@ -329,7 +270,7 @@ pub(crate) fn serve(host: &Host, remote: &Remote, opts: &WorkerOptions) -> Resul
 /// Runs one work item: keeps its delivery alive while running, replies to
 /// the sender, and acknowledges once the result is published (or the call
 /// failed, which is not retried: it would fail again).
-fn handle(host: &Host, remote: &Remote, opts: &WorkerOptions, msg: jetstream::Message) {
+fn handle(remote: &Remote, opts: &WorkerOptions, run: &Handler<'_>, msg: jetstream::Message) {
     let start = Instant::now();
     let item: WorkItem = match serde_json::from_slice(&msg.payload) {
         Ok(item) => item,
@@ -362,7 +303,7 @@ fn handle(host: &Host, remote: &Remote, opts: &WorkerOptions, msg: jetstream::Me
         item.key.short(),
         item.from
     );
-    let outcome = run_item(host, remote, &item);
+    let outcome = run(&item);
     let delivered = msg.info().map_or(1, |i| i.delivered);
     let error = match outcome {
         Ok(ran) => {
@@ -417,102 +358,4 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// Executes `item` unless a fresh result is already published (or can be
-/// published from this worker's cache). Whether it ran.
-fn run_item(host: &Host, remote: &Remote, item: &WorkItem) -> Result<bool> {
-    let inner = &host.inner;
-    let store = &inner.store;
-    let fresh = |r: &crate::store::ResultRecord| {
-        r.created_ms >= item.fresh_after_ms
-            && r.expires_ms.is_none_or(|t| t > crate::store::now_ms())
-    };
-    if let Some((record, _)) = store.stored_value(&item.key)? {
-        // A local entry whose objects are gone cannot be published: run.
-        let published = fresh(&record)
-            && tier::push(store, remote, &item.key).or_else(|e| match e.kind() {
-                ErrorKind::Cache => Ok(false),
-                _ => Err(e),
-            })?;
-        if published {
-            return Ok(false);
-        }
-    }
-    if tier::pull(store, remote, &item.key, item.fresh_after_ms)? {
-        return Ok(false);
-    }
-    let node = |c: &Digest| {
-        Ok(item
-            .nodes
-            .iter()
-            .find(|(d, _)| d == c)
-            .map(|(_, n)| n.clone()))
-    };
-    let bytes = |n: &ClosureNode| fetch(inner, remote, &n.component, &n.name);
-    let task = host.rebuild_with(&item.closure, &node, &bytes)?;
-    if task.closure != item.closure {
-        return Err(Error::new(
-            ErrorKind::InvalidComponent,
-            "the components sent do not make the closure asked for; refusing to run them",
-        ));
-    }
-    for (hash, len) in &item.blobs {
-        if !store.has_object(hash, *len) {
-            fetch(inner, remote, hash, "an input blob")?;
-        }
-    }
-    let (_, ty) = task.resolve(&item.export)?;
-    let params = Type::Tuple(ty.params.iter().map(|(_, t)| t.clone()).collect());
-    let encoded = match &item.args {
-        Some(hex) => hex::decode(hex).map_err(|_| {
-            Error::new(
-                ErrorKind::BadArguments,
-                "a work item's arguments are not hex",
-            )
-        })?,
-        None => fetch(inner, remote, &item.args_object.0, "the arguments")?.to_vec(),
-    };
-    if Digest::of(&encoded) != item.args_object.0 {
-        return Err(Error::new(
-            ErrorKind::BadArguments,
-            "a work item's arguments do not match their hash",
-        ));
-    }
-    let Ok(Value::Tuple(args)) = crate::codec::from_bytes(&encoded, &params) else {
-        return Err(Error::new(
-            ErrorKind::BadArguments,
-            "a work item's arguments do not decode",
-        ));
-    };
-    // Anything this worker's cache holds for the key was not good enough.
-    let opts = CallOptions {
-        cache: CacheMode::Refresh,
-        ..CallOptions::default()
-    };
-    let scope = Scope::worker(Arc::clone(inner), opts);
-    let called = flow::call(&scope, &task, &item.export, &args)?;
-    if called.key != item.key {
-        return Err(Error::new(
-            ErrorKind::Internal,
-            "this worker computes another key for the call (a different cairn version?)",
-        ));
-    }
-    Ok(true)
-}
-
-/// Object `hash` from the local cache or the shared tier (verified), kept
-/// locally; `what` names it in the error when it is nowhere.
-fn fetch(inner: &Inner, remote: &Remote, hash: &Digest, what: &str) -> Result<Arc<[u8]>> {
-    if let Some(b) = inner.store.object_any(hash)? {
-        return Ok(b.into());
-    }
-    let bytes = remote.object(hash)?.ok_or_else(|| {
-        Error::new(
-            ErrorKind::Remote,
-            format!("{what} ({}) is not in the shared tier", hash.short()),
-        )
-    })?;
-    inner.store.put_object(&bytes)?;
-    Ok(bytes.into())
 }

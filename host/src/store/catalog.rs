@@ -17,9 +17,6 @@ use crate::entry::{ClosureNode, KeyManifest};
 use crate::error::Result;
 use crate::runs::RunRecord;
 
-/// How many runs the history keeps; older ones are dropped as new ones come.
-pub(crate) const RUNS_KEPT: u64 = 10_000;
-
 /// One stored entry as the index holds it.
 #[derive(Clone, Debug)]
 pub(crate) struct Listed {
@@ -54,27 +51,6 @@ fn listed(key: Digest, bytes: &[u8], usage: Usage) -> Option<Listed> {
         manifest,
         usage,
     })
-}
-
-/// Appends `runs` to the history in `tx`, numbering them after the last.
-pub(crate) fn append_runs(
-    tx: &redb::WriteTransaction,
-    runs: &[RunRecord],
-) -> std::result::Result<(), redb::Error> {
-    let mut table = tx.open_table(RUNS)?;
-    let mut next = table.last()?.map_or(1, |(k, _)| k.value() + 1);
-    for run in runs {
-        let mut run = run.clone();
-        run.id = next;
-        let json = serde_json::to_string(&run).expect("a run record encodes");
-        table.insert(next, json.as_str())?;
-        next += 1;
-    }
-    if next > RUNS_KEPT + 1 {
-        let cut = next - 1 - RUNS_KEPT;
-        table.retain_in(..=cut, |_, _| false)?;
-    }
-    Ok(())
 }
 
 impl Store {
@@ -343,7 +319,7 @@ impl Store {
                 .retain(|path, _| fs::metadata(path).is_ok())?;
             Ok(swept)
         })?;
-        let now = std::time::SystemTime::now();
+        let now = self.clock().now();
         for (path, len, modified) in walk_files(&self.dir.join("objects")) {
             let name: String = path
                 .iter()

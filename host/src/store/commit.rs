@@ -25,6 +25,30 @@ use super::tables::*;
 use crate::digest::Digest;
 use crate::runs::RunRecord;
 
+/// How many runs the history keeps; older ones are dropped as new ones come.
+pub(crate) const RUNS_KEPT: u64 = 10_000;
+
+/// Appends `runs` to the history in `tx`, numbering them after the last.
+pub(crate) fn append_runs(
+    tx: &redb::WriteTransaction,
+    runs: &[RunRecord],
+) -> std::result::Result<(), redb::Error> {
+    let mut table = tx.open_table(RUNS)?;
+    let mut next = table.last()?.map_or(1, |(k, _)| k.value() + 1);
+    for run in runs {
+        let mut run = run.clone();
+        run.id = next;
+        let json = serde_json::to_string(&run).expect("a run record encodes");
+        table.insert(next, json.as_str())?;
+        next += 1;
+    }
+    if next > RUNS_KEPT + 1 {
+        let cut = next - 1 - RUNS_KEPT;
+        table.retain_in(..=cut, |_, _| false)?;
+    }
+    Ok(())
+}
+
 /// Writes waiting for the same commit.
 #[derive(Default)]
 pub(crate) struct Batch {
@@ -103,7 +127,7 @@ impl Batch {
             files.insert(path.as_str(), &entry[..])?;
         }
         if !self.runs.is_empty() {
-            super::catalog::append_runs(tx, &self.runs)?;
+            append_runs(tx, &self.runs)?;
         }
         Ok(())
     }

@@ -30,13 +30,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redb::{ConcurrencyMode, Database, ReadableDatabase, TableHandle};
 
 pub(crate) use catalog::Listed;
-pub(crate) use record::{FileStamp, ResultRecord};
+pub(crate) use record::ResultRecord;
 
+use crate::bytes::FileStamp;
+use crate::clock::Clock;
 use crate::component::ComponentInfo;
 use crate::digest::Digest;
 use crate::entry::{ClosureNode, KeyManifest};
@@ -65,7 +67,7 @@ pub(crate) struct Output<'a> {
 }
 
 /// A result to store, and everything it names.
-pub(crate) struct NewResult<'a> {
+pub(crate) struct NewEntry<'a> {
     pub(crate) key: Digest,
     /// The canonical encoding of the value.
     pub(crate) value: &'a [u8],
@@ -94,20 +96,15 @@ pub(crate) struct Store {
     known_closures: Mutex<HashSet<Digest>>,
     /// Results read or written lately, for hits without a read transaction.
     hot: hot::HotResults,
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    /// The time entries are made, used and expire at.
+    clock: Arc<dyn Clock>,
 }
 
 type Redb<T> = std::result::Result<T, redb::Error>;
 
 impl Store {
-    /// Opens (creating if needed) the cache in `dir`.
-    pub(crate) fn open(dir: &Path) -> Result<Store> {
+    /// Opens (creating if needed) the cache in `dir`, keeping time by `clock`.
+    pub(crate) fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Store> {
         fs::create_dir_all(dir.join("objects")).map_err(|e| {
             Error::io(
                 format_args!(
@@ -130,6 +127,7 @@ impl Store {
             hashed: AtomicU64::new(0),
             known_closures: Mutex::default(),
             hot: hot::HotResults::default(),
+            clock,
         };
         store.check_format()?;
         Ok(store)
@@ -182,6 +180,16 @@ impl Store {
                 ),
             )),
         }
+    }
+
+    /// Now, by this cache's clock, in ms since the Unix epoch.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// This cache's clock.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The cache directory.
@@ -304,7 +312,7 @@ impl Store {
 
     /// Counts a hit of `key` (written with the next shared commit).
     pub(crate) fn hit(&self, key: &Digest) {
-        self.queue.count_hit(key, now_ms());
+        self.queue.count_hit(key, self.now_ms());
     }
 
     /// Records a finished run (numbered when it commits).
@@ -477,7 +485,7 @@ impl Store {
             .ok()
             .filter(|b| Digest::of(b) == record.hash);
         if bytes.is_some() {
-            let now = now_ms();
+            let now = self.now_ms();
             self.queue.push_lazy(|b| {
                 b.compiled_used.insert(*key, now);
             });
@@ -491,7 +499,7 @@ impl Store {
         let record = CompiledRecord {
             hash: Digest::of(bytes),
             compile_us: took.as_micros() as u64,
-            last_used_ms: now_ms(),
+            last_used_ms: self.now_ms(),
             len: bytes.len() as u64,
         };
         self.write(|tx| {
@@ -515,7 +523,7 @@ impl Store {
 
     /// Stores a call's result: object files now, everything else with the
     /// next shared commit (visible to this process at once).
-    pub(crate) fn put_result(&self, new: NewResult<'_>) -> Result<()> {
+    pub(crate) fn put_result(&self, new: NewEntry<'_>) -> Result<()> {
         let mut inline: Vec<(Digest, Arc<[u8]>)> = Vec::new();
         let mut put = |bytes: &[u8]| self.stage(bytes, &mut inline);
         let mut stored = 0;
@@ -533,7 +541,7 @@ impl Store {
         let stderr = output(new.output.stderr)?;
         put(new.args)?;
         let closures = self.new_closures(&new.closures, &mut put)?;
-        let created_ms = now_ms();
+        let created_ms = self.now_ms();
         let record = ResultRecord {
             value,
             value_len,
@@ -677,7 +685,7 @@ impl Store {
         let settled = after
             .modified()
             .ok()
-            .and_then(|m| m.elapsed().ok())
+            .and_then(|m| self.clock.now().duration_since(m).ok())
             .is_some_and(|age| age > RACY_WINDOW);
         if settled {
             let entry = StatEntry { stamp, hash }.to_bytes();
@@ -829,6 +837,10 @@ fn damaged(path: &Path, e: impl Into<redb::Error>) -> Error {
 mod tests {
     use super::*;
 
+    fn open(dir: &Path) -> Store {
+        Store::open(dir, Arc::new(crate::clock::SystemClock)).unwrap()
+    }
+
     fn manifest() -> KeyManifest {
         KeyManifest {
             component: "t".into(),
@@ -850,7 +862,7 @@ mod tests {
             .iter()
             .map(|b| (Digest::of(b), b.len() as u64))
             .collect();
-        s.put_result(NewResult {
+        s.put_result(NewEntry {
             key: *key,
             value,
             blobs,
@@ -869,7 +881,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = Digest::of(b"key");
         {
-            let s = Store::open(dir.path()).unwrap();
+            let s = open(dir.path());
             put(&s, &key, b"value", &[]);
             s.flush().unwrap();
             s.write(|tx| {
@@ -878,7 +890,7 @@ mod tests {
             })
             .unwrap();
         }
-        let s = Store::open(dir.path()).unwrap();
+        let s = open(dir.path());
         assert_eq!(s.stored_value(&key).unwrap().unwrap().1, b"value");
         let format = s.read(|tx| Ok(tx.open_table(META)?.get("format")?.map(|v| v.value())));
         assert_eq!(format.unwrap(), Some(FORMAT_VERSION));
@@ -890,12 +902,12 @@ mod tests {
         let key = Digest::of(b"key");
         let big = vec![7u8; INLINE_MAX + 1];
         {
-            let s = Store::open(dir.path()).unwrap();
+            let s = open(dir.path());
             put(&s, &key, b"value", &[&big[..]]);
             // Visible before the shared commit lands.
             assert_eq!(s.stored_value(&key).unwrap().unwrap().1, b"value");
         }
-        let s = Store::open(dir.path()).unwrap();
+        let s = open(dir.path());
         let (record, value) = s.stored_value(&key).unwrap().unwrap();
         assert_eq!(value, b"value");
         assert_eq!(record.bytes, 5 + big.len() as u64);
@@ -911,12 +923,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = Digest::of(b"key");
         {
-            let s = Store::open(dir.path()).unwrap();
+            let s = open(dir.path());
             put(&s, &key, b"v", &[]);
             s.hit(&key);
             s.hit(&key);
         }
-        let s = Store::open(dir.path()).unwrap();
+        let s = open(dir.path());
         s.hit(&key);
         assert_eq!(s.entry(&key).unwrap().unwrap().usage.hits, 3);
     }
@@ -924,7 +936,7 @@ mod tests {
     #[test]
     fn sweep_keeps_referenced_objects_only() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = open(dir.path());
         let (keep, gone) = (Digest::of(b"keep"), Digest::of(b"gone"));
         let big = |b: u8| vec![b; INLINE_MAX + 1];
         let (a, b) = (big(1), big(2));
@@ -944,7 +956,7 @@ mod tests {
     #[test]
     fn damaged_object_is_a_miss_and_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = open(dir.path());
         let big = vec![1u8; INLINE_MAX * 2];
         let hash = s.put_object(&big).unwrap();
         let file = s.object_file(&hash);
@@ -958,10 +970,12 @@ mod tests {
     #[test]
     fn unchanged_file_is_not_read_again() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("cache")).unwrap();
+        let clock = crate::clock::ManualClock::starting_now();
+        let s = Store::open(&dir.path().join("cache"), Arc::new(clock.clone())).unwrap();
         let input = dir.path().join("input");
         fs::write(&input, b"some data").unwrap();
-        std::thread::sleep(RACY_WINDOW * 2);
+        // Later than the racy window after the write, by the store's clock.
+        clock.advance(RACY_WINDOW * 2);
         let first = s.hash_file(&input).unwrap();
         assert_eq!((first.0, first.1), (Digest::of(b"some data"), 9));
         assert_eq!(s.bytes_hashed(), 9);
@@ -975,7 +989,7 @@ mod tests {
     fn garbage_index_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("index.redb"), vec![0x5a; 8192]).unwrap();
-        let err = Store::open(dir.path())
+        let err = Store::open(dir.path(), Arc::new(crate::clock::SystemClock))
             .err()
             .expect("garbage must not open");
         assert_eq!(err.kind(), ErrorKind::Cache);

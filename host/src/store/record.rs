@@ -2,10 +2,7 @@
 //! entries. Layout versions are checked on read; a record of another layout
 //! is a miss (re-run and rewritten), never an error.
 
-use std::fs;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
-
+use crate::bytes::FileStamp;
 use crate::digest::Digest;
 use crate::entry::KeyManifest;
 use crate::error::{Error, Result};
@@ -108,37 +105,6 @@ impl ResultRecord {
         [Some((self.value, self.value_len)), self.stdout, self.stderr]
             .into_iter()
             .flatten()
-    }
-}
-
-/// What `stat` says of a file: if it is the same later, so is the content.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct FileStamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-}
-
-impl FileStamp {
-    pub(crate) fn of(meta: &fs::Metadata) -> FileStamp {
-        FileStamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-        }
-    }
-
-    /// The stamp of `path` now, if it can be read.
-    pub(crate) fn now(path: &Path) -> Option<FileStamp> {
-        fs::metadata(path).ok().map(|m| FileStamp::of(&m))
-    }
-
-    pub(crate) fn size(&self) -> u64 {
-        self.size
     }
 }
 

@@ -4,8 +4,8 @@ use std::sync::{Arc, OnceLock};
 
 use wasmtime::component::Resource;
 
-use crate::engine::BlobReader;
-use crate::sandbox::Sandbox;
+use super::sandbox::Sandbox;
+use crate::bytes::Bytes;
 use crate::value::Blob;
 
 wasmtime::component::bindgen!({
@@ -23,38 +23,6 @@ use self::cairn::task::blobs::{Host, HostBlob, HostBlobWriter};
 
 /// Most bytes one `read` returns.
 pub const MAX_READ: u64 = 16 << 20;
-
-/// Bytes a blob handle reads from: in memory, or a file read by range on
-/// demand (so a file cut short while a task reads it is an error for the
-/// task, never a crash of the host).
-pub(crate) enum Bytes {
-    Memory(Arc<[u8]>),
-    File { file: std::fs::File, len: u64 },
-}
-
-impl Bytes {
-    pub(crate) fn len(&self) -> u64 {
-        match self {
-            Bytes::Memory(b) => b.len() as u64,
-            Bytes::File { len, .. } => *len,
-        }
-    }
-
-    /// Up to `len` bytes from `offset` (fewer at the end, none past it).
-    pub(crate) fn read(&self, offset: u64, len: u64) -> std::io::Result<Vec<u8>> {
-        let start = offset.min(self.len());
-        let end = offset.saturating_add(len).min(self.len());
-        match self {
-            Bytes::Memory(b) => Ok(b[start as usize..end as usize].to_vec()),
-            Bytes::File { file, .. } => {
-                use std::os::unix::fs::FileExt;
-                let mut buf = vec![0; (end - start) as usize];
-                file.read_exact_at(&mut buf, start)?;
-                Ok(buf)
-            }
-        }
-    }
-}
 
 /// A blob held by a call's store. Its bytes are opened on the first `read`,
 /// so a flow that only passes a blob on never reads it.
@@ -88,20 +56,13 @@ pub struct BlobWriter {
     bytes: Vec<u8>,
 }
 
-/// Opens a file-backed blob for reading by range.
-pub(crate) fn open_file(path: &std::path::Path) -> std::io::Result<Bytes> {
-    let file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len();
-    Ok(Bytes::File { file, len })
-}
-
 impl Sandbox {
     /// Puts a blob handle in the table, within [`crate::Limits::max_handles`].
     pub(crate) fn push_handle<T: Send + 'static>(
         &mut self,
         handle: T,
     ) -> wasmtime::Result<Resource<T>> {
-        let max = self.scope.inner.limits.max_handles;
+        let max = self.max_handles;
         if self.handles >= max {
             wasmtime::bail!("holds more than {max} blob handles at once (the handle limit)");
         }
@@ -112,7 +73,7 @@ impl Sandbox {
     /// Counts `n` more bytes of blobs made by this call, within
     /// [`crate::Limits::max_blob_bytes`].
     fn spend_blob_bytes(&mut self, n: usize) -> wasmtime::Result<()> {
-        let max = self.scope.inner.limits.max_blob_bytes;
+        let max = self.max_blob_bytes;
         self.blob_bytes = self.blob_bytes.saturating_add(n);
         if self.blob_bytes > max {
             wasmtime::bail!("made more than {} MiB of blobs (the blob limit)", max >> 20);
@@ -152,7 +113,7 @@ impl HostBlob for Sandbox {
         let bytes = match handle.bytes.get() {
             Some(b) => b,
             None => {
-                let opened = self.scope.inner.open(&handle.blob)?;
+                let opened = self.imports.open_blob(&handle.blob)?;
                 handle.bytes.get_or_init(|| opened)
             }
         };

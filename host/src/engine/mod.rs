@@ -1,44 +1,41 @@
-//! The wasmtime side: one engine per host, components compiled once and
+//! The engine: wasmtime, the sandbox it enforces, and the host functions
+//! tasks import. One engine per host, components compiled once and
 //! pre-instantiated, and one fresh store per executed call.
 //!
 //! Nothing here runs on a cache hit: the [`Runtime`] is created on the first
-//! miss.
+//! miss. The engine knows nothing of caching or flows: what a task reaches
+//! beyond its store — the bytes of stored blobs, and calls into the tasks
+//! bound to its imports — it asks of the [`Imports`] the call path gives it.
+//!
+//! Layer: below the call path. May import the local store (compiled
+//! artefacts) and the bottom layer (task, values, codec, types, sandbox
+//! policy, digest, error); nothing above.
+
+mod blobs;
+mod call;
+mod convert;
+mod sandbox;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, InstancePre, Linker, ResourceAny, Val};
+use std::sync::Arc;
+
+use wasmtime::component::{Component, InstancePre, Linker, Val};
 use wasmtime::{
     AsContextMut, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
-    StoreContextMut,
 };
 
-use crate::blob::{self, BlobHandle, Bytes};
-use crate::codec;
+pub(crate) use self::call::{Call, Execute, Execution, Imports};
+use self::convert::{from_val, to_val};
+use self::sandbox::Sandbox;
 use crate::component::Export;
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
-use crate::flow::Scope;
-use crate::sandbox::{Grants, Limits, Sandbox};
+use crate::sandbox::Limits;
 use crate::store::Store as CacheStore;
 use crate::task::Task;
-use crate::types::{FuncType, Type};
-use crate::value::{Blob, BlobSource, Value};
-
-/// Opens a blob's bytes for a task to read.
-pub(crate) trait BlobReader: Sync {
-    /// The bytes of `blob`, verified against its hash where they come from the cache.
-    fn open(&self, blob: &Blob) -> Result<Bytes>;
-}
-
-/// What one execution produced.
-pub(crate) struct Execution {
-    pub(crate) value: Option<Value>,
-    pub(crate) run: Duration,
-    pub(crate) stdout: Vec<u8>,
-    pub(crate) stderr: Vec<u8>,
-}
 
 /// The engine, the linker, and pre-instantiated components by hash.
 pub(crate) struct Runtime {
@@ -48,6 +45,9 @@ pub(crate) struct Runtime {
     compat: String,
     linker: Linker<Sandbox>,
     pres: Mutex<HashMap<Digest, InstancePre<Sandbox>>>,
+    limits: Limits,
+    /// Where compiled artefacts are kept.
+    artefacts: Arc<CacheStore>,
 }
 
 /// How often the deadline clock ticks: the resolution of [`Limits::timeout`].
@@ -96,8 +96,9 @@ fn engine_config(limits: &Limits, pooling: bool) -> Config {
 impl Runtime {
     /// Creates the engine (pooling allocator, falling back to on-demand
     /// allocation where the machine cannot reserve the pool) and the linker
-    /// with WASI and `cairn:task`.
-    pub(crate) fn new(limits: &Limits) -> Result<Runtime> {
+    /// with WASI and `cairn:task`. Compiled components are kept in
+    /// `artefacts`.
+    pub(crate) fn new(limits: &Limits, artefacts: Arc<CacheStore>) -> Result<Runtime> {
         let engine = Engine::new(&engine_config(limits, true))
             .or_else(|e| {
                 tracing::debug!("pooling allocator unavailable ({e}); allocating on demand");
@@ -121,7 +122,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .and_then(|()| {
-                blob::add_blobs_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+                blobs::add_blobs_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             })
             .map_err(|e| Error::internal(format!("cannot link host interfaces: {e}")))?;
         let compat = {
@@ -139,24 +140,21 @@ impl Runtime {
             engine,
             linker,
             pres: Mutex::new(HashMap::new()),
+            limits: limits.clone(),
+            artefacts,
         })
     }
 
     /// The compiled, linked `task`, compiling it the first time. Keyed by
     /// link id: the same component bound to other tasks links differently.
-    fn instance_pre(
-        &self,
-        task: &Task,
-        store: &CacheStore,
-        define_imports: impl FnOnce(&mut Linker<Sandbox>) -> wasmtime::Result<()>,
-    ) -> Result<InstancePre<Sandbox>> {
+    fn instance_pre(&self, task: &Task) -> Result<InstancePre<Sandbox>> {
         if let Some(pre) = self.pres.lock().expect("poisoned").get(&task.link_id()) {
             return Ok(pre.clone());
         }
         let what = task.name();
-        let component = self.compile(task, store)?;
+        let component = self.compile(task)?;
         let mut linker = self.linker.clone();
-        define_imports(&mut linker)
+        define_imports(&mut linker, task)
             .map_err(|e| Error::internal(format!("cannot link the imports of {what}: {e:#}")))?;
         let pre = linker.instantiate_pre(&component).map_err(|e| {
             Error::new(
@@ -173,7 +171,8 @@ impl Runtime {
 
     /// `task` compiled: from the artefact cached for this engine if there is
     /// one (verified by hash), else compiled now and cached.
-    fn compile(&self, task: &Task, store: &CacheStore) -> Result<Component> {
+    fn compile(&self, task: &Task) -> Result<Component> {
+        let store = &self.artefacts;
         let key = {
             let mut h = blake3::Hasher::new_derive_key("cairn compiled artefact");
             h.update(task.hash().as_bytes());
@@ -210,25 +209,25 @@ impl Runtime {
         }
         Ok(component)
     }
+}
 
+impl Execute for Runtime {
     /// Runs `export` of `task` on `args` in a fresh sandbox seeded by `key`.
-    #[expect(clippy::too_many_arguments, reason = "one call's full description")]
-    pub(crate) fn execute(
-        &self,
-        task: &Task,
-        define_imports: impl FnOnce(&mut Linker<Sandbox>) -> wasmtime::Result<()>,
-        export: &Export,
-        ty: &FuncType,
-        args: &[Value],
-        key: &Digest,
-        scope: Scope,
-        grants: &Grants,
-    ) -> Result<Execution> {
+    fn execute(&self, call: Call<'_>) -> Result<Execution> {
+        let Call {
+            task,
+            export,
+            ty,
+            args,
+            key,
+            grants,
+            imports,
+        } = call;
         let what = task.name();
-        let pre = self.instance_pre(task, &scope.inner.store, define_imports)?;
+        let pre = self.instance_pre(task)?;
         let start = Instant::now();
-        let limits = scope.inner.limits.clone();
-        let mut store = Store::new(&self.engine, Sandbox::new(key, scope, grants)?);
+        let limits = &self.limits;
+        let mut store = Store::new(&self.engine, Sandbox::new(key, imports, limits, grants)?);
         store.limiter(|s| &mut s.limits);
         if let Some(timeout) = limits.timeout {
             // At most a century: far enough, and no overflow in the engine.
@@ -243,7 +242,7 @@ impl Runtime {
                 .set_fuel(fuel)
                 .map_err(|e| Error::internal(format!("cannot set fuel: {e}")))?;
         }
-        let fail = |store: &Store<Sandbox>, e| failed(what, export, e, &limits, store.data());
+        let fail = |store: &Store<Sandbox>, e| failed(what, export, e, limits, store.data());
         let instance = pre.instantiate(&mut store).map_err(|e| fail(&store, e))?;
         let func = {
             let iface = match &export.interface {
@@ -282,7 +281,7 @@ impl Runtime {
         };
         if out_len >= limits.max_output || err_len >= limits.max_output {
             let e = wasmtime::Error::msg("the output limit was reached");
-            return Err(failed(what, export, e, &limits, store.data()));
+            return Err(failed(what, export, e, limits, store.data()));
         }
         let mut cx = store.as_context_mut();
         let value = match (results.pop(), &ty.result) {
@@ -299,6 +298,40 @@ impl Runtime {
             stderr,
         })
     }
+}
+
+/// Defines each function of each bound import of `task` as a call through
+/// the [`Imports`] of the calling store: the engine links, the call path
+/// decides what a call does.
+fn define_imports(linker: &mut Linker<Sandbox>, task: &Task) -> wasmtime::Result<()> {
+    for (import, child) in task.bound.iter() {
+        let mut instance = linker.instance(import)?;
+        for export in child
+            .exports()
+            .iter()
+            .filter(|e| e.interface.as_deref() == Some(import.as_str()))
+        {
+            let Ok(ty) = export.ty.clone() else { continue };
+            let child = child.clone();
+            let path = export.path();
+            instance.func_new(&export.func, move |mut store, _, params, results| {
+                let args = params
+                    .iter()
+                    .zip(&ty.params)
+                    .map(|(v, (_, t))| from_val(&mut store, v.clone(), t))
+                    .collect::<wasmtime::Result<Vec<_>>>()?;
+                let imports = store.data().imports.clone();
+                let value = imports
+                    .call(&child, &path, &args)
+                    .map_err(wasmtime::Error::new)?;
+                if let (Some(v), Some(t), Some(slot)) = (&value, &ty.result, results.first_mut()) {
+                    *slot = to_val(&mut store, v, t).map_err(wasmtime::Error::new)?;
+                }
+                Ok(())
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// The error of a call that did not finish, naming the task and, when one
@@ -372,171 +405,6 @@ fn last_words(stderr: &[u8]) -> Option<String> {
         None => lines.last()?.to_string(),
     };
     Some(words.chars().take(300).collect())
-}
-
-type Cx<'a> = StoreContextMut<'a, Sandbox>;
-
-/// A store-independent value into a `Val` of `store`. Blobs become handles
-/// whose bytes are opened only if the task reads them.
-pub(crate) fn to_val(store: &mut Cx<'_>, v: &Value, ty: &Type) -> Result<Val> {
-    let inner = |store: &mut Cx<'_>, v: &Value, t: &Type| to_val(store, v, t);
-    let opt = |store: &mut Cx<'_>,
-               v: &Option<Box<Value>>,
-               t: Option<&Type>|
-     -> Result<Option<Box<Val>>> {
-        match (v, t) {
-            (Some(v), Some(t)) => Ok(Some(Box::new(to_val(store, v, t)?))),
-            _ => Ok(None),
-        }
-    };
-    Ok(match (v, ty) {
-        (Value::Bool(x), _) => Val::Bool(*x),
-        (Value::S8(x), _) => Val::S8(*x),
-        (Value::S16(x), _) => Val::S16(*x),
-        (Value::S32(x), _) => Val::S32(*x),
-        (Value::S64(x), _) => Val::S64(*x),
-        (Value::U8(x), _) => Val::U8(*x),
-        (Value::U16(x), _) => Val::U16(*x),
-        (Value::U32(x), _) => Val::U32(*x),
-        (Value::U64(x), _) => Val::U64(*x),
-        (Value::F32(x), _) => Val::Float32(codec::canonical_f32(*x)),
-        (Value::F64(x), _) => Val::Float64(codec::canonical_f64(*x)),
-        (Value::Char(x), _) => Val::Char(*x),
-        (Value::String(x), _) => Val::String(x.clone()),
-        (Value::List(vs), Type::List(t)) => Val::List(
-            vs.iter()
-                .map(|v| inner(store, v, t))
-                .collect::<Result<_>>()?,
-        ),
-        (Value::Record(fs), Type::Record(ts)) => Val::Record(
-            fs.iter()
-                .zip(ts)
-                .map(|((n, v), (_, t))| Ok((n.clone(), inner(store, v, t)?)))
-                .collect::<Result<_>>()?,
-        ),
-        (Value::Tuple(vs), Type::Tuple(ts)) => Val::Tuple(
-            vs.iter()
-                .zip(ts)
-                .map(|(v, t)| inner(store, v, t))
-                .collect::<Result<_>>()?,
-        ),
-        (Value::Variant(c, p), Type::Variant(cases)) => {
-            let t = cases
-                .iter()
-                .find(|(n, _)| n == c)
-                .and_then(|(_, t)| t.as_ref());
-            Val::Variant(c.clone(), opt(store, p, t)?)
-        }
-        (Value::Enum(c), _) => Val::Enum(c.clone()),
-        (Value::Option(p), Type::Option(t)) => Val::Option(opt(store, p, Some(t))?),
-        (Value::Result(r), Type::Result { ok, err }) => Val::Result(match r {
-            Ok(p) => Ok(opt(store, p, ok.as_deref())?),
-            Err(p) => Err(opt(store, p, err.as_deref())?),
-        }),
-        (Value::Flags(fs), _) => Val::Flags(fs.clone()),
-        (Value::Blob(b), Type::Blob { .. }) => {
-            let handle = store
-                .data_mut()
-                .push_handle(BlobHandle::new(b.clone()))
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::TaskFailed,
-                        format!("cannot hand a blob to the task: {e}"),
-                    )
-                })?;
-            let any = ResourceAny::try_from_resource(handle, &mut *store)
-                .map_err(|e| Error::internal(format!("cannot hand a blob to the task: {e:#}")))?;
-            Val::Resource(any)
-        }
-        (v, t) => {
-            return Err(Error::new(
-                ErrorKind::BadArguments,
-                format!("expected a {t}, got {}", v.to_wave()),
-            ))
-        }
-    })
-}
-
-/// A `Val` of `store` into a store-independent value. Owned blob handles are
-/// taken out of the store; borrowed ones are looked at.
-pub(crate) fn from_val(store: &mut Cx<'_>, v: Val, ty: &Type) -> wasmtime::Result<Value> {
-    fn opt(
-        store: &mut Cx<'_>,
-        v: Option<Box<Val>>,
-        t: Option<&Type>,
-    ) -> wasmtime::Result<Option<Box<Value>>> {
-        match (v, t) {
-            (Some(v), Some(t)) => Ok(Some(Box::new(from_val(store, *v, t)?))),
-            _ => Ok(None),
-        }
-    }
-    Ok(match (v, ty) {
-        (Val::Bool(x), _) => Value::Bool(x),
-        (Val::S8(x), _) => Value::S8(x),
-        (Val::S16(x), _) => Value::S16(x),
-        (Val::S32(x), _) => Value::S32(x),
-        (Val::S64(x), _) => Value::S64(x),
-        (Val::U8(x), _) => Value::U8(x),
-        (Val::U16(x), _) => Value::U16(x),
-        (Val::U32(x), _) => Value::U32(x),
-        (Val::U64(x), _) => Value::U64(x),
-        (Val::Float32(x), _) => Value::F32(codec::canonical_f32(x)),
-        (Val::Float64(x), _) => Value::F64(codec::canonical_f64(x)),
-        (Val::Char(x), _) => Value::Char(x),
-        (Val::String(x), _) => Value::String(x),
-        (Val::List(vs), Type::List(t)) => Value::List(
-            vs.into_iter()
-                .map(|v| from_val(store, v, t))
-                .collect::<wasmtime::Result<_>>()?,
-        ),
-        (Val::Record(fs), Type::Record(ts)) => Value::Record(
-            fs.into_iter()
-                .zip(ts)
-                .map(|((n, v), (_, t))| Ok((n, from_val(store, v, t)?)))
-                .collect::<wasmtime::Result<_>>()?,
-        ),
-        (Val::Tuple(vs), Type::Tuple(ts)) => Value::Tuple(
-            vs.into_iter()
-                .zip(ts)
-                .map(|(v, t)| from_val(store, v, t))
-                .collect::<wasmtime::Result<_>>()?,
-        ),
-        (Val::Variant(c, p), Type::Variant(cases)) => {
-            let t = cases
-                .iter()
-                .find(|(n, _)| *n == c)
-                .and_then(|(_, t)| t.as_ref());
-            Value::Variant(c, opt(store, p, t)?)
-        }
-        (Val::Enum(c), _) => Value::Enum(c),
-        (Val::Option(p), Type::Option(t)) => Value::Option(opt(store, p, Some(t))?),
-        (Val::Result(r), Type::Result { ok, err }) => Value::Result(match r {
-            Ok(p) => Ok(opt(store, p, ok.as_deref())?),
-            Err(p) => Err(opt(store, p, err.as_deref())?),
-        }),
-        (Val::Flags(fs), _) => Value::Flags(fs),
-        (Val::Resource(any), Type::Blob { .. }) => {
-            let res = any.try_into_resource::<BlobHandle>(&mut *store)?;
-            if res.owned() {
-                Value::Blob(store.data_mut().table.delete(res)?.blob)
-            } else {
-                Value::Blob(store.data().table.get(&res)?.blob.clone())
-            }
-        }
-        (v, t) => wasmtime::bail!("the task returned {v:?} where its type says {t}"),
-    })
-}
-
-/// The bytes of a blob that lives in memory or in a file.
-pub(crate) fn open_uncached(blob: &Blob) -> Option<Result<Bytes>> {
-    match &blob.source {
-        BlobSource::Bytes(b) => Some(Ok(Bytes::Memory(b.clone()))),
-        BlobSource::File(path, _) => Some(
-            blob::open_file(path)
-                .map_err(|e| Error::io(format_args!("cannot read {}", path.display()), e)),
-        ),
-        BlobSource::Stored => None,
-    }
 }
 
 #[cfg(test)]
