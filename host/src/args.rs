@@ -1,5 +1,7 @@
 //! Arguments given as text — by parameter name or as one WAVE call — turned
 //! into typed [`Value`]s.
+//!
+//! Layer: the host façade (it adds to `Host`).
 
 use std::path::Path;
 

@@ -1,6 +1,9 @@
 //! The cache as a whole, for people and tools: statistics, listing, showing
 //! and removing entries, exporting results, audits that re-execute, and the
 //! run history. (Eviction lives in [`crate::gc`].)
+//!
+//! Layer: the host façade (it adds to `Host`); reads the local store and
+//! asks the call path for blobs held in a later tier.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

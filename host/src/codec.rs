@@ -22,6 +22,8 @@
 //! | `result<T, E>` | 0 then the `ok` payload, or 1 then the `err` payload (if the type has one) |
 //! | `flags` | one bit per flag in declaration order, packed into `ceil(n / 8)` bytes, least significant bit first |
 //! | `blob` | the 32-byte blake3 hash of the content, then its length as `u64` |
+//!
+//! Layer: bottom (data); imports only other bottom-layer modules.
 
 use std::fmt;
 

@@ -3,6 +3,8 @@
 //! [`describe`] checks that bytes are a valid component and reads its exports
 //! and imports from its WIT. The result is kept in the cache by component
 //! hash, so this runs once per component, ever.
+//!
+//! Layer: bottom (data); imports only other bottom-layer modules.
 
 use serde::{Deserialize, Serialize};
 use wit_parser::decoding::DecodedWasm;

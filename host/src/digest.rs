@@ -1,4 +1,6 @@
 //! blake3 digests: the identity of components, values, blobs and calls.
+//!
+//! Layer: bottom (data); imports nothing from the crate.
 
 use std::fmt;
 use std::io;

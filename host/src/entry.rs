@@ -2,7 +2,10 @@
 //! manifest (everything the key was made of, in readable form) and the code
 //! closures it names. `cairn cache show` prints it, `--explain` compares it,
 //! garbage collection follows its references, and `verify --reexecute` runs
-//! it again.
+//! it again; and, when a call misses, the [`Explanation`] of how its key
+//! differs from the nearest stored one ([`crate::explain`] finds it).
+//!
+//! Layer: bottom (data); imports only other bottom-layer modules.
 
 use std::fmt;
 use std::path::PathBuf;

@@ -1,5 +1,7 @@
 //! cairn's error: what went wrong, as a kind a program can match on, and a
 //! one-line message that says what to do about it.
+//!
+//! Layer: bottom (data); imports nothing from the crate.
 
 use std::fmt;
 

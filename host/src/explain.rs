@@ -2,6 +2,9 @@
 //! for the same export, and the differences are named: which component of
 //! the closure (by import path, name and hash), which argument (by parameter
 //! name), which grant, or that the entry had expired.
+//!
+//! Layer: beside the engine and the tiers; reads the local store. May
+//! import the stores and the bottom layer.
 
 use crate::digest::Digest;
 use crate::entry::{ClosureNode, KeyManifest};

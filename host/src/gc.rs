@@ -12,6 +12,8 @@
 //! where cost is the execution (or compile) time the item saves on each use.
 //! Under a budget, the lowest scores go first: a 3-second training run that
 //! stores a 1 KiB model outlives a 10-millisecond step that stores 100 MiB.
+//!
+//! Layer: the host façade (it adds to `Host`); works on the local store.
 
 use std::path::Path;
 use std::time::Duration;

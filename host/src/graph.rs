@@ -8,6 +8,8 @@
 //! saved), coloured by status, with the full component name and key kept for
 //! hover text. A call of a failed run that executed but never finished
 //! (elapsed 0) is marked as failed.
+//!
+//! Layer: bottom (data); imports only other bottom-layer modules.
 
 use std::fmt::Write as _;
 

@@ -15,6 +15,8 @@
 //! answers the same on every engine, so the cache survives host upgrades.
 //!
 //! If any input to a hash changes meaning, bump [`KEY_VERSION`].
+//!
+//! Layer: bottom (data); imports only other bottom-layer modules.
 
 use crate::digest::Digest;
 use crate::types::{FuncType, Type};

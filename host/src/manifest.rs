@@ -12,6 +12,8 @@
 //! # Where two tasks export the same interface, which one flows import.
 //! "example:ml/train@0.1.0" = "train"
 //! ```
+//!
+//! Layer: the host façade (it adds to `Host`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

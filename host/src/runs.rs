@@ -1,5 +1,7 @@
 //! Run history: every top-level call is recorded with its whole call tree,
 //! so `cairn runs` can list what ran and `cairn graph` can draw it.
+//!
+//! Layer: bottom (data); imports only other bottom-layer modules.
 
 use serde::{Deserialize, Serialize};
 

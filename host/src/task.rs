@@ -1,4 +1,6 @@
 //! [`Task`]: a loaded component, and the components bound to its imports.
+//!
+//! Layer: bottom (data); imports only other bottom-layer modules.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

@@ -4,6 +4,8 @@
 //! `wit-component`, without compiling anything) and keeps it by component
 //! hash, so a cache hit can parse arguments and decode the stored result
 //! without touching the component again.
+//!
+//! Layer: bottom (data); imports nothing from the crate.
 
 use std::borrow::Cow;
 use std::fmt;

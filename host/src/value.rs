@@ -4,6 +4,8 @@
 //! [`Value::Blob`]: a content-addressed handle that can be keyed, stored and
 //! passed to another store by its hash. Values parse from and print as WAVE
 //! (the syntax of `wasmtime run --invoke`) through `wasm-wave`.
+//!
+//! Layer: bottom (data); imports only other bottom-layer modules.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};

@@ -17,6 +17,9 @@
 //! value. Many processes may use one cache at once (redb's multi-writer
 //! mode); each write transaction is short, and most writes are grouped into
 //! shared commits (see [`commit`]).
+//!
+//! Layer: a store, beside the shared tier's client (`remote/`). Imports
+//! only the bottom layer.
 
 mod catalog;
 mod commit;
