@@ -65,6 +65,7 @@ mod task;
 #[cfg(test)]
 mod testing;
 mod types;
+pub mod units;
 mod value;
 
 pub use args::CallArgs;
