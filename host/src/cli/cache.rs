@@ -114,7 +114,7 @@ struct LsArgs {
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     newer_than: Option<Duration>,
     /// Only entries of at least SIZE (e.g. 1MiB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = cairn::units::parse_size)]
     min_size: Option<u64>,
     /// Order of the list
     #[arg(long, value_enum, default_value_t = SortBy::Created)]
@@ -154,7 +154,7 @@ struct PushArgs {
 #[derive(Args, Debug)]
 struct GcArgs {
     /// Evict until results and compiled code take at most SIZE [default: config.toml's max_size]
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = cairn::units::parse_size)]
     max_size: Option<u64>,
     /// Remove entries and compiled code not used for AGE (e.g. 30d)
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
@@ -169,10 +169,6 @@ struct GcArgs {
     /// One JSON object
     #[arg(long)]
     json: bool,
-}
-
-fn parse_size(text: &str) -> Result<u64, String> {
-    Ok(text.parse::<bytesize::ByteSize>()?.as_u64())
 }
 
 pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn::Result<()> {
@@ -527,7 +523,7 @@ fn config(
     if let Some(text) = max_size {
         c.max_size = match text.as_str() {
             "none" => None,
-            t => Some(parse_size(t).map_err(|e| {
+            t => Some(cairn::units::parse_size(t).map_err(|e| {
                 cairn::Error::new(
                     cairn::ErrorKind::BadArguments,
                     format!("--max-size {t}: {e} (write e.g. 10GiB)"),

@@ -430,7 +430,6 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
     Ok((k.to_string(), v.to_string()))
 }
 
-/// `512MiB`, `1 GiB`, `1000000` (bytes).
 /// What each call may use: `--timeout`, `--max-memory`, `--fuel` (shared by
 /// `run` and `worker`).
 #[derive(clap::Args, Debug, Default)]
@@ -439,8 +438,8 @@ pub struct LimitArgs {
     #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
     timeout: Option<std::time::Duration>,
     /// Memory limit of each call, e.g. 512MiB [default: 1GiB]
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    max_memory: Option<usize>,
+    #[arg(long, value_name = "SIZE", value_parser = cairn::units::parse_size)]
+    max_memory: Option<u64>,
     /// Fuel (about one unit per wasm instruction) each call may burn [default: unmetered]
     #[arg(long, value_name = "N")]
     fuel: Option<u64>,
@@ -452,15 +451,11 @@ impl LimitArgs {
         limits.timeout = self.timeout;
         limits.fuel = self.fuel;
         if let Some(m) = self.max_memory {
-            limits.max_memory = m;
+            // More than the address space is no limit at all.
+            limits.max_memory = usize::try_from(m).unwrap_or(usize::MAX);
         }
         limits
     }
-}
-
-fn parse_size(text: &str) -> Result<usize, String> {
-    let size: bytesize::ByteSize = text.parse()?;
-    usize::try_from(size.as_u64()).map_err(|e| e.to_string())
 }
 
 /// The task to run: a component file (its imports bound to `--with`
