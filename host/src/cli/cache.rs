@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::args::{open_host, RemoteArgs};
 use super::fmt;
-use super::print_line;
+use super::output::print_line;
 
 /// See and steer the cache: stats, list, show, remove, export, collect, audit.
 #[derive(Args, Debug)]
@@ -74,7 +75,7 @@ enum CacheCommand {
         /// With --remote: result blobs left in the shared tier (taken
         /// lazily) count as present
         #[command(flatten)]
-        remote: super::remote::RemoteArgs,
+        remote: RemoteArgs,
     },
 }
 
@@ -148,7 +149,7 @@ struct PushArgs {
     #[arg(long, conflicts_with = "keys")]
     all: bool,
     #[command(flatten)]
-    remote: super::remote::RemoteArgs,
+    remote: RemoteArgs,
 }
 
 #[derive(Args, Debug)]
@@ -172,7 +173,7 @@ struct GcArgs {
 }
 
 pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn::Result<()> {
-    let host = super::open_host(cache_dir, cairn::Limits::default())?;
+    let host = open_host(cache_dir, cairn::Limits::default())?;
     match args.command {
         CacheCommand::Stats { json } => stats(&host, json),
         CacheCommand::Ls(a) => ls(&host, &a),
