@@ -69,24 +69,24 @@ pub struct RemoteSettings {
     pub tls_key: Option<std::path::PathBuf>,
 }
 
+/// `max_size` as text for people (`"10.0 GiB"`), read back with
+/// [`crate::units::parse_size`].
 mod size_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
+    use crate::units;
+
     pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
         match v {
-            Some(n) => s.serialize_str(&bytesize::ByteSize(*n).to_string()),
+            Some(n) => s.serialize_str(&units::size(*n)),
             None => s.serialize_none(),
         }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
         let text = Option::<String>::deserialize(d)?;
-        text.map(|t| {
-            t.parse::<bytesize::ByteSize>()
-                .map(|b| b.as_u64())
-                .map_err(serde::de::Error::custom)
-        })
-        .transpose()
+        text.map(|t| units::parse_size(&t).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 

@@ -15,6 +15,7 @@ use std::fmt::Write as _;
 
 use crate::report::CacheStatus;
 use crate::runs::{RunCall, RunRecord};
+use crate::units::micros;
 
 /// Every status, in legend order.
 const STATUSES: [CacheStatus; 4] = [
@@ -91,9 +92,9 @@ fn status_line(run: &RunRecord, call: &RunCall) -> String {
     if failed(run, call) {
         format!("{status} failed")
     } else if call.cache == CacheStatus::Hit {
-        format!("{status} saved {}", duration(call.run_us))
+        format!("{status} saved {}", micros(call.run_us))
     } else {
-        format!("{status} {}", duration(call.elapsed_us))
+        format!("{status} {}", micros(call.elapsed_us))
     }
 }
 
@@ -105,20 +106,6 @@ fn name_line(call: &RunCall) -> String {
 /// Hover text of a call: its full key and component name.
 fn hover(call: &RunCall) -> String {
     format!("key {}\ncomponent {}", call.key.to_hex(), call.component)
-}
-
-/// A duration in microseconds, for people: `N µs` under a millisecond,
-/// `N.N ms` under a second, `N.NN s` above.
-fn duration(us: u64) -> String {
-    if us < 1_000 {
-        return format!("{us} µs");
-    }
-    let tenths_ms = (us + 50) / 100;
-    if tenths_ms < 10_000 {
-        return format!("{}.{} ms", tenths_ms / 10, tenths_ms % 10);
-    }
-    let hundredths_s = (us + 5_000) / 10_000;
-    format!("{}.{:02} s", hundredths_s / 100, hundredths_s % 100)
 }
 
 /// A time in milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS UTC`.
@@ -251,7 +238,7 @@ pub fn dot(run: &RunRecord) -> String {
         "run {} · {} · {}",
         run.id,
         timestamp(run.started_ms),
-        duration(run.elapsed_us)
+        micros(run.elapsed_us)
     );
     if let Some(error) = &run.error {
         let _ = write!(title, "\nfailed: {error}");
@@ -305,10 +292,10 @@ pub fn html(run: &RunRecord) -> String {
     );
 
     out.push_str("<dl class=\"summary\">\n");
-    let saved = duration(run.saved_us());
+    let saved = micros(run.saved_us());
     let facts = [
         ("started", timestamp(run.started_ms)),
-        ("elapsed", duration(run.elapsed_us)),
+        ("elapsed", micros(run.elapsed_us)),
         ("calls", run.calls.len().to_string()),
         ("hits", run.hits().to_string()),
         ("executed", run.executed().to_string()),
@@ -427,14 +414,14 @@ fn html_call(run: &RunRecord, call: &RunCall, out: &mut String) {
     } else if call.cache == CacheStatus::Hit {
         format!(
             "elapsed {} · saved {}",
-            duration(call.elapsed_us),
-            duration(call.run_us)
+            micros(call.elapsed_us),
+            micros(call.run_us)
         )
     } else {
         format!(
             "elapsed {} · run {}",
-            duration(call.elapsed_us),
-            duration(call.run_us)
+            micros(call.elapsed_us),
+            micros(call.run_us)
         )
     };
     let _ = write!(
@@ -562,19 +549,6 @@ mod tests {
         }
         assert!(!in_string, "unclosed string:\n{dot}");
         assert_eq!(depth, 0, "unbalanced brackets:\n{dot}");
-    }
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(duration(0), "0 µs");
-        assert_eq!(duration(999), "999 µs");
-        assert_eq!(duration(1_000), "1.0 ms");
-        assert_eq!(duration(1_234), "1.2 ms");
-        assert_eq!(duration(999_900), "999.9 ms");
-        assert_eq!(duration(999_960), "1.00 s");
-        assert_eq!(duration(1_000_000), "1.00 s");
-        assert_eq!(duration(2_240_000), "2.24 s");
-        assert_eq!(duration(83_456_789), "83.46 s");
     }
 
     #[test]

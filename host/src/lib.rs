@@ -103,6 +103,7 @@ mod task;
 mod testing;
 mod tier;
 mod types;
+pub mod units;
 mod value;
 #[cfg(feature = "remote")]
 mod worker;

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use super::args::{open_host, RemoteArgs};
 use super::fmt;
-use super::print_line;
+use super::output::print_line;
 
 /// See and steer the cache: stats, list, show, remove, export, collect, audit.
 #[derive(Args, Debug)]
@@ -74,7 +75,7 @@ enum CacheCommand {
         /// With --remote: result blobs left in the shared tier (taken
         /// lazily) count as present
         #[command(flatten)]
-        remote: super::remote::RemoteArgs,
+        remote: RemoteArgs,
     },
 }
 
@@ -114,7 +115,7 @@ struct LsArgs {
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     newer_than: Option<Duration>,
     /// Only entries of at least SIZE (e.g. 1MiB)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = cairn::units::parse_size)]
     min_size: Option<u64>,
     /// Order of the list
     #[arg(long, value_enum, default_value_t = SortBy::Created)]
@@ -148,13 +149,13 @@ struct PushArgs {
     #[arg(long, conflicts_with = "keys")]
     all: bool,
     #[command(flatten)]
-    remote: super::remote::RemoteArgs,
+    remote: RemoteArgs,
 }
 
 #[derive(Args, Debug)]
 struct GcArgs {
     /// Evict until results and compiled code take at most SIZE [default: config.toml's max_size]
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = cairn::units::parse_size)]
     max_size: Option<u64>,
     /// Remove entries and compiled code not used for AGE (e.g. 30d)
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
@@ -171,12 +172,8 @@ struct GcArgs {
     json: bool,
 }
 
-fn parse_size(text: &str) -> Result<u64, String> {
-    Ok(text.parse::<bytesize::ByteSize>()?.as_u64())
-}
-
 pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn::Result<()> {
-    let host = super::open_host(cache_dir, cairn::Limits::default())?;
+    let host = open_host(cache_dir, cairn::Limits::default())?;
     match args.command {
         CacheCommand::Stats { json } => stats(&host, json),
         CacheCommand::Ls(a) => ls(&host, &a),
@@ -527,7 +524,7 @@ fn config(
     if let Some(text) = max_size {
         c.max_size = match text.as_str() {
             "none" => None,
-            t => Some(parse_size(t).map_err(|e| {
+            t => Some(cairn::units::parse_size(t).map_err(|e| {
                 cairn::Error::new(
                     cairn::ErrorKind::BadArguments,
                     format!("--max-size {t}: {e} (write e.g. 10GiB)"),

@@ -1,26 +1,6 @@
 //! Formatting for people: durations, sizes, ages, tables.
 
-use std::time::Duration;
-
-/// `0.36 ms`, `12 ms`, `1.20 s`.
-pub fn duration(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1e3;
-    match ms {
-        ms if ms < 1.0 => format!("{ms:.2} ms"),
-        ms if ms < 1000.0 => format!("{ms:.0} ms"),
-        ms => format!("{:.2} s", ms / 1e3),
-    }
-}
-
-/// [`duration`] of a count of microseconds.
-pub fn micros(us: u64) -> String {
-    duration(Duration::from_micros(us))
-}
-
-/// `1.2 MiB`.
-pub fn size(bytes: u64) -> String {
-    bytesize::ByteSize(bytes).display().iec().to_string()
-}
+pub use cairn::units::{duration, micros, size};
 
 /// How long ago `ms` (since the epoch) was: `5s ago`, `3h ago`, `2d ago`.
 pub fn ago(ms: u64, now_ms: u64) -> String {
@@ -33,11 +13,11 @@ pub fn ago(ms: u64, now_ms: u64) -> String {
     }
 }
 
-/// Milliseconds since the epoch now.
+/// Milliseconds since the epoch now, by the clock the cache keeps
+/// (`CAIRN_NOW_MS` when set), so "ago" agrees with the entries' times.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    use cairn::clock::Clock as _;
+    cairn::clock::from_env().now_ms()
 }
 
 pub use cairn::graph::{stem, timestamp};
@@ -75,9 +55,10 @@ mod tests {
 
     #[test]
     fn for_people() {
-        assert_eq!(duration(Duration::from_micros(360)), "0.36 ms");
-        assert_eq!(duration(Duration::from_millis(12)), "12 ms");
-        assert_eq!(duration(Duration::from_millis(1197)), "1.20 s");
+        assert_eq!(duration(std::time::Duration::from_micros(360)), "360 µs");
+        assert_eq!(duration(std::time::Duration::from_millis(12)), "12.0 ms");
+        assert_eq!(micros(1_197_000), "1.20 s");
+        assert_eq!(size(1536), "1.5 KiB");
         assert_eq!(ago(0, 3 * 3_600_000), "3h ago");
         assert_eq!(
             table(&[

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::args::open_host;
+use super::output::print_line;
+
 /// Print a component's hash and its exports with their WIT signatures.
 #[derive(Args, Debug)]
 pub struct InspectArgs {
@@ -15,7 +18,7 @@ pub struct InspectArgs {
 }
 
 pub fn inspect(cache_dir: Option<PathBuf>, args: InspectArgs) -> cairn::Result<()> {
-    let host = super::open_host(cache_dir, cairn::Limits::default())?;
+    let host = open_host(cache_dir, cairn::Limits::default())?;
     let task = host.load(&args.component)?;
     let signature = |e: &cairn::Export| match &e.ty {
         Ok(ty) => ty.to_string(),
@@ -32,17 +35,17 @@ pub fn inspect(cache_dir: Option<PathBuf>, args: InspectArgs) -> cairn::Result<(
             "exports": exports,
             "imports": task.imports(),
         });
-        return super::print_line(&out.to_string());
+        return print_line(&out.to_string());
     }
-    super::print_line(&format!("component {}  {}", task.hash(), task.name()))?;
-    super::print_line("exports:")?;
+    print_line(&format!("component {}  {}", task.hash(), task.name()))?;
+    print_line("exports:")?;
     for e in task.exports() {
-        super::print_line(&format!("  {}: {}", e.path(), signature(e)))?;
+        print_line(&format!("  {}: {}", e.path(), signature(e)))?;
     }
     if !task.imports().is_empty() {
-        super::print_line("imports:")?;
+        print_line("imports:")?;
         for i in task.imports() {
-            super::print_line(&format!("  {i}"))?;
+            print_line(&format!("  {i}"))?;
         }
     }
     Ok(())

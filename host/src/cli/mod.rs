@@ -1,9 +1,16 @@
-//! The command line: clap definitions, exit codes and printing. Everything it
-//! does is a call into the `cairn` library.
+//! The command line: clap definitions, exit codes, and dispatch to one file
+//! per subcommand. Everything it does is a call into the `cairn` library.
+//!
+//! Imports go one way: this file uses its children, the subcommand files
+//! (`run`, `cache`, `runs`, `inspect`, `remote`) use the helpers below them
+//! (`args`, `output`, `fmt`, `progress`; `run` also prints `runs`'
+//! explanations), and nothing uses this file or a file above it.
 
+mod args;
 mod cache;
 mod fmt;
 mod inspect;
+mod output;
 mod progress;
 mod remote;
 mod run;
@@ -86,26 +93,6 @@ pub fn main() -> ExitCode {
             })
         }
     }
-}
-
-/// Opens the host on `--cache-dir`, `$CAIRN_CACHE_DIR` or the user's cache dir.
-fn open_host(cache_dir: Option<PathBuf>, limits: cairn::Limits) -> cairn::Result<cairn::Host> {
-    let dir = cache_dir
-        .or_else(cairn::Host::default_cache_dir)
-        .ok_or_else(|| {
-            cairn::Error::new(
-            cairn::ErrorKind::Cache,
-            "no cache directory: set --cache-dir or CAIRN_CACHE_DIR (no home directory was found)",
-        )
-        })?;
-    cairn::Host::open_with_clock(dir, limits, cairn::clock::from_env())
-}
-
-/// Prints a line to stdout, turning a write failure into a cairn error.
-fn print_line(line: &str) -> cairn::Result<()> {
-    writeln!(std::io::stdout(), "{line}").map_err(|e| {
-        cairn::Error::new(cairn::ErrorKind::Io, format!("cannot write output: {e}")).with_source(e)
-    })
 }
 
 #[cfg(test)]

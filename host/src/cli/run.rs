@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use cairn::{CacheMode, CallArgs, CallOptions};
 use clap::Args;
 
+use super::args::{open_host, LimitArgs, RemoteArgs};
+use super::output::print_line;
 use super::progress::Progress;
 
 /// Call an export of a component or of a manifest's task; print its result in WAVE.
@@ -85,7 +87,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "TTL", value_parser = humantime::parse_duration)]
     ttl: Option<std::time::Duration>,
     #[command(flatten)]
-    remote: super::remote::RemoteArgs,
+    remote: RemoteArgs,
     /// With a shared tier: send task calls that miss to `cairn worker`s
     /// instead of running them here (flows still run here; their calls go)
     #[arg(long)]
@@ -211,7 +213,7 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
             ))
         }
     };
-    let host = super::open_host(cache_dir, args.limits.limits())?;
+    let host = open_host(cache_dir, args.limits.limits())?;
     let connected = args.remote.connect(&host, |_| {})?;
     if args.dispatch && !connected {
         eprintln!("warning: --dispatch needs a shared tier (--remote); running calls here");
@@ -278,9 +280,9 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         }
         totals.add(&out.report);
         if json {
-            super::print_line(&report_json(&host, &task, export, &out).to_string())?;
+            print_line(&report_json(&host, &task, export, &out).to_string())?;
         } else if let Some(value) = &out.value {
-            super::print_line(&value.to_wave())?;
+            print_line(&value.to_wave())?;
         }
     }
     if !json {
@@ -428,39 +430,6 @@ fn parse_dir(text: &str) -> Result<cairn::DirGrant, String> {
 fn parse_env(text: &str) -> Result<(String, String), String> {
     let (k, v) = text.split_once('=').ok_or("expected NAME=VALUE")?;
     Ok((k.to_string(), v.to_string()))
-}
-
-/// `512MiB`, `1 GiB`, `1000000` (bytes).
-/// What each call may use: `--timeout`, `--max-memory`, `--fuel` (shared by
-/// `run` and `worker`).
-#[derive(clap::Args, Debug, Default)]
-pub struct LimitArgs {
-    /// Wall-time limit of each call, e.g. 30s, 2m, 500ms [default: none]
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
-    timeout: Option<std::time::Duration>,
-    /// Memory limit of each call, e.g. 512MiB [default: 1GiB]
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    max_memory: Option<usize>,
-    /// Fuel (about one unit per wasm instruction) each call may burn [default: unmetered]
-    #[arg(long, value_name = "N")]
-    fuel: Option<u64>,
-}
-
-impl LimitArgs {
-    pub fn limits(&self) -> cairn::Limits {
-        let mut limits = cairn::Limits::default();
-        limits.timeout = self.timeout;
-        limits.fuel = self.fuel;
-        if let Some(m) = self.max_memory {
-            limits.max_memory = m;
-        }
-        limits
-    }
-}
-
-fn parse_size(text: &str) -> Result<usize, String> {
-    let size: bytesize::ByteSize = text.parse()?;
-    usize::try_from(size.as_u64()).map_err(|e| e.to_string())
 }
 
 /// The task to run: a component file (its imports bound to `--with`

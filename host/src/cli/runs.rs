@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::{fmt, print_line};
+use super::args::open_host;
+use super::fmt;
+use super::output::print_line;
 
 /// List recorded runs, newest first
 #[derive(Args, Debug)]
@@ -45,7 +47,7 @@ pub struct ExplainArgs {
 }
 
 pub fn runs(cache_dir: Option<PathBuf>, args: RunsArgs) -> cairn::Result<()> {
-    let host = super::open_host(cache_dir, cairn::Limits::default())?;
+    let host = open_host(cache_dir, cairn::Limits::default())?;
     let runs = host.runs(args.limit)?;
     if args.json {
         return runs
@@ -81,7 +83,7 @@ pub fn runs(cache_dir: Option<PathBuf>, args: RunsArgs) -> cairn::Result<()> {
 }
 
 pub fn graph(cache_dir: Option<PathBuf>, args: GraphArgs) -> cairn::Result<()> {
-    let host = super::open_host(cache_dir, cairn::Limits::default())?;
+    let host = open_host(cache_dir, cairn::Limits::default())?;
     let run = host.run(args.run)?;
     if let Some(path) = args.html {
         std::fs::write(&path, cairn::graph::html(&run)).map_err(|e| {
@@ -106,7 +108,7 @@ pub fn graph(cache_dir: Option<PathBuf>, args: GraphArgs) -> cairn::Result<()> {
 }
 
 pub fn explain(cache_dir: Option<PathBuf>, args: ExplainArgs) -> cairn::Result<()> {
-    let host = super::open_host(cache_dir, cairn::Limits::default())?;
+    let host = open_host(cache_dir, cairn::Limits::default())?;
     let run = host.run(args.run)?;
     let why = host.explain_run(&run)?;
     let calls = run.calls.iter().zip(&why).map(|(c, why)| {
