@@ -2,7 +2,7 @@
 # examples, the work directory, and the median of numbers on stdin.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-cargo build -q --release -p cairn
+cargo build -q --release -p cairn-host
 cargo build -q --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml
 work=target/bench
 mkdir -p "$work"

@@ -4,6 +4,6 @@
 # prints Markdown rows for BENCHMARKS.md. Needs nats-server.
 #   bash bench/remote.sh
 source "$(dirname "$0")/common.sh"
-cargo build -q --release -p cairn --example remote
+cargo build -q --release -p cairn-host --example remote
 start_tier
 target/release/examples/remote "$url" "$PWD/examples/target/wasm32-wasip2/release"

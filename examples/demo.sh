@@ -14,7 +14,7 @@ if ! command -v nats-server >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get install -y nats-server
 fi
-cargo build -p cairn
+cargo build -p cairn-host
 cargo build --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml
 
 mkdir -p target/demo

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use std::time::{Duration, Instant};
 
-use cairn::{CacheMode, CallOptions, Host, Task, Value};
+use cairn_host::{CacheMode, CallOptions, Host, Task, Value};
 use support::{row, sample};
 
 mod support;
@@ -22,7 +22,7 @@ mod support;
 #[path = "../../examples/words/src/count.rs"]
 mod count;
 
-fn pipeline(host: &Host, wasm: &Path) -> Result<Task, cairn::Error> {
+fn pipeline(host: &Host, wasm: &Path) -> Result<Task, cairn_host::Error> {
     let load = |n: &str| {
         host.load(wasm.join(format!("ml_{n}.wasm")))
             .map(|t| t.named(n))
@@ -112,7 +112,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secs = t.elapsed().as_secs_f64();
     assert!(outs.iter().all(|o| o
         .as_ref()
-        .is_ok_and(|o| o.report.cache == cairn::CacheStatus::Hit)));
+        .is_ok_and(|o| o.report.cache == cairn_host::CacheStatus::Hit)));
     println!(
         "| cache hits, 2 threads | {:.1} µs/call | (20,000 calls) | {:.0}/s | ≥ 200,000 lookups/s |",
         secs * 1e6 / lookups.len() as f64,

@@ -8,7 +8,7 @@
 //! cargo run -p cairn --example embed -- examples/target/wasm32-wasip2/release/hello.wasm
 //! ```
 
-use cairn::{CacheStatus, Host, Value};
+use cairn_host::{CacheStatus, Host, Value};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let component = std::env::args().nth(1).ok_or("usage: embed HELLO.wasm")?;

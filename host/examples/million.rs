@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use cairn::{CallOptions, Host, Value};
+use cairn_host::{CallOptions, Host, Value};
 use support::{row, sample};
 
 mod support;
@@ -68,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let out = host
             .call(&hello, "greet", &args(seed as usize % n))
             .unwrap();
-        assert_eq!(out.report.cache, cairn::CacheStatus::Hit);
+        assert_eq!(out.report.cache, cairn_host::CacheStatus::Hit);
     });
     row(
         &format!("hit on a random key of {n} (fresh host)"),

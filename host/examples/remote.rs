@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use cairn::{CallOptions, Host, RemoteConfig, Value};
+use cairn_host::{CallOptions, Host, RemoteConfig, Value};
 use support::{row, sample};
 
 mod support;
@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = argv.next().ok_or("usage: remote URL WASM_DIR")?;
     let wasm = PathBuf::from(argv.next().ok_or("usage: remote URL WASM_DIR")?);
     let dir = tempfile::tempdir()?;
-    let open = |name: &str| -> Result<Host, cairn::Error> {
+    let open = |name: &str| -> Result<Host, cairn_host::Error> {
         let host = Host::open(dir.path().join(name))?;
         host.connect(RemoteConfig::new(url.clone()))?;
         Ok(host)
@@ -84,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut opts = CallOptions::default();
     opts.dispatch = true;
-    let rate = |what: &str, opts: &CallOptions, prefix: &str| -> Result<(), cairn::Error> {
+    let rate = |what: &str, opts: &CallOptions, prefix: &str| -> Result<(), cairn_host::Error> {
         let start = Instant::now();
         let outs = client.call_all(&hello, &calls(prefix), opts, 16);
         let took = start.elapsed();

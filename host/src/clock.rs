@@ -42,7 +42,7 @@ impl Clock for SystemClock {
 /// for the `CAIRN_NOW_MS` setting of the CLI.
 ///
 /// ```
-/// use cairn::clock::{Clock, ManualClock};
+/// use cairn_host::clock::{Clock, ManualClock};
 /// use std::time::Duration;
 ///
 /// let clock = ManualClock::at_ms(1_000);

@@ -281,8 +281,8 @@ impl Host {
     /// Calls `export` of `task` with `args`, answering from the cache when it can.
     ///
     /// ```no_run
-    /// # fn main() -> cairn::Result<()> {
-    /// use cairn::{Host, Value};
+    /// # fn main() -> cairn_host::Result<()> {
+    /// use cairn_host::{Host, Value};
     /// let host = Host::open("/tmp/cairn-cache")?;
     /// let task = host.load("hello.wasm")?;
     /// let out = host.call(&task, "greet", &[Value::String("Ada".into()), Value::Bool(false)])?;

@@ -54,9 +54,9 @@
 //! # Example
 //!
 //! ```no_run
-//! use cairn::{CacheStatus, Host, Value};
+//! use cairn_host::{CacheStatus, Host, Value};
 //!
-//! # fn main() -> cairn::Result<()> {
+//! # fn main() -> cairn_host::Result<()> {
 //! let dir = tempfile::tempdir().unwrap();
 //! let host = Host::open(dir.path())?;
 //! let task = host.load("examples/target/wasm32-wasip2/release/hello.wasm")?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use cairn::units::duration;
+/// use cairn_host::units::duration;
 ///
 /// assert_eq!(duration(Duration::from_micros(360)), "360 µs");
 /// assert_eq!(duration(Duration::from_micros(12_340)), "12.3 ms");
@@ -28,8 +28,8 @@ pub fn duration(d: Duration) -> String {
 /// entries keep times).
 ///
 /// ```
-/// assert_eq!(cairn::units::micros(999), "999 µs");
-/// assert_eq!(cairn::units::micros(1_000), "1.0 ms");
+/// assert_eq!(cairn_host::units::micros(999), "999 µs");
+/// assert_eq!(cairn_host::units::micros(1_000), "1.0 ms");
 /// ```
 pub fn micros(us: u64) -> String {
     if us < 1_000 {
@@ -48,7 +48,7 @@ pub fn micros(us: u64) -> String {
 /// [`parse_size`] reads it back (to within the digit shown).
 ///
 /// ```
-/// assert_eq!(cairn::units::size(1536), "1.5 KiB");
+/// assert_eq!(cairn_host::units::size(1536), "1.5 KiB");
 /// ```
 pub fn size(bytes: u64) -> String {
     bytesize::ByteSize(bytes).display().iec().to_string()
@@ -62,7 +62,7 @@ pub fn size(bytes: u64) -> String {
 /// A one-line message saying what could not be read, e.g. for `lots`.
 ///
 /// ```
-/// use cairn::units::parse_size;
+/// use cairn_host::units::parse_size;
 ///
 /// assert_eq!(parse_size("512MiB"), Ok(512 << 20));
 /// assert_eq!(parse_size("2GB"), Ok(2_000_000_000));

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cairn::Host;
+use cairn_host::Host;
 
 use crate::support::{example, ml_csv};
 

@@ -1,7 +1,7 @@
 //! Flows on tiny WAT components: a `sum3` flow whose additions are calls
 //! into a `leaf` task that exports `test:flow/ops`.
 
-use cairn::{CacheStatus, ErrorKind, Host, Task, Value};
+use cairn_host::{CacheStatus, ErrorKind, Host, Task, Value};
 
 use crate::support::{component_of, with_custom_section};
 
@@ -59,15 +59,21 @@ fn flow(host: &Host, leaf: &Task) -> Task {
     host.bind(&flow, std::slice::from_ref(leaf), &[]).unwrap()
 }
 
-fn try_sum3(host: &Host, flow: &Task, a: u32, b: u32, c: u32) -> cairn::Result<cairn::Outcome> {
+fn try_sum3(
+    host: &Host,
+    flow: &Task,
+    a: u32,
+    b: u32,
+    c: u32,
+) -> cairn_host::Result<cairn_host::Outcome> {
     host.call(flow, "sum3", &[Value::U32(a), Value::U32(b), Value::U32(c)])
 }
 
-fn sum3(host: &Host, flow: &Task, a: u32, b: u32, c: u32) -> cairn::Outcome {
+fn sum3(host: &Host, flow: &Task, a: u32, b: u32, c: u32) -> cairn_host::Outcome {
     try_sum3(host, flow, a, b, c).unwrap()
 }
 
-fn shape(out: &cairn::Outcome) -> Vec<(String, &'static str)> {
+fn shape(out: &cairn_host::Outcome) -> Vec<(String, &'static str)> {
     out.report
         .calls
         .iter()
@@ -241,7 +247,7 @@ fn choose_picks_among_tasks_exporting_the_same_interface() {
 #[test]
 fn flow_nesting_is_bounded() {
     let cache = tempfile::tempdir().unwrap();
-    let mut limits = cairn::Limits::default();
+    let mut limits = cairn_host::Limits::default();
     limits.max_depth = 1;
     let host = Host::open_with(cache.path(), limits).unwrap();
     let flow = flow(&host, &leaf(&host));

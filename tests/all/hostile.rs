@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cairn::{CacheStatus, ErrorKind, Host, Limits, Task, Value};
+use cairn_host::{CacheStatus, ErrorKind, Host, Limits, Task, Value};
 
 use crate::support::{component, guest};
 
@@ -219,9 +219,9 @@ fn with_dir(
     writable: bool,
     export: &str,
     args: &[Value],
-) -> cairn::Outcome {
-    let mut opts = cairn::CallOptions::default();
-    opts.grants.dirs.push(cairn::DirGrant {
+) -> cairn_host::Outcome {
+    let mut opts = cairn_host::CallOptions::default();
+    opts.grants.dirs.push(cairn_host::DirGrant {
         host: dir.to_path_buf(),
         guest: "/data".into(),
         writable,
@@ -290,7 +290,7 @@ fn a_writable_directory_makes_the_call_uncacheable() {
 fn granted_environment_variables_are_seen_and_keyed() {
     let cache = tempfile::tempdir().unwrap();
     let (host, task) = host(cache.path());
-    let mut opts = cairn::CallOptions::default();
+    let mut opts = cairn_host::CallOptions::default();
     opts.grants.env.push(("MODE".into(), "fast".into()));
     let granted = host.call_with(&task, "env-count", &[], &opts).unwrap();
     assert_eq!(granted.value, Some(Value::U32(1)));
@@ -303,7 +303,7 @@ fn granted_environment_variables_are_seen_and_keyed() {
 fn an_impure_task_always_runs() {
     let cache = tempfile::tempdir().unwrap();
     let (host, task) = host(cache.path());
-    let mut opts = cairn::CallOptions::default();
+    let mut opts = cairn_host::CallOptions::default();
     opts.grants.impure = true;
     for _ in 0..2 {
         let out = host.call_with(&task, "ok", &[], &opts).unwrap();

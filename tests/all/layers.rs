@@ -4,7 +4,7 @@
 //! The check reads every `.rs` file under `host/src` and finds, textually,
 //! the crate files each one refers to (`crate::…`, `super::…`, `self::…`,
 //! `use child::…` in a module that declares `mod child;`, and, in the
-//! binary, `cairn::…` as the library as a whole). Comments, string literals
+//! binary, `cairn_host::…` as the library as a whole). Comments, string literals
 //! and `#[cfg(test)] mod … { … }` blocks are ignored; a module declaring or
 //! re-exporting its children is containment, not dependency.
 
@@ -993,7 +993,7 @@ mod checker {
             ("task.rs", "fn f() -> crate::R<()> { Ok(()) }"),
             (
                 "cli/mod.rs",
-                "mod run;\nfn f() -> cairn::Result<()> { crate::cli::run::go() }",
+                "mod run;\nfn f() -> cairn_host::Result<()> { crate::cli::run::go() }",
             ),
             (
                 "cli/run.rs",

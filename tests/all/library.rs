@@ -1,6 +1,6 @@
 //! The `cairn` library on tiny components made from WAT.
 
-use cairn::{CacheMode, CacheStatus, CallOptions, ErrorKind, Host, Value};
+use cairn_host::{CacheMode, CacheStatus, CallOptions, ErrorKind, Host, Value};
 
 use crate::support::component;
 
@@ -153,7 +153,7 @@ fn clocks_are_fixed_and_random_is_seeded_by_the_call() {
     let now = host.call_with(&task, "seconds", &[], &off()).unwrap();
     assert_eq!(
         now.value,
-        Some(Value::U64(cairn::sandbox::FIXED_WALL_CLOCK_SECS))
+        Some(Value::U64(cairn_host::sandbox::FIXED_WALL_CLOCK_SECS))
     );
     let draw = |salt| {
         host.call_with(&task, "random", &[Value::U32(salt)], &off())

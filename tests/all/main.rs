@@ -2,7 +2,7 @@
 //!
 //! `cli` drives the real `cairn` binary on the components built from
 //! `examples/` (built once per test run, for wasm32-wasip2). `library` uses
-//! the `cairn` crate on tiny components made from WAT, so it needs no wasm
+//! the `cairn-host` library on tiny components made from WAT, so it needs no wasm
 //! target.
 
 mod support;

@@ -447,37 +447,40 @@ fn a_tampered_shared_result_is_a_miss_not_a_wrong_answer() {
 fn losing_the_server_mid_run_is_an_error_or_with_optional_local_only() {
     let mut nats = Nats::start();
     let caches = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let hosts: Vec<cairn::Host> = caches
+    let hosts: Vec<cairn_host::Host> = caches
         .iter()
         .zip([false, true])
         .map(|(dir, optional)| {
-            let host = cairn::Host::open(dir.path()).unwrap();
-            let mut cfg = cairn::RemoteConfig::new(nats.url.clone());
+            let host = cairn_host::Host::open(dir.path()).unwrap();
+            let mut cfg = cairn_host::RemoteConfig::new(nats.url.clone());
             cfg.optional = optional;
             cfg.timeout = Duration::from_secs(2);
             assert!(host.connect(cfg).unwrap());
             host
         })
         .collect();
-    let greet = |host: &cairn::Host, name: &str| {
+    let greet = |host: &cairn_host::Host, name: &str| {
         let task = host.load(example("hello")).unwrap();
-        let args = [cairn::Value::String(name.into()), cairn::Value::Bool(false)];
+        let args = [
+            cairn_host::Value::String(name.into()),
+            cairn_host::Value::Bool(false),
+        ];
         host.call(&task, "greet", &args)
     };
     greet(&hosts[0], "before").unwrap();
     nats.stop();
     let err = greet(&hosts[0], "after").unwrap_err();
-    assert_eq!(err.kind(), cairn::ErrorKind::Remote);
+    assert_eq!(err.kind(), cairn_host::ErrorKind::Remote);
     assert!(err.to_string().contains("--remote-optional"), "{err}");
     // What was stored before the loss is still answered, from the local cache.
     let before = greet(&hosts[0], "before").unwrap();
-    assert_eq!(before.report.cache, cairn::CacheStatus::Hit);
+    assert_eq!(before.report.cache, cairn_host::CacheStatus::Hit);
     // Optional: a warning, then local-only, with the right answer.
     let out = greet(&hosts[1], "after").unwrap();
     assert_eq!(out.value.unwrap().to_wave(), "\"Hello, after.\"");
     assert_eq!(
         greet(&hosts[1], "after").unwrap().report.cache,
-        cairn::CacheStatus::Hit
+        cairn_host::CacheStatus::Hit
     );
 }
 

@@ -7,16 +7,19 @@ use std::time::Duration;
 use clap::Args;
 
 /// Opens the host on `--cache-dir`, `$CAIRN_CACHE_DIR` or the user's cache dir.
-pub fn open_host(cache_dir: Option<PathBuf>, limits: cairn::Limits) -> cairn::Result<cairn::Host> {
+pub fn open_host(
+    cache_dir: Option<PathBuf>,
+    limits: cairn_host::Limits,
+) -> cairn_host::Result<cairn_host::Host> {
     let dir = cache_dir
-        .or_else(cairn::Host::default_cache_dir)
+        .or_else(cairn_host::Host::default_cache_dir)
         .ok_or_else(|| {
-            cairn::Error::new(
-            cairn::ErrorKind::Cache,
+            cairn_host::Error::new(
+            cairn_host::ErrorKind::Cache,
             "no cache directory: set --cache-dir or CAIRN_CACHE_DIR (no home directory was found)",
         )
         })?;
-    cairn::Host::open_with_clock(dir, limits, cairn::clock::from_env())
+    cairn_host::Host::open_with_clock(dir, limits, cairn_host::clock::from_env())
 }
 
 /// How to reach the shared tier.
@@ -66,8 +69,11 @@ impl RemoteArgs {
     }
 
     /// The shared tier asked for, on the command line or in config.toml.
-    fn config(&self, host: &cairn::Host) -> cairn::Result<Option<cairn::RemoteConfig>> {
-        let saved = cairn::Config::read(host.cache_dir())?.remote;
+    fn config(
+        &self,
+        host: &cairn_host::Host,
+    ) -> cairn_host::Result<Option<cairn_host::RemoteConfig>> {
+        let saved = cairn_host::Config::read(host.cache_dir())?.remote;
         let Some(url) = self
             .remote
             .clone()
@@ -76,7 +82,7 @@ impl RemoteArgs {
             return Ok(None);
         };
         let saved = saved.unwrap_or_default();
-        let mut c = cairn::RemoteConfig::new(url);
+        let mut c = cairn_host::RemoteConfig::new(url);
         c.optional = self.remote_optional || (self.remote.is_none() && saved.optional);
         c.creds = self.remote_creds.clone().or(saved.creds);
         c.nkey = self.remote_nkey.clone().or(saved.nkey);
@@ -96,9 +102,9 @@ impl RemoteArgs {
     /// applied); whether it is connected.
     pub fn connect(
         &self,
-        host: &cairn::Host,
-        adjust: impl FnOnce(&mut cairn::RemoteConfig),
-    ) -> cairn::Result<bool> {
+        host: &cairn_host::Host,
+        adjust: impl FnOnce(&mut cairn_host::RemoteConfig),
+    ) -> cairn_host::Result<bool> {
         match self.config(host)? {
             Some(mut c) => {
                 adjust(&mut c);
@@ -117,7 +123,7 @@ pub struct LimitArgs {
     #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
     timeout: Option<Duration>,
     /// Memory limit of each call, e.g. 512MiB [default: 1GiB]
-    #[arg(long, value_name = "SIZE", value_parser = cairn::units::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = cairn_host::units::parse_size)]
     max_memory: Option<u64>,
     /// Fuel (about one unit per wasm instruction) each call may burn [default: unmetered]
     #[arg(long, value_name = "N")]
@@ -126,8 +132,8 @@ pub struct LimitArgs {
 
 impl LimitArgs {
     /// The limits asked for, the defaults for the rest.
-    pub fn limits(&self) -> cairn::Limits {
-        let mut limits = cairn::Limits::default();
+    pub fn limits(&self) -> cairn_host::Limits {
+        let mut limits = cairn_host::Limits::default();
         limits.timeout = self.timeout;
         limits.fuel = self.fuel;
         if let Some(m) = self.max_memory {

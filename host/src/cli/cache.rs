@@ -115,7 +115,7 @@ struct LsArgs {
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     newer_than: Option<Duration>,
     /// Only entries of at least SIZE (e.g. 1MiB)
-    #[arg(long, value_name = "SIZE", value_parser = cairn::units::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = cairn_host::units::parse_size)]
     min_size: Option<u64>,
     /// Order of the list
     #[arg(long, value_enum, default_value_t = SortBy::Created)]
@@ -155,7 +155,7 @@ struct PushArgs {
 #[derive(Args, Debug)]
 struct GcArgs {
     /// Evict until results and compiled code take at most SIZE [default: config.toml's max_size]
-    #[arg(long, value_name = "SIZE", value_parser = cairn::units::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = cairn_host::units::parse_size)]
     max_size: Option<u64>,
     /// Remove entries and compiled code not used for AGE (e.g. 30d)
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
@@ -172,8 +172,8 @@ struct GcArgs {
     json: bool,
 }
 
-pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn::Result<()> {
-    let host = open_host(cache_dir, cairn::Limits::default())?;
+pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn_host::Result<()> {
+    let host = open_host(cache_dir, cairn_host::Limits::default())?;
     match args.command {
         CacheCommand::Stats { json } => stats(&host, json),
         CacheCommand::Ls(a) => ls(&host, &a),
@@ -182,9 +182,9 @@ pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn::Result<()> {
         CacheCommand::Export { key, to, format } => {
             let key = host.resolve_key(&key)?;
             let format = match format {
-                Format::Raw => cairn::ExportFormat::Raw,
-                Format::Json => cairn::ExportFormat::Json,
-                Format::Wave => cairn::ExportFormat::Wave,
+                Format::Raw => cairn_host::ExportFormat::Raw,
+                Format::Json => cairn_host::ExportFormat::Json,
+                Format::Wave => cairn_host::ExportFormat::Wave,
             };
             host.export(&key, &to, format)?;
             eprintln!("cairn: wrote {} from entry {}", to.display(), key.short());
@@ -209,11 +209,11 @@ pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn::Result<()> {
     }
 }
 
-fn json_line(v: &impl serde::Serialize) -> cairn::Result<()> {
+fn json_line(v: &impl serde::Serialize) -> cairn_host::Result<()> {
     print_line(&serde_json::to_string(v).expect("serializable"))
 }
 
-fn stats(host: &cairn::Host, json: bool) -> cairn::Result<()> {
+fn stats(host: &cairn_host::Host, json: bool) -> cairn_host::Result<()> {
     let s = host.stats()?;
     if json {
         return json_line(&s);
@@ -264,9 +264,9 @@ fn stats(host: &cairn::Host, json: bool) -> cairn::Result<()> {
     fmt::table(&rows).iter().try_for_each(|l| print_line(l))
 }
 
-fn ls(host: &cairn::Host, a: &LsArgs) -> cairn::Result<()> {
+fn ls(host: &cairn_host::Host, a: &LsArgs) -> cairn_host::Result<()> {
     let now = fmt::now_ms();
-    let mut entries: Vec<cairn::Entry> = host
+    let mut entries: Vec<cairn_host::Entry> = host
         .entries()?
         .into_iter()
         .filter(|e| matches(e, a.component.as_deref(), a.export.as_deref()))
@@ -318,18 +318,18 @@ fn ago(now: u64, age: Duration) -> u64 {
     now.saturating_sub(age.as_millis() as u64)
 }
 
-fn matches(e: &cairn::Entry, component: Option<&str>, export: Option<&str>) -> bool {
+fn matches(e: &cairn_host::Entry, component: Option<&str>, export: Option<&str>) -> bool {
     component.is_none_or(|c| e.component().contains(c))
         && export.is_none_or(|x| e.export() == x || e.export().ends_with(&format!("#{x}")))
 }
 
-fn show(host: &cairn::Host, key: &str, json: bool) -> cairn::Result<()> {
+fn show(host: &cairn_host::Host, key: &str, json: bool) -> cairn_host::Result<()> {
     let e = host.entry(key)?;
     let value = host.stored_value(&e.key);
     if json {
         let mut v = serde_json::to_value(&e).expect("serializable");
         v["result"] = match &value {
-            Ok(Some(v)) => cairn::to_json(v),
+            Ok(Some(v)) => cairn_host::to_json(v),
             _ => serde_json::Value::Null,
         };
         return json_line(&v);
@@ -361,7 +361,7 @@ fn show(host: &cairn::Host, key: &str, json: bool) -> cairn::Result<()> {
         match &value {
             Ok(Some(v)) => {
                 let text = v.to_wave();
-                let short = cairn::entry::shorten(&text, 300);
+                let short = cairn_host::entry::shorten(&text, 300);
                 if short.len() < text.len() {
                     format!("{short} (cairn cache export KEY --format wave for all)")
                 } else {
@@ -403,12 +403,12 @@ fn show(host: &cairn::Host, key: &str, json: bool) -> cairn::Result<()> {
     Ok(())
 }
 
-fn rm(host: &cairn::Host, a: &RmArgs) -> cairn::Result<()> {
+fn rm(host: &cairn_host::Host, a: &RmArgs) -> cairn_host::Result<()> {
     let mut keys = a
         .keys
         .iter()
         .map(|k| host.resolve_key(k))
-        .collect::<cairn::Result<Vec<_>>>()?;
+        .collect::<cairn_host::Result<Vec<_>>>()?;
     if a.component.is_some() || a.older_than.is_some() {
         let now = fmt::now_ms();
         keys.extend(
@@ -423,8 +423,8 @@ fn rm(host: &cairn::Host, a: &RmArgs) -> cairn::Result<()> {
         );
     }
     if keys.is_empty() && a.keys.is_empty() && a.component.is_none() && a.older_than.is_none() {
-        return Err(cairn::Error::new(
-            cairn::ErrorKind::BadArguments,
+        return Err(cairn_host::Error::new(
+            cairn_host::ErrorKind::BadArguments,
             "give keys, --component NAME or --older-than AGE (or use `cairn cache gc`)",
         ));
     }
@@ -435,11 +435,11 @@ fn rm(host: &cairn::Host, a: &RmArgs) -> cairn::Result<()> {
     ))
 }
 
-fn push(host: &cairn::Host, a: &PushArgs) -> cairn::Result<()> {
+fn push(host: &cairn_host::Host, a: &PushArgs) -> cairn_host::Result<()> {
     // Publishing is all this command does: never without the server.
     if !a.remote.connect(host, |c| c.optional = false)? {
-        return Err(cairn::Error::new(
-            cairn::ErrorKind::BadArguments,
+        return Err(cairn_host::Error::new(
+            cairn_host::ErrorKind::BadArguments,
             "publish to where? give --remote nats://HOST:PORT (or set it with `cairn cache config --remote`)",
         ));
     }
@@ -449,7 +449,7 @@ fn push(host: &cairn::Host, a: &PushArgs) -> cairn::Result<()> {
         a.keys
             .iter()
             .map(|k| host.resolve_key(k))
-            .collect::<cairn::Result<Vec<_>>>()?
+            .collect::<cairn_host::Result<Vec<_>>>()?
     };
     let started = std::time::Instant::now();
     let p = host.publish(&keys)?;
@@ -462,11 +462,11 @@ fn push(host: &cairn::Host, a: &PushArgs) -> cairn::Result<()> {
     ))
 }
 
-fn gc(host: cairn::Host, a: &GcArgs) -> cairn::Result<()> {
-    let mut opts = cairn::GcOptions::default();
+fn gc(host: cairn_host::Host, a: &GcArgs) -> cairn_host::Result<()> {
+    let mut opts = cairn_host::GcOptions::default();
     opts.max_size = a
         .max_size
-        .or(cairn::Config::read(host.cache_dir())?.max_size);
+        .or(cairn_host::Config::read(host.cache_dir())?.max_size);
     opts.older_than = a.older_than;
     opts.dry_run = a.dry_run;
     let started = std::time::Instant::now();
@@ -506,12 +506,12 @@ fn gc(host: cairn::Host, a: &GcArgs) -> cairn::Result<()> {
 }
 
 fn config(
-    host: &cairn::Host,
+    host: &cairn_host::Host,
     max_size: Option<String>,
     remote: Option<String>,
     remote_optional: bool,
-) -> cairn::Result<()> {
-    let mut c = cairn::Config::read(host.cache_dir())?;
+) -> cairn_host::Result<()> {
+    let mut c = cairn_host::Config::read(host.cache_dir())?;
     let changed = max_size.is_some() || remote.is_some();
     if let Some(url) = remote {
         c.remote = (url != "none").then(|| {
@@ -524,9 +524,9 @@ fn config(
     if let Some(text) = max_size {
         c.max_size = match text.as_str() {
             "none" => None,
-            t => Some(cairn::units::parse_size(t).map_err(|e| {
-                cairn::Error::new(
-                    cairn::ErrorKind::BadArguments,
+            t => Some(cairn_host::units::parse_size(t).map_err(|e| {
+                cairn_host::Error::new(
+                    cairn_host::ErrorKind::BadArguments,
                     format!("--max-size {t}: {e} (write e.g. 10GiB)"),
                 )
             })?),
@@ -546,8 +546,12 @@ fn config(
     })
 }
 
-fn verify(host: &cairn::Host, sample: Option<usize>, reexecute: bool) -> cairn::Result<()> {
-    let mut opts = cairn::VerifyOptions::default();
+fn verify(
+    host: &cairn_host::Host,
+    sample: Option<usize>,
+    reexecute: bool,
+) -> cairn_host::Result<()> {
+    let mut opts = cairn_host::VerifyOptions::default();
     opts.sample = sample;
     opts.reexecute = reexecute;
     let a = host.verify_with(&opts)?;
@@ -579,8 +583,8 @@ fn verify(host: &cairn::Host, sample: Option<usize>, reexecute: bool) -> cairn::
     if bad == 0 {
         return Ok(());
     }
-    Err(cairn::Error::new(
-        cairn::ErrorKind::Cache,
+    Err(cairn_host::Error::new(
+        cairn_host::ErrorKind::Cache,
         format!(
             "{} damaged and {} differing entries: damaged ones are misses, repaired when next called; \
              remove differing ones with `cairn cache rm` and make their tasks deterministic",

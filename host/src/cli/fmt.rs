@@ -1,6 +1,6 @@
 //! Formatting for people: durations, sizes, ages, tables.
 
-pub use cairn::units::{duration, micros, size};
+pub use cairn_host::units::{duration, micros, size};
 
 /// How long ago `ms` (since the epoch) was: `5s ago`, `3h ago`, `2d ago`.
 pub fn ago(ms: u64, now_ms: u64) -> String {
@@ -16,11 +16,10 @@ pub fn ago(ms: u64, now_ms: u64) -> String {
 /// Milliseconds since the epoch now, by the clock the cache keeps
 /// (`CAIRN_NOW_MS` when set), so "ago" agrees with the entries' times.
 pub fn now_ms() -> u64 {
-    use cairn::clock::Clock as _;
-    cairn::clock::from_env().now_ms()
+    cairn_host::clock::from_env().now_ms()
 }
 
-pub use cairn::graph::{stem, timestamp};
+pub use cairn_host::graph::{stem, timestamp};
 
 /// Lines of left-aligned columns (the last column is not padded).
 pub fn table(rows: &[Vec<String>]) -> Vec<String> {

@@ -17,10 +17,10 @@ pub struct InspectArgs {
     json: bool,
 }
 
-pub fn inspect(cache_dir: Option<PathBuf>, args: InspectArgs) -> cairn::Result<()> {
-    let host = open_host(cache_dir, cairn::Limits::default())?;
+pub fn inspect(cache_dir: Option<PathBuf>, args: InspectArgs) -> cairn_host::Result<()> {
+    let host = open_host(cache_dir, cairn_host::Limits::default())?;
     let task = host.load(&args.component)?;
-    let signature = |e: &cairn::Export| match &e.ty {
+    let signature = |e: &cairn_host::Export| match &e.ty {
         Ok(ty) => ty.to_string(),
         Err(why) => format!("(cannot be called: {why})"),
     };

@@ -88,7 +88,7 @@ pub fn main() -> ExitCode {
             }
             let _ = writeln!(std::io::stderr(), "error: {e}");
             ExitCode::from(match e.kind() {
-                cairn::ErrorKind::TaskFailed => EXIT_TASK_FAILED,
+                cairn_host::ErrorKind::TaskFailed => EXIT_TASK_FAILED,
                 _ => EXIT_ERROR,
             })
         }

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cairn::{CacheStatus, CallRecord, Observer};
+use cairn_host::{CacheStatus, CallRecord, Observer};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Observes the calls of a `cairn run`.

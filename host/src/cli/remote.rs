@@ -31,11 +31,11 @@ pub struct WorkerArgs {
     ack_wait: Option<Duration>,
 }
 
-pub fn worker(cache_dir: Option<PathBuf>, args: WorkerArgs) -> cairn::Result<()> {
+pub fn worker(cache_dir: Option<PathBuf>, args: WorkerArgs) -> cairn_host::Result<()> {
     let host = open_host(cache_dir, args.limits.limits())?;
     if args.remote.remote_optional() {
-        return Err(cairn::Error::new(
-            cairn::ErrorKind::BadArguments,
+        return Err(cairn_host::Error::new(
+            cairn_host::ErrorKind::BadArguments,
             "a worker cannot do without its server; drop --remote-optional",
         ));
     }
@@ -48,13 +48,15 @@ pub fn worker(cache_dir: Option<PathBuf>, args: WorkerArgs) -> cairn::Result<()>
         }
     })?;
     if !connected {
-        return Err(cairn::Error::new(
-            cairn::ErrorKind::BadArguments,
+        return Err(cairn_host::Error::new(
+            cairn_host::ErrorKind::BadArguments,
             "a worker needs a shared tier: give --remote nats://HOST:PORT",
         ));
     }
-    let name = args.name.unwrap_or_else(cairn::WorkerOptions::default_name);
-    let mut opts = cairn::WorkerOptions::new(name.clone());
+    let name = args
+        .name
+        .unwrap_or_else(cairn_host::WorkerOptions::default_name);
+    let mut opts = cairn_host::WorkerOptions::new(name.clone());
     opts.jobs = args.jobs;
     opts.max_calls = args.max_calls;
     eprintln!(

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cairn::{CacheMode, CallArgs, CallOptions};
+use cairn_host::{CacheMode, CallArgs, CallOptions};
 use clap::Args;
 
 use super::args::{open_host, LimitArgs, RemoteArgs};
@@ -68,7 +68,7 @@ pub struct RunArgs {
     /// Grant a host directory, read-only: HOST::GUEST (or HOST, seen at the
     /// same path); HOST::GUEST:rw makes it writable and the call uncacheable
     #[arg(long = "dir", value_name = "HOST::GUEST", value_parser = parse_dir)]
-    dirs: Vec<cairn::DirGrant>,
+    dirs: Vec<cairn_host::DirGrant>,
     /// Grant an environment variable (part of the key)
     #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
     envs: Vec<(String, String)>,
@@ -123,7 +123,7 @@ struct Rest {
 
 /// Splits `[EXPORT] [--name value]…`. A `--flag` followed by another
 /// `--flag` or nothing means `true`.
-fn split_rest(rest: &[String]) -> cairn::Result<Rest> {
+fn split_rest(rest: &[String]) -> cairn_host::Result<Rest> {
     let mut out = Rest::default();
     let mut items = rest.iter().peekable();
     out.export = items.next_if(|s| !s.starts_with("--")).cloned();
@@ -145,8 +145,8 @@ fn split_rest(rest: &[String]) -> cairn::Result<Rest> {
             let path: PathBuf = items
                 .next()
                 .ok_or_else(|| {
-                    cairn::Error::new(
-                        cairn::ErrorKind::BadArguments,
+                    cairn_host::Error::new(
+                        cairn_host::ErrorKind::BadArguments,
                         format!("{item} needs a path"),
                     )
                 })?
@@ -158,8 +158,8 @@ fn split_rest(rest: &[String]) -> cairn::Result<Rest> {
             continue;
         }
         let Some(name) = item.strip_prefix("--") else {
-            return Err(cairn::Error::new(
-                cairn::ErrorKind::BadArguments,
+            return Err(cairn_host::Error::new(
+                cairn_host::ErrorKind::BadArguments,
                 format!("unexpected `{item}`: arguments are `--name value` pairs after the export"),
             ));
         };
@@ -177,7 +177,7 @@ fn split_rest(rest: &[String]) -> cairn::Result<Rest> {
     Ok(out)
 }
 
-pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
+pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn_host::Result<()> {
     let Rest {
         export,
         pairs,
@@ -192,8 +192,8 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
     let mut invokes = args.invoke;
     if let Some(batch) = &args.batch {
         let text = std::fs::read_to_string(batch).map_err(|e| {
-            cairn::Error::new(
-                cairn::ErrorKind::Io,
+            cairn_host::Error::new(
+                cairn_host::ErrorKind::Io,
                 format!("cannot read --batch {}: {e}", batch.display()),
             )
         })?;
@@ -207,8 +207,8 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
         (true, _) => vec![CallArgs::Named(pairs)],
         (false, true) => invokes.into_iter().map(CallArgs::Invoke).collect(),
         (false, false) => {
-            return Err(cairn::Error::new(
-                cairn::ErrorKind::BadArguments,
+            return Err(cairn_host::Error::new(
+                cairn_host::ErrorKind::BadArguments,
                 "--invoke and --batch name the export and its arguments; give nothing after the component",
             ))
         }
@@ -223,7 +223,7 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn::Result<()> {
     let parsed = calls
         .iter()
         .map(|c| host.parse_args(&task, export.as_deref(), c))
-        .collect::<cairn::Result<Vec<_>>>()?;
+        .collect::<cairn_host::Result<Vec<_>>>()?;
     let mut opts = CallOptions::default();
     opts.cache = match (no_cache, refresh) {
         (true, _) => CacheMode::Off,
@@ -307,7 +307,7 @@ struct Totals {
     hits: u32,
     executed: u32,
     saved: std::time::Duration,
-    key: Option<cairn::Digest>,
+    key: Option<cairn_host::Digest>,
     /// Hits answered by the shared tier.
     remote: usize,
     /// Calls executed by workers.
@@ -315,7 +315,7 @@ struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, r: &cairn::Report) {
+    fn add(&mut self, r: &cairn_host::Report) {
         self.calls += r.calls.len();
         self.hits += r.hits;
         self.executed += r.executed;
@@ -357,20 +357,20 @@ impl Totals {
 }
 
 /// Execution time the hits of a run saved.
-fn saved(r: &cairn::Report) -> std::time::Duration {
+fn saved(r: &cairn_host::Report) -> std::time::Duration {
     r.calls
         .iter()
-        .filter(|c| c.cache == cairn::CacheStatus::Hit)
+        .filter(|c| c.cache == cairn_host::CacheStatus::Hit)
         .map(|c| c.run)
         .sum()
 }
 
 /// One call's `--json` object.
 fn report_json(
-    host: &cairn::Host,
-    task: &cairn::Task,
+    host: &cairn_host::Host,
+    task: &cairn_host::Task,
     export: &str,
-    out: &cairn::Outcome,
+    out: &cairn_host::Outcome,
 ) -> serde_json::Value {
     let r = &out.report;
     let calls: Vec<_> = r
@@ -391,7 +391,7 @@ fn report_json(
         })
         .collect();
     serde_json::json!({
-        "result": out.value.as_ref().map(cairn::Value::to_wave),
+        "result": out.value.as_ref().map(cairn_host::Value::to_wave),
         "cache": r.cache.as_str(),
         "key": r.key.to_hex(),
         "executed": r.executed,
@@ -410,7 +410,7 @@ fn report_json(
 
 /// `HOST::GUEST`, `HOST::GUEST:rw`, or `HOST` (seen at the same path), as
 /// `wasmtime run --dir` takes it.
-fn parse_dir(text: &str) -> Result<cairn::DirGrant, String> {
+fn parse_dir(text: &str) -> Result<cairn_host::DirGrant, String> {
     let (host, guest) = text.split_once("::").unwrap_or((text, text));
     let (guest, writable) = match guest.strip_suffix(":rw") {
         Some(g) => (g, true),
@@ -419,7 +419,7 @@ fn parse_dir(text: &str) -> Result<cairn::DirGrant, String> {
     if !Path::new(host).is_dir() {
         return Err(format!("{host} is not a directory"));
     }
-    Ok(cairn::DirGrant {
+    Ok(cairn_host::DirGrant {
         host: host.into(),
         guest: guest.to_string(),
         writable,
@@ -435,11 +435,11 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 /// The task to run: a component file (its imports bound to `--with`
 /// components), or a task of the manifest.
 fn load_task(
-    host: &cairn::Host,
+    host: &cairn_host::Host,
     component: &Path,
     manifest: Option<&Path>,
     with: &[PathBuf],
-) -> cairn::Result<cairn::Task> {
+) -> cairn_host::Result<cairn_host::Task> {
     let implicit = Path::new("cairn.toml");
     let manifest = match manifest {
         Some(m) => Some(m),
@@ -448,7 +448,7 @@ fn load_task(
     };
     if let Some(path) = manifest {
         let name = component.to_string_lossy();
-        return host.load_from_manifest(&cairn::Manifest::read(path)?, &name);
+        return host.load_from_manifest(&cairn_host::Manifest::read(path)?, &name);
     }
     let task = host.load(component)?;
     let pool = with
@@ -460,7 +460,7 @@ fn load_task(
                 .unwrap_or_default();
             Ok(host.load(p)?.named(name))
         })
-        .collect::<cairn::Result<Vec<_>>>()?;
+        .collect::<cairn_host::Result<Vec<_>>>()?;
     host.bind(&task, &pool, &[])
 }
 

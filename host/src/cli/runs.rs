@@ -46,8 +46,8 @@ pub struct ExplainArgs {
     run: Option<u64>,
 }
 
-pub fn runs(cache_dir: Option<PathBuf>, args: RunsArgs) -> cairn::Result<()> {
-    let host = open_host(cache_dir, cairn::Limits::default())?;
+pub fn runs(cache_dir: Option<PathBuf>, args: RunsArgs) -> cairn_host::Result<()> {
+    let host = open_host(cache_dir, cairn_host::Limits::default())?;
     let runs = host.runs(args.limit)?;
     if args.json {
         return runs
@@ -82,13 +82,13 @@ pub fn runs(cache_dir: Option<PathBuf>, args: RunsArgs) -> cairn::Result<()> {
     fmt::table(&rows).iter().try_for_each(|l| print_line(l))
 }
 
-pub fn graph(cache_dir: Option<PathBuf>, args: GraphArgs) -> cairn::Result<()> {
-    let host = open_host(cache_dir, cairn::Limits::default())?;
+pub fn graph(cache_dir: Option<PathBuf>, args: GraphArgs) -> cairn_host::Result<()> {
+    let host = open_host(cache_dir, cairn_host::Limits::default())?;
     let run = host.run(args.run)?;
     if let Some(path) = args.html {
-        std::fs::write(&path, cairn::graph::html(&run)).map_err(|e| {
-            cairn::Error::new(
-                cairn::ErrorKind::Io,
+        std::fs::write(&path, cairn_host::graph::html(&run)).map_err(|e| {
+            cairn_host::Error::new(
+                cairn_host::ErrorKind::Io,
                 format!("cannot write {}: {e}", path.display()),
             )
         })?;
@@ -101,14 +101,14 @@ pub fn graph(cache_dir: Option<PathBuf>, args: GraphArgs) -> cairn::Result<()> {
         return Ok(());
     }
     let text = match args.format {
-        GraphFormat::Mermaid => cairn::graph::mermaid(&run),
-        GraphFormat::Dot => cairn::graph::dot(&run),
+        GraphFormat::Mermaid => cairn_host::graph::mermaid(&run),
+        GraphFormat::Dot => cairn_host::graph::dot(&run),
     };
     print_line(text.trim_end())
 }
 
-pub fn explain(cache_dir: Option<PathBuf>, args: ExplainArgs) -> cairn::Result<()> {
-    let host = open_host(cache_dir, cairn::Limits::default())?;
+pub fn explain(cache_dir: Option<PathBuf>, args: ExplainArgs) -> cairn_host::Result<()> {
+    let host = open_host(cache_dir, cairn_host::Limits::default())?;
     let run = host.run(args.run)?;
     let why = host.explain_run(&run)?;
     let calls = run.calls.iter().zip(&why).map(|(c, why)| {
@@ -129,19 +129,19 @@ pub fn explain(cache_dir: Option<PathBuf>, args: ExplainArgs) -> cairn::Result<(
 pub type Explained<'a> = (
     &'a str,
     &'a str,
-    cairn::CacheStatus,
-    Option<&'a cairn::explain::Explanation>,
+    cairn_host::CacheStatus,
+    Option<&'a cairn_host::explain::Explanation>,
 );
 
 /// For each call that did not hit, a line saying why.
 pub fn explanations<'a>(calls: impl Iterator<Item = Explained<'a>>) -> Vec<String> {
     let mut out = Vec::new();
     for (component, export, cache, why) in calls {
-        if cache == cairn::CacheStatus::Hit {
+        if cache == cairn_host::CacheStatus::Hit {
             continue;
         }
         let why = match (cache, why) {
-            (cairn::CacheStatus::Uncacheable, _) => {
+            (cairn_host::CacheStatus::Uncacheable, _) => {
                 "uncacheable (impure, or a writable directory)".to_string()
             }
             (_, Some(why)) => why.to_string(),
