@@ -95,7 +95,7 @@
 )]
 mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "cairn:task/task",
         pub_export_macro: true,
     });
@@ -105,7 +105,7 @@ use std::io;
 use std::path::Path;
 
 /// The WIT of the `cairn:task` package this crate was built against.
-pub const WIT: &str = include_str!("../../wit/task.wit");
+pub const WIT: &str = include_str!("../wit/task.wit");
 
 /// Writes the `cairn:task` WIT package to `DEPS/cairn-task/task.wit` (where
 /// `wit-bindgen` and `cargo component` look for dependencies), unless it is

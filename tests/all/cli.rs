@@ -160,11 +160,10 @@ fn cache_dir_comes_from_the_environment() {
     assert!(cache.path().join("index.redb").exists());
 }
 
-/// A text file of `words` repeated, old enough that `stat` can vouch for it.
+/// A text file of `words` repeated.
 fn text_file(dir: &std::path::Path, name: &str, words: &str, times: usize) -> std::path::PathBuf {
     let path = dir.join(name);
     fs::write(&path, words.repeat(times)).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(250));
     path
 }
 
@@ -174,9 +173,13 @@ fn blob_input_is_keyed_by_content_and_not_read_when_warm() {
     let dir = tempfile::tempdir().unwrap();
     let text = text_file(dir.path(), "t.txt", "the cat and the hat; the end\n", 1000);
     let arg = format!("@{}", text.display());
+    // A clock a second after the file was written: the first run may
+    // remember it by `stat`, however soon after the write it runs.
+    let now = crate::support::settled_clock(&[&text]);
     let top = || {
         json(
             cairn(cache.path())
+                .env("CAIRN_NOW_MS", &now)
                 .arg("run")
                 .arg(example("words"))
                 .args(["top", "--text", &arg, "--n", "2"]),

@@ -133,8 +133,11 @@ pub fn with_custom_section(bytes: &[u8], payload: &[u8]) -> Vec<u8> {
 }
 
 /// Writes a CSV like `examples/ml-pipeline/make-csv.sh` does (8 features, a
-/// learnable 0/1 label), `rows` long, from `seed`; then waits long enough for
-/// `stat` to vouch for the file on the next run.
+/// learnable 0/1 label), `rows` long, from `seed`.
+///
+/// The file is new: a run hashing it now may not remember it by `stat` (the
+/// racy window). A test that asserts that a later run reads nothing runs
+/// with the clock of [`settled_clock`].
 pub fn ml_csv(path: &Path, rows: usize, seed: u64) {
     let mut seed = seed;
     let mut next = || {
@@ -154,5 +157,21 @@ pub fn ml_csv(path: &Path, rows: usize, seed: u64) {
         text.push_str(if z > 0.0 { "1\n" } else { "0\n" });
     }
     std::fs::write(path, text).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(250));
+}
+
+/// A `CAIRN_NOW_MS` value (ms since the epoch) a second after the newest of
+/// `files` was modified: by that clock every one of them is past the racy
+/// window, so the cache remembers them by `stat` however fast or slow the
+/// machine is, instead of the test sleeping until they are.
+pub fn settled_clock(files: &[&Path]) -> String {
+    let newest = files
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().modified().unwrap())
+        .max()
+        .expect("at least one file");
+    let ms = newest
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    (ms + 1_000).to_string()
 }

@@ -9,7 +9,7 @@ use crate::bytes::Bytes;
 use crate::value::Blob;
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "wit",
     world: "cairn:task/task",
     imports: { default: trappable },
     with: {
