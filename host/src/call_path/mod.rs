@@ -102,6 +102,10 @@ impl CallPath {
 
     /// Adds a tier after the local ones, and where dispatched calls go.
     /// `false` if one was added already.
+    #[cfg_attr(
+        not(feature = "remote"),
+        allow(dead_code, reason = "used by the shared tier (feature `remote`)")
+    )]
     pub(crate) fn connect(&self, tier: Arc<dyn Tier>, workers: Arc<dyn Dispatch>) -> bool {
         if !self.tiers.add(tier) {
             return false;

@@ -606,6 +606,10 @@ impl Store {
     /// Stores an entry copied from another cache (the shared tier): its
     /// record as it was made there, and the objects this cache lacked, which
     /// the caller has verified against the hashes the record names.
+    #[cfg_attr(
+        not(feature = "remote"),
+        allow(dead_code, reason = "used by the shared tier (feature `remote`)")
+    )]
     pub(crate) fn import(
         &self,
         key: &Digest,
@@ -630,6 +634,10 @@ impl Store {
 
     /// Stores one object on its own (results store theirs with
     /// [`Store::put_result`]): a component or input a worker was sent.
+    #[cfg_attr(
+        not(feature = "remote"),
+        allow(dead_code, reason = "used by the shared tier (feature `remote`)")
+    )]
     pub(crate) fn put_object(&self, bytes: &[u8]) -> Result<Digest> {
         let mut inline = Vec::new();
         let (hash, _) = self.stage(bytes, &mut inline)?;

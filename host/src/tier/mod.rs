@@ -51,6 +51,10 @@ pub(crate) struct Want<'a> {
     pub(crate) max_age: Option<Duration>,
     /// Results made before this (ms since the epoch) are stale: `--refresh`
     /// and maximum ages, as other machines must see them.
+    #[cfg_attr(
+        not(feature = "remote"),
+        allow(dead_code, reason = "used by the shared tier (feature `remote`)")
+    )]
     pub(crate) fresh_after_ms: u64,
 }
 
@@ -113,10 +117,18 @@ pub(crate) enum Claimed {
     /// the claim when dropped.
     Mine(Option<Hold>),
     /// Someone else executed it meanwhile: look it up again.
+    #[cfg_attr(
+        not(feature = "remote"),
+        allow(dead_code, reason = "used by the shared tier (feature `remote`)")
+    )]
     Published,
 }
 
 /// A call to run elsewhere.
+#[cfg_attr(
+    not(feature = "remote"),
+    allow(dead_code, reason = "used by the shared tier (feature `remote`)")
+)]
 pub(crate) struct Sent<'a> {
     pub(crate) task: &'a Task,
     pub(crate) export: &'a str,
@@ -186,6 +198,10 @@ impl Tiers {
     }
 
     /// Adds `tier` after the others; `false` if one was added already.
+    #[cfg_attr(
+        not(feature = "remote"),
+        allow(dead_code, reason = "used by the shared tier (feature `remote`)")
+    )]
     pub(crate) fn add(&self, tier: Arc<dyn Tier>) -> bool {
         self.added.set(tier).is_ok()
     }
