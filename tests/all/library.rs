@@ -253,27 +253,44 @@ fn identical_concurrent_calls_execute_once() {
     assert!(outs.iter().all(|o| o.value == Some(Value::U64(1_600_000))));
 }
 
+/// Appends to a file when the call it watches starts: after the file was
+/// hashed and stamped (when its blob was made), before the task reads it.
+struct AppendOnStart {
+    path: std::path::PathBuf,
+    done: std::sync::atomic::AtomicBool,
+}
+
+impl cairn_host::Observer for AppendOnStart {
+    fn call_started(&self, _component: &str, _export: &str, _depth: u32) {
+        if !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .unwrap();
+            std::io::Write::write_all(&mut f, b"late words\n").unwrap();
+        }
+    }
+}
+
 #[test]
 fn an_input_changed_during_the_run_is_not_cached() {
     let cache = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let text = dir.path().join("t.txt");
-    std::fs::write(&text, "word ".repeat(8_000_000)).unwrap();
+    std::fs::write(&text, "word ".repeat(1_000)).unwrap();
     let host = Host::open(cache.path()).unwrap();
     let task = host.load(crate::support::example("words")).unwrap();
     let blob = host.blob_from_file(&text).unwrap();
-    let writer = {
-        let text = text.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(std::time::Duration::from_millis(30));
-            let mut f = std::fs::OpenOptions::new().append(true).open(text).unwrap();
-            std::io::Write::write_all(&mut f, b"late words\n").unwrap();
-        })
-    };
+    // The file changes once the call has started, on every machine: no
+    // writer thread racing the task.
+    let mut opts = CallOptions::default();
+    opts.observer = Some(std::sync::Arc::new(AppendOnStart {
+        path: text.clone(),
+        done: false.into(),
+    }));
     let err = host
-        .call(&task, "total", &[Value::Blob(blob.clone())])
+        .call_with(&task, "total", &[Value::Blob(blob.clone())], &opts)
         .unwrap_err();
-    writer.join().unwrap();
     assert_eq!(err.kind(), ErrorKind::Io);
     assert!(
         err.to_string().contains("changed while the task ran"),
@@ -285,6 +302,6 @@ fn an_input_changed_during_the_run_is_not_cached() {
     let out = host.call(&task, "total", &[Value::Blob(fresh)]).unwrap();
     assert_eq!(
         (out.report.cache, out.value),
-        (CacheStatus::Miss, Some(Value::U64(8_000_002)))
+        (CacheStatus::Miss, Some(Value::U64(1_002)))
     );
 }

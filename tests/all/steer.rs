@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::Value as Json;
 
@@ -25,6 +24,26 @@ fn hello(cache: &Path, name: &str, extra: &[&str]) -> Json {
             .arg(example("hello"))
             .args(["greet", "--name", name]),
     )
+}
+
+/// [`hello`] with the cache's clock at `now_ms` (`CAIRN_NOW_MS`).
+fn hello_at(now_ms: u64, cache: &Path, name: &str, extra: &[&str]) -> Json {
+    json(
+        cairn(cache)
+            .env("CAIRN_NOW_MS", now_ms.to_string())
+            .arg("run")
+            .args(extra)
+            .arg(example("hello"))
+            .args(["greet", "--name", name]),
+    )
+}
+
+/// Now, in ms since the epoch: a base for the times a test sets.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 #[test]
@@ -131,15 +150,27 @@ fn stats_ls_show_rm_and_export_see_every_entry() {
 
 #[test]
 fn an_expired_entry_is_a_miss_reported_as_expired() {
+    // The cache's clock is set, never waited for: made at `t`, looked up a
+    // second later, then an hour later (`CAIRN_NOW_MS`).
     let cache = tempfile::tempdir().unwrap();
-    assert_eq!(hello(cache.path(), "Ada", &[])["cache"], "miss");
-    std::thread::sleep(Duration::from_millis(120));
-    assert_eq!(hello(cache.path(), "Ada", &["--ttl", "1h"])["cache"], "hit");
-    let out = hello(cache.path(), "Ada", &["--ttl", "100ms", "--explain"]);
+    let t = now_ms();
+    let (second, hour) = (1_000, 3_600_000);
+    assert_eq!(hello_at(t, cache.path(), "Ada", &[])["cache"], "miss");
+    assert_eq!(
+        hello_at(t + second, cache.path(), "Ada", &["--ttl", "1h"])["cache"],
+        "hit"
+    );
+    let out = hello_at(
+        t + second,
+        cache.path(),
+        "Ada",
+        &["--ttl", "100ms", "--explain"],
+    );
     assert_eq!(out["cache"], "expired");
     assert_eq!(out["calls"][0]["why"], "the stored result expired");
+    // Run again at the same moment, the result made just now is fresh.
     assert_eq!(
-        hello(cache.path(), "Ada", &["--ttl", "100ms"])["cache"],
+        hello_at(t + second, cache.path(), "Ada", &["--ttl", "100ms"])["cache"],
         "hit"
     );
 
@@ -154,9 +185,10 @@ fn an_expired_entry_is_a_miss_reported_as_expired() {
         ),
     )
     .unwrap();
-    let run = || {
+    let run = |now_ms: u64| {
         json(
             cairn(cache.path())
+                .env("CAIRN_NOW_MS", now_ms.to_string())
                 .arg("run")
                 .arg("--manifest")
                 .arg(&manifest)
@@ -164,13 +196,16 @@ fn an_expired_entry_is_a_miss_reported_as_expired() {
         )["cache"]
             .clone()
     };
-    assert_eq!(run(), "miss");
-    assert_eq!(run(), "hit");
-    std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(run(), "expired");
-    // Expired entries are what `gc` removes first.
-    std::thread::sleep(Duration::from_millis(400));
-    let gc = &json_lines(cairn(cache.path()).args(["cache", "gc", "--json"]))[0];
+    assert_eq!(run(t), "miss");
+    assert_eq!(run(t + 100), "hit", "within its 300ms");
+    assert_eq!(run(t + hour), "expired");
+    // Expired entries are what `gc` removes first: the one just made
+    // expires too, an hour on.
+    let gc = &json_lines(
+        cairn(cache.path())
+            .env("CAIRN_NOW_MS", (t + 2 * hour).to_string())
+            .args(["cache", "gc", "--json"]),
+    )[0];
     assert_eq!(gc["expired"], 1, "{gc}");
     // … and then the index is compacted.
     let (before, after) = (gc["index_before"].as_u64(), gc["index_after"].as_u64());
