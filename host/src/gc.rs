@@ -47,7 +47,7 @@ pub struct Config {
 }
 
 /// The `[remote]` table of `config.toml`: where the shared tier is and how
-/// to authenticate; see [`crate::RemoteConfig`].
+/// to authenticate; see `RemoteConfig` (feature `remote`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]

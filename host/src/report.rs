@@ -63,8 +63,9 @@ pub struct CallOptions {
     pub record_run: bool,
     /// Told about each call as it starts and finishes.
     pub observer: Option<Arc<dyn Observer>>,
-    /// With a shared tier ([`Host::connect`]): send task calls that miss to
-    /// the workers ([`Host::serve`]) instead of executing them here. Flows
+    /// With a shared tier (`Host::connect`, feature `remote`): send task
+    /// calls that miss to the workers (`Host::serve`) instead of executing
+    /// them here. Flows
     /// still run here (their calls are dispatched), as do calls with grants.
     pub dispatch: bool,
 }

@@ -79,7 +79,7 @@ impl CallPath {
     }
 
     /// A call path with the given tiers (and, for tests, any executor set
-    /// with [`CallPath::set_executor`]).
+    /// with `CallPath::set_executor`).
     pub(crate) fn with(store: Arc<Store>, tiers: Vec<Arc<dyn Tier>>, limits: Limits) -> CallPath {
         CallPath {
             store,

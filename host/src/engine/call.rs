@@ -27,7 +27,7 @@ pub(crate) trait Imports: Send + Sync {
     fn call(&self, task: &Task, export: &str, args: &[Value]) -> Result<Option<Value>>;
 }
 
-/// Executes calls that missed. [`Runtime`] is the real one; the call path's
+/// Executes calls that missed. [`super::Runtime`] is the real one; the call path's
 /// unit tests give their own, to exercise it without wasm.
 pub(crate) trait Execute: Send + Sync {
     /// Runs `call` in a fresh sandbox.

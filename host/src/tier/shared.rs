@@ -359,7 +359,7 @@ pub struct Published {
     pub skipped: usize,
 }
 
-/// Claims `key` for this host, or waits (up to [`super::RemoteConfig::wait`])
+/// Claims `key` for this host, or waits (up to [`crate::remote::RemoteConfig::wait`])
 /// for the machine that holds it to publish a result made at or after
 /// `fresh_after_ms`, which is then copied into `store`.
 fn claim_or_wait(
