@@ -195,7 +195,7 @@ impl Host {
     /// [`ErrorKind::Cache`] if the index cannot be read.
     pub fn entries(&self) -> Result<Vec<Entry>> {
         Ok(self
-            .inner
+            .calls
             .store
             .entries()?
             .into_iter()
@@ -209,7 +209,7 @@ impl Host {
     /// [`ErrorKind::BadArguments`] if no entry or several match.
     pub fn entry(&self, prefix: &str) -> Result<Entry> {
         let key = self.resolve_key(prefix)?;
-        self.inner
+        self.calls
             .store
             .entry(&key)?
             .map(Entry::of)
@@ -229,7 +229,7 @@ impl Host {
                 ),
             ));
         }
-        match self.inner.store.keys_with_prefix(prefix)?.as_slice() {
+        match self.calls.store.keys_with_prefix(prefix)?.as_slice() {
             [one] => Ok(*one),
             [] => Err(no_entry(prefix)),
             many => Err(Error::new(
@@ -249,8 +249,8 @@ impl Host {
     /// # Errors
     /// [`ErrorKind::Cache`] if the index cannot be written.
     pub fn remove(&self, keys: &[Digest]) -> Result<(usize, u64)> {
-        let removed = self.inner.store.remove(keys)?;
-        let swept = self.inner.store.sweep(crate::gc::SWEEP_GRACE)?;
+        let removed = self.calls.store.remove(keys)?;
+        let swept = self.calls.store.sweep(crate::gc::SWEEP_GRACE)?;
         Ok((removed, swept.bytes))
     }
 
@@ -259,9 +259,9 @@ impl Host {
     /// # Errors
     /// [`ErrorKind::Cache`] if the index cannot be read.
     pub fn stats(&self) -> Result<Stats> {
-        let store = &self.inner.store;
+        let store = &self.calls.store;
         let entries = self.entries()?;
-        let now = self.inner.store.now_ms();
+        let now = self.calls.store.now_ms();
         let mut s = Stats {
             dir: store.dir().to_path_buf(),
             entries: entries.len() as u64,
@@ -299,7 +299,7 @@ impl Host {
     /// # Errors
     /// [`ErrorKind::Cache`] if the index cannot be read.
     pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
-        self.inner.store.runs(limit)
+        self.calls.store.runs(limit)
     }
 
     /// Run `id`, or the latest run for `None`.
@@ -308,8 +308,8 @@ impl Host {
     /// [`ErrorKind::BadArguments`] if there is no such run.
     pub fn run(&self, id: Option<u64>) -> Result<RunRecord> {
         let found = match id {
-            Some(id) => self.inner.store.run(id)?,
-            None => self.inner.store.runs(1)?.pop(),
+            Some(id) => self.calls.store.run(id)?,
+            None => self.calls.store.runs(1)?.pop(),
         };
         found.ok_or_else(|| {
             Error::new(
@@ -329,7 +329,7 @@ impl Host {
     /// # Errors
     /// [`ErrorKind::Cache`] if the index cannot be read.
     pub fn explain_run(&self, run: &RunRecord) -> Result<Vec<Option<crate::explain::Explanation>>> {
-        crate::explain::explain_run(&self.inner.store, run)
+        crate::explain::explain_run(&self.calls.store, run)
     }
 
     /// The value stored under `key`, decoded with its export's type.
@@ -339,7 +339,7 @@ impl Host {
     /// [`ErrorKind::Cache`] if its value is gone or damaged, or its
     /// component's interface is unknown.
     pub fn stored_value(&self, key: &Digest) -> Result<Option<Value>> {
-        let store = &self.inner.store;
+        let store = &self.calls.store;
         let entry = store.entry(key)?.ok_or_else(|| no_entry(&key.short()))?;
         let manifest = entry.manifest.ok_or_else(|| old_entry(key))?;
         let task = self.rebuild(&manifest.closure)?;
@@ -428,7 +428,7 @@ impl Host {
     /// The task whose stored closure is `closure`, rebuilt from the
     /// components the cache holds.
     fn rebuild(&self, closure: &Digest) -> Result<Task> {
-        let store = &self.inner.store;
+        let store = &self.calls.store;
         let bytes = |node: &ClosureNode| -> Result<Arc<[u8]>> {
             let bytes = store.object_any(&node.component)?.ok_or_else(|| {
                 Error::new(
@@ -493,7 +493,7 @@ impl Host {
     /// # Errors
     /// [`ErrorKind::Cache`] if the index itself cannot be read.
     pub fn verify_with(&self, opts: &VerifyOptions) -> Result<Audit> {
-        let store = &self.inner.store;
+        let store = &self.calls.store;
         let mut entries = store.entries()?;
         if let Some(n) = opts.sample {
             use rand::seq::SliceRandom;
@@ -502,9 +502,7 @@ impl Host {
         }
         let mut audit = Audit {
             checked: entries.len(),
-            damaged: store.verify(&entries, &|hash, len| {
-                self.inner.added_tier_has_blob(hash, len)
-            })?,
+            damaged: store.verify(&entries, &|hash, len| self.calls.remote_has_blob(hash, len))?,
             ..Audit::default()
         };
         if !opts.reexecute {
@@ -530,7 +528,7 @@ impl Host {
     /// Runs entry `e` again without the cache; whether its result is the
     /// stored one.
     fn reexecute(&self, e: &Listed) -> Result<bool> {
-        let store = &self.inner.store;
+        let store = &self.calls.store;
         let m = e.manifest.as_ref().ok_or_else(|| old_entry(&e.key))?;
         if !m.grants.is_empty() {
             return Err(Error::new(
@@ -657,7 +655,7 @@ impl Host {
             return Ok(String::new());
         };
         let bytes = self
-            .inner
+            .calls
             .store
             .object(&hash, len)?
             .ok_or_else(|| gone(&entry.key))?;
@@ -693,9 +691,9 @@ mod tests {
         );
 
         // Store 1 + 2 = 4 under the key, as a non-deterministic task might.
-        let entry = host.inner.store.entry(&key).unwrap().unwrap();
+        let entry = host.calls.store.entry(&key).unwrap().unwrap();
         let wrong = crate::codec::to_bytes(&Value::U32(4), &crate::types::Type::U32).unwrap();
-        host.inner
+        host.calls
             .store
             .put_result(crate::store::NewEntry {
                 key,

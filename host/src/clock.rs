@@ -4,9 +4,13 @@
 //! Everything that reads the time for the cache's own bookkeeping reads it
 //! from a [`Clock`], never from the system directly, so that tests (and
 //! embedders replaying a past day) set the time instead of waiting for it.
-//! Tasks never see this clock: the sandbox fixes theirs (see
-//! [`crate::sandbox`]). Durations a call measures for itself (how long it
-//! ran) use the monotonic clock and are not part of this.
+//! The clock also judges whether a file is old enough for its `stat` to
+//! vouch for its content (a file modified within 100 ms of being hashed is
+//! hashed again next time). Tasks never see this clock: the sandbox fixes
+//! theirs (see [`crate::sandbox`]). Durations a call measures for itself
+//! (how long it ran) use the monotonic clock, and the grace period that
+//! protects another process's fresh objects from sweeping uses real time:
+//! neither is part of this.
 //!
 //! Imports nothing from the crate: it is in the bottom layer.
 

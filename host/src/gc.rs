@@ -205,7 +205,7 @@ impl Host {
     /// keep the cache open), or the index cannot be read or written.
     pub fn compact(self) -> Result<Option<Compaction>> {
         self.flush()?;
-        if std::sync::Arc::strong_count(&self.inner) > 1 {
+        if std::sync::Arc::strong_count(&self.calls) > 1 {
             return Err(Error::new(
                 ErrorKind::Cache,
                 "cannot compact the cache while calls are running on its Host; wait for them to finish",
@@ -225,7 +225,7 @@ impl Host {
     /// # Errors
     /// [`ErrorKind::Cache`] if the index cannot be read or written.
     pub fn gc(&self, opts: &GcOptions) -> Result<GcReport> {
-        let store = &self.inner.store;
+        let store = &self.calls.store;
         let now = store.now_ms();
         let idle_cut = |age: Duration| now.saturating_sub(age.as_millis() as u64);
         let entries = self.entries()?;
@@ -371,7 +371,7 @@ mod tests {
                 blobs: Vec::new(),
                 inputs: Vec::new(),
             };
-            host.inner
+            host.calls
                 .store
                 .put_result(NewEntry {
                     key,
@@ -421,7 +421,7 @@ mod tests {
         let host = Host::open(dir.path()).unwrap();
         assert_eq!(host.entries().unwrap().len(), 300);
         for key in &keys[2700..] {
-            let (_, value) = host.inner.store.stored_value(key).unwrap().expect("kept");
+            let (_, value) = host.calls.store.stored_value(key).unwrap().expect("kept");
             assert_eq!(value, [b'e'; 1000]);
         }
         let again = host.compact().unwrap().unwrap();
@@ -463,7 +463,7 @@ mod tests {
         );
         // Equal cost and size: the one used more recently stays.
         clock.advance(Duration::from_millis(3 * DAY_MS));
-        host.inner.store.hit(&keys[0]);
+        host.calls.store.hit(&keys[0]);
         let opts = GcOptions {
             max_size: Some(1000),
             dry_run: true,

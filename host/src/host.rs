@@ -33,7 +33,8 @@ use crate::{
 /// misses, so a run answered entirely from the cache never creates it. A
 /// `Host` may be shared between threads.
 pub struct Host {
-    pub(crate) inner: Arc<CallPath>,
+    /// The call path every call takes, with the tiers and the engine.
+    pub(crate) calls: Arc<CallPath>,
     /// The shared tier, once connected.
     #[cfg(feature = "remote")]
     pub(crate) shared: OnceLock<Arc<SharedTier>>,
@@ -71,7 +72,7 @@ impl Host {
         clock: Arc<dyn Clock>,
     ) -> Result<Host> {
         Ok(Host {
-            inner: Arc::new(CallPath::new(Store::open(dir.as_ref(), clock)?, limits)),
+            calls: Arc::new(CallPath::new(Store::open(dir.as_ref(), clock)?, limits)),
             #[cfg(feature = "remote")]
             shared: OnceLock::new(),
         })
@@ -89,13 +90,13 @@ impl Host {
 
     /// The cache directory this host uses.
     pub fn cache_dir(&self) -> &Path {
-        self.inner.store.dir()
+        self.calls.store.dir()
     }
 
     /// Bytes read from files to hash them (components and `@file` inputs)
     /// since this host was opened. An unchanged file costs a `stat`, not a read.
     pub fn bytes_hashed(&self) -> u64 {
-        self.inner.store.bytes_hashed()
+        self.calls.store.bytes_hashed()
     }
 
     /// Loads the component at `path`, named after the file. An unchanged file
@@ -106,10 +107,10 @@ impl Host {
     /// or [`ErrorKind::InvalidComponent`] if it is not a valid component.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Task> {
         let path = path.as_ref();
-        let (hash, _, _) = self.inner.store.hash_file(path)?;
+        let (hash, _, _) = self.calls.store.hash_file(path)?;
         let name = path.display().to_string();
         let bytes = Arc::new(OnceLock::new());
-        let info = match self.inner.store.component_info(&hash)? {
+        let info = match self.calls.store.component_info(&hash)? {
             Some(info) => info,
             None => {
                 let read: Arc<[u8]> = std::fs::read(path)
@@ -136,7 +137,7 @@ impl Host {
     pub fn load_bytes(&self, name: &str, bytes: impl Into<Arc<[u8]>>) -> Result<Task> {
         let bytes = bytes.into();
         let hash = Digest::of(&bytes);
-        let info = match self.inner.store.component_info(&hash)? {
+        let info = match self.calls.store.component_info(&hash)? {
             Some(info) => info,
             None => self.describe(hash, &bytes, name)?,
         };
@@ -151,7 +152,7 @@ impl Host {
 
     fn describe(&self, hash: Digest, bytes: &[u8], name: &str) -> Result<ComponentInfo> {
         let info = component::describe(bytes, name)?;
-        self.inner.store.put_component_info(&hash, &info)?;
+        self.calls.store.put_component_info(&hash, &info)?;
         Ok(info)
     }
 
@@ -175,7 +176,7 @@ impl Host {
     /// [`ErrorKind::Io`] if the file cannot be read.
     pub fn blob_from_file(&self, path: impl AsRef<Path>) -> Result<Blob> {
         let path = path.as_ref();
-        let (hash, len, stamp) = self.inner.store.hash_file(path)?;
+        let (hash, len, stamp) = self.calls.store.hash_file(path)?;
         Ok(Blob::from_file(path, hash, len, stamp))
     }
 
@@ -187,7 +188,7 @@ impl Host {
     /// [`ErrorKind::Io`] if the file cannot be written.
     pub fn write_blob(&self, blob: &Blob, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let bytes = self.inner.open_blob(blob)?;
+        let bytes = self.calls.open_blob(blob)?;
         let content = bytes
             .read(0, bytes.len())
             .map_err(|e| Error::io(format_args!("cannot read blob {}", blob.hash()), e))?;
@@ -207,7 +208,7 @@ impl Host {
             ..Grants::default()
         };
         Ok(self
-            .inner
+            .calls
             .key_of(task, &export.path(), ty, args, &grants)?
             .key)
     }
@@ -225,18 +226,25 @@ impl Host {
     /// connected.
     #[cfg(feature = "remote")]
     pub fn connect(&self, cfg: RemoteConfig) -> Result<bool> {
-        if self.shared.get().is_some() {
-            return Err(Error::new(
+        let already = || {
+            Error::new(
                 ErrorKind::BadArguments,
                 "this host is already connected to a shared tier",
-            ));
+            )
+        };
+        if self.shared.get().is_some() {
+            return Err(already());
         }
         let Some(remote) = Remote::connect(cfg)? else {
             return Ok(false);
         };
-        let tier = Arc::new(SharedTier::new(remote, self.inner.store.clone()));
-        self.inner.connect(tier.clone(), tier.clone());
-        let _ = self.shared.set(tier);
+        let tier = Arc::new(SharedTier::new(remote, self.calls.store.clone()));
+        // The host's handle first: of two threads connecting at once, one
+        // wins both, so lookups and the worker use the same connection.
+        self.shared.set(tier.clone()).map_err(|_| already())?;
+        if !self.calls.connect(tier.clone(), tier) {
+            return Err(already());
+        }
         Ok(true)
     }
 
@@ -275,7 +283,7 @@ impl Host {
     /// [`ErrorKind::Cache`] if a commit failed: the results it held are not
     /// stored (they will be recomputed), nothing stored before is lost.
     pub fn flush(&self) -> Result<()> {
-        self.inner.store.flush()
+        self.calls.store.flush()
     }
 
     /// Calls `export` of `task` with `args`, answering from the cache when it can.
@@ -348,14 +356,14 @@ impl Host {
         opts: &CallOptions,
     ) -> Result<Outcome> {
         let start = Instant::now();
-        let (called, calls) = self.inner.run(task, export, args, opts, true);
+        let (called, calls) = self.calls.run(task, export, args, opts, true);
         if opts.record_run {
             let error = called.as_ref().err().map(|e| e.to_string());
-            self.inner.store.record_run(RunRecord::of(
+            self.calls.store.record_run(RunRecord::of(
                 &calls,
                 start,
                 error,
-                self.inner.store.now_ms(),
+                self.calls.store.now_ms(),
             ));
         }
         let called = called?;

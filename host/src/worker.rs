@@ -34,7 +34,7 @@ impl Host {
     /// Executes `item` unless a fresh result is already published (or can
     /// be published from this worker's cache). Whether it ran.
     fn run_item(&self, shared: &SharedTier, item: &WorkItem) -> Result<bool> {
-        let store = &self.inner.store;
+        let store = &self.calls.store;
         let fresh = |r: &crate::store::ResultRecord| {
             r.created_ms >= item.fresh_after_ms && r.expires_ms.is_none_or(|t| t > store.now_ms())
         };
@@ -100,7 +100,7 @@ impl Host {
             cache: CacheMode::Refresh,
             ..CallOptions::default()
         };
-        let (called, _) = self.inner.run(&task, &item.export, &args, &opts, false);
+        let (called, _) = self.calls.run(&task, &item.export, &args, &opts, false);
         if called?.key != item.key {
             return Err(Error::new(
                 ErrorKind::Internal,

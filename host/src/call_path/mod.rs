@@ -107,16 +107,16 @@ impl CallPath {
         allow(dead_code, reason = "used by the shared tier (feature `remote`)")
     )]
     pub(crate) fn connect(&self, tier: Arc<dyn Tier>, workers: Arc<dyn Dispatch>) -> bool {
-        if !self.tiers.add(tier) {
+        if !self.tiers.connect(tier) {
             return false;
         }
         let _ = self.workers.set(workers);
         true
     }
 
-    /// Whether a tier added by [`CallPath::connect`] holds blob `hash`.
-    pub(crate) fn added_tier_has_blob(&self, hash: &Digest, len: u64) -> Result<bool> {
-        self.tiers.added_has_blob(hash, len)
+    /// Whether the tier connected by [`CallPath::connect`] holds blob `hash`.
+    pub(crate) fn remote_has_blob(&self, hash: &Digest, len: u64) -> Result<bool> {
+        self.tiers.remote_has_blob(hash, len)
     }
 
     /// The key of `export` of `task` on `args`, and what it was made of.
@@ -163,7 +163,7 @@ impl CallPath {
         claim: bool,
     ) -> (Result<Called>, Vec<CallRecord>) {
         let scope = Scope {
-            path: self.clone(),
+            call_path: self.clone(),
             trace: Arc::default(),
             depth: 0,
             opts: opts.clone(),
@@ -177,7 +177,7 @@ impl CallPath {
 /// Where a call runs: its call path, the run's trace, and its depth.
 #[derive(Clone)]
 pub(crate) struct Scope {
-    path: Arc<CallPath>,
+    call_path: Arc<CallPath>,
     /// Every call of the run, in the order they started.
     trace: Arc<Mutex<Vec<CallRecord>>>,
     depth: u32,
@@ -215,7 +215,7 @@ impl Scope {
 /// A flow's imports, as the engine sees them: calls back into this path.
 impl Imports for Scope {
     fn open_blob(&self, blob: &Blob) -> Result<Bytes> {
-        self.path.open_blob(blob)
+        self.call_path.open_blob(blob)
     }
 
     fn call(&self, task: &Task, export: &str, args: &[Value]) -> Result<Option<Value>> {
@@ -234,12 +234,12 @@ pub(crate) struct Called {
 
 /// Calls `export` of `task` in `scope`: the path of every call.
 fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> Result<Called> {
-    let path = &scope.path;
+    let cp = &scope.call_path;
     let (export, ty) = task.resolve(export)?;
-    let name = export.path();
+    let export_path = export.path();
     let mut grants = scope.opts.grants.clone();
     grants.impure |= task.impure;
-    let keyed = path.key_of(task, &name, ty, args, &grants)?;
+    let keyed = cp.key_of(task, &export_path, ty, args, &grants)?;
     let key = keyed.key;
     let cacheable = grants.cacheable();
     let use_cache = scope.opts.cache == CacheMode::Use && cacheable;
@@ -252,14 +252,14 @@ fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> Result<Call
         let mut trace = scope.trace.lock().expect("poisoned");
         trace.push(CallRecord::started(
             task.name.clone(),
-            name.clone(),
+            export_path.clone(),
             key,
             scope.depth,
         ));
         trace.len() - 1
     };
     if let Some(o) = &scope.opts.observer {
-        o.call_started(&task.name, &name, scope.depth);
+        o.call_started(&task.name, &export_path, scope.depth);
     }
     let finish = |cache: CacheStatus, run: Duration, output: (Vec<u8>, Vec<u8>), expires_ms| {
         scope.record(slot, |record| {
@@ -288,8 +288,8 @@ fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> Result<Call
     };
     // Results made before this are stale for this call (`--refresh`, `--ttl`).
     let fresh_after_ms = match (scope.opts.cache, max_age) {
-        (CacheMode::Refresh, _) => path.store.now_ms(),
-        (_, Some(age)) => path.store.now_ms().saturating_sub(age.as_millis() as u64),
+        (CacheMode::Refresh, _) => cp.store.now_ms(),
+        (_, Some(age)) => cp.store.now_ms().saturating_sub(age.as_millis() as u64),
         _ => 0,
     };
     let want = Want {
@@ -300,18 +300,18 @@ fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> Result<Call
     };
     let mut expired = None;
     if use_cache {
-        match path.tiers.get(&key, &want)? {
+        match cp.tiers.get(&key, &want)? {
             Found::Hit(hit) => return Ok(answer(hit)),
             Found::Expired(created) => expired = Some(created),
             Found::Miss => {}
         }
     }
-    let max_depth = path.limits.max_depth;
+    let max_depth = cp.limits.max_depth;
     if scope.depth >= max_depth {
         return Err(Error::new(
             ErrorKind::TaskFailed,
             format!(
-                "flow calls nest deeper than {max_depth} at {} `{name}`; is a flow calling itself?",
+                "flow calls nest deeper than {max_depth} at {} `{export_path}`; is a flow calling itself?",
                 task.name
             ),
         ));
@@ -321,28 +321,28 @@ fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> Result<Call
         return Err(unbound_error(task, &unbound));
     }
     let manifest = (scope.opts.cache != CacheMode::Off && cacheable)
-        .then(|| keyed.manifest(&path.store, task, &name, ty, args, &grants))
+        .then(|| keyed.manifest(&cp.store, task, &export_path, ty, args, &grants))
         .transpose()?;
     if let (Some(m), true) = (&manifest, scope.opts.explain) {
-        let explanation = explain_miss(&path.store, task, &key, m, expired)?;
+        let explanation = explain_miss(&cp.store, task, &key, m, expired)?;
         scope.record(slot, |r| r.explanation = Some(explanation));
     }
     // Single flight: one execution per key at a time in this process (and,
     // with a shared tier, across machines); a call that waited finds the
     // result the first one stored.
-    let flight = use_cache.then(|| path.flights.enter(&key));
+    let flight = use_cache.then(|| cp.flights.enter(&key));
     let result = (|| -> Result<Settled> {
         let _running = flight.as_ref().map(|f| f.hold());
         if flight.is_some() {
-            if let Found::Hit(hit) = path.tiers.get_here(&key, &want)? {
+            if let Found::Hit(hit) = cp.tiers.get_local(&key, &want)? {
                 return Ok(Settled::Hit(hit));
             }
         }
         // Only results that will be published are worth waiting for.
         let _claim = if use_cache && scope.claim && task.persist {
-            match path.tiers.claim(&key, &want)? {
+            match cp.tiers.claim(&key, &want)? {
                 Claimed::Mine(hold) => hold,
-                Claimed::Published => match path.tiers.get_here(&key, &want)? {
+                Claimed::Published => match cp.tiers.get_local(&key, &want)? {
                     Found::Hit(mut hit) => {
                         hit.remote = true;
                         return Ok(Settled::Hit(hit));
@@ -357,22 +357,22 @@ fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> Result<Call
         // their own calls) with nothing granted can run elsewhere.
         let portable = task.bound.is_empty() && grants.is_empty() && task.persist;
         let dispatch = scope.opts.dispatch && portable && manifest.is_some();
-        if let Some(workers) = path.workers.get().filter(|_| dispatch) {
+        if let Some(workers) = cp.workers.get().filter(|_| dispatch) {
             let sent = Sent {
                 task,
-                export: &name,
+                export: &export_path,
                 key: &key,
                 args,
                 encoded: &keyed.encoded,
                 fresh_after_ms,
-                open_blob: &|b| path.open_blob(b),
+                open_blob: &|b| cp.open_blob(b),
             };
             if let Some(worker) = workers.dispatch(&sent)? {
                 let want = Want {
                     max_age: None,
                     ..want
                 };
-                return match path.tiers.get_here(&key, &want)? {
+                return match cp.tiers.get_local(&key, &want)? {
                     Found::Hit(hit) => Ok(Settled::Dispatched(hit, worker)),
                     _ => Err(Error::internal(
                         "a worker's result is not in the local cache after it was copied",
@@ -395,7 +395,7 @@ fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> Result<Call
             .map(|e| Settled::Executed(Box::new(e)))
     })();
     if let Some(f) = flight {
-        path.flights.leave(&key, f);
+        cp.flights.leave(&key, f);
     }
     let (exec, stored, status, expires_ms) = match result? {
         Settled::Executed(executed) => *executed,
@@ -490,8 +490,8 @@ impl Run<'_> {
         manifest: Option<KeyManifest>,
     ) -> Result<(Execution, bool, CacheStatus, Option<u64>)> {
         let (scope, task, key) = (self.scope, self.task, &self.keyed.key);
-        let path = &scope.path;
-        let exec = path.executor()?.execute(engine::Call {
+        let cp = &scope.call_path;
+        let exec = cp.executor()?.execute(engine::Call {
             task,
             export: self.export,
             ty: self.ty,
@@ -514,7 +514,7 @@ impl Run<'_> {
         let tainted = tainted || !self.grants.cacheable();
         let own = task
             .ttl
-            .map(|t| path.store.now_ms().saturating_add(t.as_millis() as u64));
+            .map(|t| cp.store.now_ms().saturating_add(t.as_millis() as u64));
         let expires_ms = own.into_iter().chain(inherited).min();
         let status = match (tainted, self.expired) {
             (true, _) => CacheStatus::Uncacheable,
@@ -523,7 +523,7 @@ impl Run<'_> {
         };
         let stored = scope.opts.cache != CacheMode::Off && !tainted;
         if stored {
-            path.tiers.put(&NewResult {
+            cp.tiers.put(&NewResult {
                 key,
                 task,
                 ty: self.ty,
@@ -531,7 +531,10 @@ impl Run<'_> {
                 run: exec.run,
                 stdout: &exec.stdout,
                 stderr: &exec.stderr,
-                manifest: manifest.as_ref().filter(|_| task.persist),
+                manifest: manifest
+                    .as_ref()
+                    .ok_or_else(|| Error::internal("a result to store has no key manifest"))?,
+                persist: task.persist,
                 args: &self.keyed.encoded,
                 expires_ms,
             })?;

@@ -353,3 +353,59 @@ fn a_held_lookup_delays_only_its_own_call() {
     });
     assert_eq!(adder.runs(), 2);
 }
+
+/// Where dispatched calls would go: nowhere in these tests.
+struct NoWorkers;
+
+impl crate::tier::Dispatch for NoWorkers {
+    fn dispatch(&self, _: &crate::tier::Sent<'_>) -> Result<Option<String>> {
+        panic!("nothing is dispatched without CallOptions::dispatch")
+    }
+}
+
+#[test]
+fn only_the_first_lookup_reaches_the_remote_tier() {
+    let local = ScriptedTier::new();
+    let remote = ScriptedTier::new();
+    let adder = Arc::new(Adder::default());
+    let (path, _dir) = path_with(vec![local.clone()], adder.clone());
+    assert!(path.connect(remote.clone(), Arc::new(NoWorkers)));
+    assert!(
+        !path.connect(remote.clone(), Arc::new(NoWorkers)),
+        "one remote tier"
+    );
+    assert_eq!(add(&path, 1, 2).unwrap().1, CacheStatus::Miss);
+    // The first lookup walks both; the one after taking the key's flight
+    // stays on this machine (a result another call of this process stored
+    // meanwhile is local).
+    assert_eq!(local.gets.lock().unwrap().len(), 2);
+    assert_eq!(remote.gets.lock().unwrap().len(), 1);
+    assert_eq!(*remote.claims_asked.lock().unwrap(), 1);
+    // The new result is kept in both, local first.
+    assert_eq!(local.puts.lock().unwrap().len(), 1);
+    assert_eq!(remote.puts.lock().unwrap().len(), 1);
+
+    // A claim answered "published" is looked up again on this machine only
+    // (the shared tier copied it here while waiting).
+    remote.then_claim(ClaimAnswer::Published, Some(Value::U32(99)));
+    local
+        .then(Answer::Miss)
+        .then(Answer::Miss)
+        .then(Answer::Hit(Some(Value::U32(7))));
+    remote.then(Answer::Miss);
+    let (called, calls) = path.run(
+        &adder_task(),
+        "add",
+        &[Value::U32(3), Value::U32(4)],
+        &CallOptions::default(),
+        true,
+    );
+    assert_eq!(called.unwrap().value, Some(Value::U32(7)));
+    assert!(calls[0].remote);
+    assert_eq!(
+        remote.gets.lock().unwrap().len(),
+        2,
+        "one more: the first lookup"
+    );
+    assert_eq!(adder.runs(), 1);
+}

@@ -319,7 +319,9 @@ impl Store {
                 .retain(|path, _| fs::metadata(path).is_ok())?;
             Ok(swept)
         })?;
-        let now = self.clock().now();
+        // Real time, not the cache's clock: the grace protects objects another
+        // process wrote moments ago and is about to commit.
+        let now = std::time::SystemTime::now();
         for (path, len, modified) in walk_files(&self.dir.join("objects")) {
             let name: String = path
                 .iter()

@@ -190,11 +190,6 @@ impl Store {
         self.clock.now_ms()
     }
 
-    /// This cache's clock.
-    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
     /// The cache directory.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir

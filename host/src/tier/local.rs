@@ -68,7 +68,6 @@ impl Tier for LocalTier {
                 None => Ok(Vec::new()),
             }
         };
-        store.hit(key);
         Ok(Found::Hit(Box::new(Stored {
             value,
             run: Duration::from_micros(record.run_us),
@@ -80,10 +79,10 @@ impl Tier for LocalTier {
     }
 
     fn put(&self, new: &NewResult<'_>) -> Result<()> {
-        let Some(manifest) = new.manifest else {
+        if !new.persist {
             return Ok(());
-        };
-        let mut manifest = manifest.clone();
+        }
+        let mut manifest = new.manifest.clone();
         let (encoded, blobs) = match (new.value, &new.ty.result) {
             (Some(v), Some(t)) => {
                 let encoded = codec::to_bytes(v, t)
@@ -110,6 +109,10 @@ impl Tier for LocalTier {
             args: new.args,
             closures,
         })
+    }
+
+    fn used(&self, key: &Digest) {
+        self.store.hit(key);
     }
 
     fn has_blob(&self, hash: &Digest, len: u64) -> Result<bool> {

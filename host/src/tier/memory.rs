@@ -29,7 +29,7 @@ impl Tier for MemoryTier {
     }
 
     fn put(&self, new: &NewResult<'_>) -> Result<()> {
-        if !new.persists() {
+        if !new.persist {
             self.results
                 .lock()
                 .expect("poisoned")

@@ -71,7 +71,7 @@ pub(crate) struct Stored {
     /// Blobs of the value this tier does not hold: the hit stands only if a
     /// later tier holds them.
     pub(crate) absent: Vec<(Digest, u64)>,
-    /// Copied from the shared tier by this lookup.
+    /// Copied from a tier beyond this machine by this lookup.
     pub(crate) remote: bool,
 }
 
@@ -94,18 +94,14 @@ pub(crate) struct NewResult<'a> {
     pub(crate) run: Duration,
     pub(crate) stdout: &'a [u8],
     pub(crate) stderr: &'a [u8],
-    /// `None` for a result that does not persist.
-    pub(crate) manifest: Option<&'a KeyManifest>,
+    /// What the key was made of.
+    pub(crate) manifest: &'a KeyManifest,
+    /// Whether the result is kept beyond this host (the task persists);
+    /// the memory tier keeps those that do not.
+    pub(crate) persist: bool,
     /// The arguments' canonical encoding.
     pub(crate) args: &'a [u8],
     pub(crate) expires_ms: Option<u64>,
-}
-
-impl NewResult<'_> {
-    /// Whether the result is kept beyond this host (the task persists).
-    pub(crate) fn persists(&self) -> bool {
-        self.manifest.is_some()
-    }
 }
 
 /// A claim on a key: held until dropped.
@@ -168,6 +164,12 @@ pub(crate) trait Tier: Send + Sync {
         Ok(Claimed::Mine(None))
     }
 
+    /// The hit this tier gave for `key` was taken (counts as a use: hit
+    /// counts and last-use times feed garbage collection).
+    fn used(&self, key: &Digest) {
+        let _ = key;
+    }
+
     /// Whether this tier holds blob `hash` of `len` bytes.
     fn has_blob(&self, hash: &Digest, len: u64) -> Result<bool> {
         let _ = (hash, len);
@@ -181,57 +183,69 @@ pub(crate) trait Tier: Send + Sync {
     }
 }
 
-/// A host's tiers, in the order a lookup walks them.
+/// A host's tiers, in the order a lookup walks them: those of this machine,
+/// then the remote one once connected.
 pub(crate) struct Tiers {
-    fixed: Vec<Arc<dyn Tier>>,
-    /// A tier added once the host is running (the shared tier).
-    added: OnceLock<Arc<dyn Tier>>,
+    local: Vec<Arc<dyn Tier>>,
+    /// A tier beyond this machine (the shared tier), connected later.
+    remote: OnceLock<Arc<dyn Tier>>,
 }
 
 impl Tiers {
-    /// The tiers `fixed`, walked in order.
-    pub(crate) fn new(fixed: Vec<Arc<dyn Tier>>) -> Tiers {
+    /// The tiers of this machine, walked in order.
+    pub(crate) fn new(local: Vec<Arc<dyn Tier>>) -> Tiers {
         Tiers {
-            fixed,
-            added: OnceLock::new(),
+            local,
+            remote: OnceLock::new(),
         }
     }
 
-    /// Adds `tier` after the others; `false` if one was added already.
+    /// Connects `tier` after the local ones; `false` if one was already.
     #[cfg_attr(
         not(feature = "remote"),
         allow(dead_code, reason = "used by the shared tier (feature `remote`)")
     )]
-    pub(crate) fn add(&self, tier: Arc<dyn Tier>) -> bool {
-        self.added.set(tier).is_ok()
+    pub(crate) fn connect(&self, tier: Arc<dyn Tier>) -> bool {
+        self.remote.set(tier).is_ok()
     }
 
     fn all(&self) -> impl Iterator<Item = &Arc<dyn Tier>> {
-        self.fixed.iter().chain(self.added.get())
+        self.local.iter().chain(self.remote.get())
     }
 
-    /// The first hit, walking the tiers in order. A hit whose blobs are in
+    /// The `i`th tier in walking order.
+    fn nth(&self, i: usize) -> Option<&Arc<dyn Tier>> {
+        match self.local.get(i) {
+            Some(t) => Some(t),
+            None if i == self.local.len() => self.remote.get(),
+            None => None,
+        }
+    }
+
+    /// The first hit, walking every tier in order. A hit whose blobs are in
     /// none of the tiers after it counts as a miss; an expired entry is
     /// remembered and the walk goes on (a later tier may hold a fresh one).
     pub(crate) fn get(&self, key: &Digest, want: &Want<'_>) -> Result<Found> {
         self.walk(usize::MAX, key, want)
     }
 
-    /// [`Tiers::get`] in the tiers of this machine only (not the added
-    /// one): after waiting for another call of this process, or for a claim
-    /// whose holder published (its result was copied here). Blobs may still
-    /// be in the added tier.
-    pub(crate) fn get_here(&self, key: &Digest, want: &Want<'_>) -> Result<Found> {
-        self.walk(self.fixed.len(), key, want)
+    /// [`Tiers::get`] in the tiers of this machine only: after waiting for
+    /// another call of this process, or for a claim whose holder published
+    /// (its result was copied here). The result's blobs may still be in the
+    /// remote tier.
+    pub(crate) fn get_local(&self, key: &Digest, want: &Want<'_>) -> Result<Found> {
+        self.walk(self.local.len(), key, want)
     }
 
-    /// Asks the first `asked` tiers in order.
+    /// Asks the first `asked` tiers in order; tells the one whose hit is
+    /// taken that it was used.
     fn walk(&self, asked: usize, key: &Digest, want: &Want<'_>) -> Result<Found> {
-        let tiers: Vec<&Arc<dyn Tier>> = self.all().collect();
         let mut expired = None;
-        for (i, tier) in tiers.iter().enumerate().take(asked) {
+        for i in 0..asked {
+            let Some(tier) = self.nth(i) else { break };
             match tier.get(key, want)? {
-                Found::Hit(hit) if self.blobs_held(&hit.absent, &tiers[i + 1..])? => {
+                Found::Hit(hit) if self.held_after(i, &hit.absent)? => {
+                    tier.used(key);
                     return Ok(Found::Hit(hit));
                 }
                 Found::Hit(_) => {
@@ -244,10 +258,11 @@ impl Tiers {
         Ok(expired.map_or(Found::Miss, Found::Expired))
     }
 
-    fn blobs_held(&self, absent: &[(Digest, u64)], later: &[&Arc<dyn Tier>]) -> Result<bool> {
+    /// Whether every blob of `absent` is held by a tier after the `i`th.
+    fn held_after(&self, i: usize, absent: &[(Digest, u64)]) -> Result<bool> {
         for (hash, len) in absent {
             let mut held = false;
-            for tier in later {
+            for tier in self.all().skip(i + 1) {
                 if tier.has_blob(hash, *len)? {
                     held = true;
                     break;
@@ -292,9 +307,10 @@ impl Tiers {
         Ok(None)
     }
 
-    /// Whether any tier after the local ones holds blob `hash`.
-    pub(crate) fn added_has_blob(&self, hash: &Digest, len: u64) -> Result<bool> {
-        match self.added.get() {
+    /// Whether the remote tier holds blob `hash` (`false` when none is
+    /// connected).
+    pub(crate) fn remote_has_blob(&self, hash: &Digest, len: u64) -> Result<bool> {
+        match self.remote.get() {
             Some(t) => t.has_blob(hash, len),
             None => Ok(false),
         }

@@ -104,7 +104,7 @@ impl Tier for ScriptedTier {
         self.puts
             .lock()
             .unwrap()
-            .push((*new.key, value.clone(), new.persists()));
+            .push((*new.key, value.clone(), new.persist));
         self.kept.lock().unwrap().insert(*new.key, value);
         Ok(())
     }

@@ -51,17 +51,6 @@ impl SharedTier {
         &self.remote
     }
 
-    /// Copies the shared entry of `key`, made at or after `fresh_after_ms`,
-    /// into the local tier; whether there was one.
-    pub(crate) fn pull(&self, key: &Digest, fresh_after_ms: u64) -> Result<bool> {
-        pull(&self.store, &self.remote, key, fresh_after_ms)
-    }
-
-    /// Publishes the local entry of `key`; whether it was published.
-    pub(crate) fn push(&self, key: &Digest) -> Result<bool> {
-        push(&self.store, &self.remote, key)
-    }
-
     /// Object `hash` from the local cache or the shared tier (verified),
     /// kept locally; `what` names it in the error when it is nowhere.
     pub(crate) fn fetch(&self, hash: &Digest, what: &str) -> Result<Arc<[u8]>> {
@@ -104,7 +93,7 @@ impl SharedTier {
                 report.already += 1;
                 continue;
             }
-            if push(store, remote, key)? {
+            if self.push(key)? {
                 report.published += 1;
             } else if remote.is_down() {
                 return Err(Error::new(
@@ -134,8 +123,13 @@ impl Tier for SharedTier {
         })
     }
 
+    /// Counted where it was copied to.
+    fn used(&self, key: &Digest) {
+        self.local.used(key);
+    }
+
     fn put(&self, new: &NewResult<'_>) -> Result<()> {
-        if new.persists() {
+        if new.persist {
             self.push(new.key)?;
         }
         Ok(())
@@ -145,7 +139,7 @@ impl Tier for SharedTier {
         if self.remote.is_down() {
             return Ok(Claimed::Mine(None));
         }
-        claim_or_wait(&self.store, &self.remote, key, want.fresh_after_ms)
+        self.claim_or_wait(key, want.fresh_after_ms)
     }
 
     fn has_blob(&self, hash: &Digest, len: u64) -> Result<bool> {
@@ -245,106 +239,6 @@ fn parse(record: &[u8]) -> Option<Parsed> {
     Some(Parsed { header, manifest })
 }
 
-/// Copies the shared tier's entry for `key` into `store`. Whether there was
-/// one, whole, intact, unexpired and made at or after `fresh_after_ms`
-/// (anything less is a miss, never an error: the call runs and publishes its
-/// result again).
-pub(crate) fn pull(
-    store: &Store,
-    remote: &Remote,
-    key: &Digest,
-    fresh_after_ms: u64,
-) -> Result<bool> {
-    let Some(bytes) = remote.result(key)? else {
-        return Ok(false);
-    };
-    let Some((record, sent)) = record::decode(&bytes) else {
-        tracing::warn!(%key, "shared result is not a record this cairn reads; re-executing");
-        return Ok(false);
-    };
-    let Some(parsed) = parse(record) else {
-        tracing::warn!(%key, "shared result has another layout; re-executing");
-        return Ok(false);
-    };
-    let header = parsed.header;
-    let now = store.now_ms();
-    if header.created_ms < fresh_after_ms || header.expires_ms.is_some_and(|t| t <= now) {
-        return Ok(false);
-    }
-    let sent: HashMap<Digest, &[u8]> = sent.into_iter().map(|o| (Digest::of(o), o)).collect();
-    let mut missing = Vec::new();
-    for ((hash, len), blob) in parsed.objects() {
-        if store.has_object(&hash, len) {
-            continue;
-        }
-        let bytes = match sent.get(&hash) {
-            Some(b) => b.to_vec(),
-            None if blob => {
-                if remote.has_object(&hash, len)? {
-                    continue; // fetched when something reads it
-                }
-                tracing::warn!(%key, %hash, "a blob of a shared result is missing; re-executing");
-                return Ok(false);
-            }
-            None => match remote.object(&hash)? {
-                Some(b) => b,
-                None => {
-                    tracing::warn!(%key, %hash, "an object of a shared result is missing; re-executing");
-                    return Ok(false);
-                }
-            },
-        };
-        if bytes.len() as u64 != len {
-            return Ok(false);
-        }
-        missing.push(bytes);
-    }
-    store.import(
-        key,
-        record,
-        &parsed.manifest.export,
-        header.created_ms,
-        &missing,
-    )?;
-    Ok(true)
-}
-
-/// Publishes the local entry of `key` to the shared tier: its large objects
-/// to the object store (unless there already), then the record with its
-/// small objects. Objects are read verified from the local cache. Whether
-/// it was published (not when there is no such entry, or the tier is down).
-pub(crate) fn push(store: &Store, remote: &Remote, key: &Digest) -> Result<bool> {
-    let Some(record) = store.record_bytes(key)? else {
-        return Ok(false);
-    };
-    let Some(parsed) = parse(&record) else {
-        return Ok(false);
-    };
-    let gone = |hash: &Digest| {
-        Error::new(
-            ErrorKind::Cache,
-            format!("object {hash} of a new result is gone from the local cache; run again"),
-        )
-    };
-    let mut inline = Vec::new();
-    let mut total = 0;
-    for ((hash, len), _) in parsed.objects() {
-        let len_usize = len as usize;
-        // A blob this host took lazily is not here, and is in the tier.
-        let here = store.has_object(&hash, len);
-        if here && len_usize <= INLINE_MAX && total + len_usize <= INLINE_TOTAL {
-            inline.push(store.object(&hash, len)?.ok_or_else(|| gone(&hash))?);
-            total += len_usize;
-        } else {
-            remote.ensure_object(&hash, || {
-                store.object(&hash, len)?.ok_or_else(|| gone(&hash))
-            })?;
-        }
-    }
-    remote.put_result(key, record::encode(&record, &inline))?;
-    Ok(!remote.is_down())
-}
-
 /// What publishing local entries to the shared tier did
 /// (`Host::publish`, `cairn cache push`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -359,54 +253,149 @@ pub struct Published {
     pub skipped: usize,
 }
 
-/// Claims `key` for this host, or waits (up to [`crate::remote::RemoteConfig::wait`])
-/// for the machine that holds it to publish a result made at or after
-/// `fresh_after_ms`, which is then copied into `store`.
-fn claim_or_wait(
-    store: &Store,
-    remote: &Remote,
-    key: &Digest,
-    fresh_after_ms: u64,
-) -> Result<Claimed> {
-    let wait = remote.config().wait;
-    let deadline = Instant::now() + wait;
-    let mut told = false;
-    loop {
-        let holder = match remote.try_claim(key)? {
-            None => return Ok(Claimed::Mine(None)),
-            Some(Ok(claim)) => {
-                // It may have been published between our lookup and the claim.
-                if pull(store, remote, key, fresh_after_ms)? {
+impl SharedTier {
+    /// Copies the shared entry of `key` into the local tier: whether there
+    /// was one, whole, intact, unexpired and made at or after `fresh_after_ms`
+    /// (anything less is a miss, never an error: the call runs and publishes
+    /// its result again).
+    pub(crate) fn pull(&self, key: &Digest, fresh_after_ms: u64) -> Result<bool> {
+        let (store, remote) = (&*self.store, &self.remote);
+        let Some(bytes) = remote.result(key)? else {
+            return Ok(false);
+        };
+        let Some((record, sent)) = record::decode(&bytes) else {
+            tracing::warn!(%key, "shared result is not a record this cairn reads; re-executing");
+            return Ok(false);
+        };
+        let Some(parsed) = parse(record) else {
+            tracing::warn!(%key, "shared result has another layout; re-executing");
+            return Ok(false);
+        };
+        let header = parsed.header;
+        let now = store.now_ms();
+        if header.created_ms < fresh_after_ms || header.expires_ms.is_some_and(|t| t <= now) {
+            return Ok(false);
+        }
+        let sent: HashMap<Digest, &[u8]> = sent.into_iter().map(|o| (Digest::of(o), o)).collect();
+        let mut missing = Vec::new();
+        for ((hash, len), blob) in parsed.objects() {
+            if store.has_object(&hash, len) {
+                continue;
+            }
+            let bytes = match sent.get(&hash) {
+                Some(b) => b.to_vec(),
+                None if blob => {
+                    if remote.has_object(&hash, len)? {
+                        continue; // fetched when something reads it
+                    }
+                    tracing::warn!(%key, %hash, "a blob of a shared result is missing; re-executing");
+                    return Ok(false);
+                }
+                None => match remote.object(&hash)? {
+                    Some(b) => b,
+                    None => {
+                        tracing::warn!(%key, %hash, "an object of a shared result is missing; re-executing");
+                        return Ok(false);
+                    }
+                },
+            };
+            if bytes.len() as u64 != len {
+                return Ok(false);
+            }
+            missing.push(bytes);
+        }
+        store.import(
+            key,
+            record,
+            &parsed.manifest.export,
+            header.created_ms,
+            &missing,
+        )?;
+        Ok(true)
+    }
+
+    /// Publishes the local entry of `key` to the shared tier: its large objects
+    /// to the object store (unless there already), then the record with its
+    /// small objects. Objects are read verified from the local cache. Whether
+    /// it was published (not when there is no such entry, or the tier is down).
+    pub(crate) fn push(&self, key: &Digest) -> Result<bool> {
+        let (store, remote) = (&*self.store, &self.remote);
+        let Some(record) = store.record_bytes(key)? else {
+            return Ok(false);
+        };
+        let Some(parsed) = parse(&record) else {
+            return Ok(false);
+        };
+        let gone = |hash: &Digest| {
+            Error::new(
+                ErrorKind::Cache,
+                format!("object {hash} of a new result is gone from the local cache; run again"),
+            )
+        };
+        let mut inline = Vec::new();
+        let mut total = 0;
+        for ((hash, len), _) in parsed.objects() {
+            let len_usize = len as usize;
+            // A blob this host took lazily is not here, and is in the tier.
+            let here = store.has_object(&hash, len);
+            if here && len_usize <= INLINE_MAX && total + len_usize <= INLINE_TOTAL {
+                inline.push(store.object(&hash, len)?.ok_or_else(|| gone(&hash))?);
+                total += len_usize;
+            } else {
+                remote.ensure_object(&hash, || {
+                    store.object(&hash, len)?.ok_or_else(|| gone(&hash))
+                })?;
+            }
+        }
+        remote.put_result(key, record::encode(&record, &inline))?;
+        Ok(!remote.is_down())
+    }
+
+    /// Claims `key` for this host, or waits (up to [`crate::remote::RemoteConfig::wait`])
+    /// for the machine that holds it to publish a result made at or after
+    /// `fresh_after_ms`, which is then copied into `store`.
+    fn claim_or_wait(&self, key: &Digest, fresh_after_ms: u64) -> Result<Claimed> {
+        let remote = &self.remote;
+        let wait = remote.config().wait;
+        let deadline = Instant::now() + wait;
+        let mut told = false;
+        loop {
+            let holder = match remote.try_claim(key)? {
+                None => return Ok(Claimed::Mine(None)),
+                Some(Ok(claim)) => {
+                    // It may have been published between our lookup and the claim.
+                    if self.pull(key, fresh_after_ms)? {
+                        return Ok(Claimed::Published);
+                    }
+                    return Ok(Claimed::Mine(Some(Box::new(claim))));
+                }
+                Some(Err(holder)) => holder,
+            };
+            if !told {
+                tracing::info!(%key, holder, "another machine is computing this call; waiting for it");
+                told = true;
+            }
+            let mut pause = Duration::from_millis(5);
+            loop {
+                if self.pull(key, fresh_after_ms)? {
                     return Ok(Claimed::Published);
                 }
-                return Ok(Claimed::Mine(Some(Box::new(claim))));
-            }
-            Some(Err(holder)) => holder,
-        };
-        if !told {
-            tracing::info!(%key, holder, "another machine is computing this call; waiting for it");
-            told = true;
-        }
-        let mut pause = Duration::from_millis(5);
-        loop {
-            if pull(store, remote, key, fresh_after_ms)? {
-                return Ok(Claimed::Published);
-            }
-            match remote.is_claimed(key)? {
-                None => return Ok(Claimed::Mine(None)),
-                Some(false) => break,
-                Some(true) => {}
-            }
-            if Instant::now() >= deadline {
-                eprintln!(
+                match remote.is_claimed(key)? {
+                    None => return Ok(Claimed::Mine(None)),
+                    Some(false) => break,
+                    Some(true) => {}
+                }
+                if Instant::now() >= deadline {
+                    eprintln!(
                     "warning: {holder} has been computing {} for longer than {}; computing it here too",
                     key.short(),
                     humantime::format_duration(wait)
                 );
-                return Ok(Claimed::Mine(None));
+                    return Ok(Claimed::Mine(None));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(200));
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(200));
         }
     }
 }
