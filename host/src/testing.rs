@@ -1,5 +1,7 @@
 //! Helpers for tests: tiny components from WIT and WAT. The integration
 //! tests include this file too (`tests/all/support.rs`).
+//!
+//! Layer: bottom (data); imports nothing from the crate.
 
 /// A component of the single world of `wit`, implemented by core module `wat`.
 pub(crate) fn component(wit: &str, wat: &str) -> Vec<u8> {

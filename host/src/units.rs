@@ -1,7 +1,7 @@
 //! Durations and sizes for people: how the command line, the HTML run graph
 //! and `config.toml` print and read them, in one place so they agree.
 //!
-//! This module sits at the bottom of the crate: it uses nothing else of it.
+//! Layer: bottom (data); imports nothing from the crate.
 
 use std::time::Duration;
 
