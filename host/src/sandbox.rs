@@ -13,7 +13,7 @@
 //! | stdout, stderr | captured in memory, up to 1 MiB each ([`Limits`]), then writes fail |
 //! | wall clock | fixed at 2020-01-01T00:00:00Z ([`FIXED_WALL_CLOCK_SECS`]) |
 //! | monotonic clock | starts at 0 and advances 1 µs per read |
-//! | random (secure and insecure) | ChaCha seeded from the call key, so the same call sees the same bytes |
+//! | random (secure and insecure) | ChaCha12 (pinned by name and by a test of its first outputs) seeded from the call key, so the same call sees the same bytes |
 //! | floats | NaNs canonicalised by the engine |
 //! | memory, time, fuel, handles | bounded by [`Limits`] |
 //!
