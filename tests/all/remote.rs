@@ -14,6 +14,11 @@ use serde_json::Value as Json;
 use crate::pipeline::{each_call, manifest, run_task_with, text};
 use crate::support::{cairn, example, failure, json, ml_csv, stdout, walk};
 
+/// How long to wait for a server or worker to say something before calling
+/// it hung: a guard against hanging forever, never a speed requirement (a
+/// loaded machine may take a while; a line that comes ends the wait).
+const HANG: Duration = Duration::from_secs(120);
+
 /// A JetStream server on a free loopback port, stopped on drop.
 struct Nats {
     child: Child,
@@ -44,10 +49,7 @@ impl Nats {
             .expect("cannot start nats-server; install it (apt-get install nats-server), as .ci/run does");
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "nats-server did not start"
-            );
+            assert!(start.elapsed() < HANG, "nats-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
         Nats {
@@ -115,7 +117,7 @@ impl Worker {
             }
         });
         let w = Worker { child, lines };
-        w.wait_for("serving calls", Duration::from_secs(60));
+        w.wait_for("serving calls", HANG);
         w
     }
 
@@ -364,13 +366,13 @@ fn a_call_whose_worker_is_killed_is_completed_once_by_another() {
         )
     });
     // Kill the first worker while it trains (load goes first, quickly).
-    first.wait_for("running train", Duration::from_secs(120));
+    first.wait_for("running train", HANG);
     first.kill();
     let second = Worker::start(&nats, &dir.path().join("w2"), "w2");
     let out = run.join().unwrap();
     let train = calls(&out).into_iter().find(|c| c.0 == "train").unwrap();
     assert_eq!((train.1.as_str(), train.3.as_deref()), ("miss", Some("w2")));
-    let done = second.wait_for("ran", Duration::from_secs(10));
+    let done = second.wait_for("ran", HANG);
     assert!(done.contains("fit"), "{done}");
     // Stored once: by the worker that finished, not by the killed one.
     let has_fit = |cache: &Path| {
@@ -512,12 +514,8 @@ fn refresh_with_dispatch_runs_the_call_again_on_a_worker() {
     let remote = ["--remote", nats.url.as_str(), "--dispatch"];
     let first = greet(&client, &remote);
     assert_eq!(first["calls"][0]["worker"], "w1");
-    assert!(worker
-        .wait_for("w1: ", Duration::from_secs(10))
-        .contains("running"));
-    assert!(worker
-        .wait_for("w1: ", Duration::from_secs(10))
-        .contains("ran"));
+    assert!(worker.wait_for("w1: ", HANG).contains("running"));
+    assert!(worker.wait_for("w1: ", HANG).contains("ran"));
     let again = greet(
         &client,
         &["--remote", nats.url.as_str(), "--dispatch", "--refresh"],
@@ -529,10 +527,8 @@ fn refresh_with_dispatch_runs_the_call_again_on_a_worker() {
         ),
         (Some("miss"), Some("w1"))
     );
-    assert!(worker
-        .wait_for("w1: ", Duration::from_secs(10))
-        .contains("running"));
-    let done = worker.wait_for("w1: ", Duration::from_secs(10));
+    assert!(worker.wait_for("w1: ", HANG).contains("running"));
+    let done = worker.wait_for("w1: ", HANG);
     assert!(
         done.contains(" ran "),
         "executed again, not answered from the cache: {done}"

@@ -16,7 +16,7 @@ use crate::sandbox::Limits;
 use crate::store::Store;
 use crate::task::Task;
 use crate::tier::memory::MemoryTier;
-use crate::tier::scripted::{Answer, ClaimAnswer, ScriptedTier};
+use crate::tier::scripted::{Answer, ScriptedTier};
 use crate::tier::Tier;
 use crate::types::{FuncType, Type};
 use crate::value::Value;
@@ -227,7 +227,7 @@ fn a_failed_execution_is_never_stored() {
 #[test]
 fn a_key_published_by_another_machine_while_claiming_is_a_hit() {
     let tier = ScriptedTier::new();
-    tier.then_claim(ClaimAnswer::Published, Some(Value::U32(9)));
+    tier.then_publish(Some(Value::U32(9)));
     let adder = Arc::new(Adder::default());
     let (path, _dir) = path_with(vec![tier.clone()], adder.clone());
     let (called, calls) = path.run(
@@ -387,7 +387,7 @@ fn only_the_first_lookup_reaches_the_remote_tier() {
 
     // A claim answered "published" is looked up again on this machine only
     // (the shared tier copied it here while waiting).
-    remote.then_claim(ClaimAnswer::Published, Some(Value::U32(99)));
+    remote.then_publish(Some(Value::U32(99)));
     local
         .then(Answer::Miss)
         .then(Answer::Miss)

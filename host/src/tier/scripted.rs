@@ -24,18 +24,12 @@ pub(crate) enum Answer {
     Held(Mutex<Receiver<()>>, Box<Answer>),
 }
 
-/// What a scripted claim answers (unscripted claims are this process's).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ClaimAnswer {
-    /// Someone else published meanwhile; this puts `Value` in the tier.
-    Published,
-}
-
 /// A tier that follows a script.
 #[derive(Default)]
 pub(crate) struct ScriptedTier {
     script: Mutex<VecDeque<Answer>>,
-    claims: Mutex<VecDeque<(ClaimAnswer, Option<Value>)>>,
+    /// Values other machines publish while the next claims wait.
+    published: Mutex<VecDeque<Option<Value>>>,
     kept: Mutex<HashMap<Digest, Option<Value>>>,
     /// Lookups asked, puts received, claims asked.
     pub(crate) gets: Mutex<Vec<Digest>>,
@@ -54,10 +48,11 @@ impl ScriptedTier {
         self
     }
 
-    /// Answers the next claim with `answer`; `Published` puts `value` in
-    /// the tier first, as another machine's publication would.
-    pub(crate) fn then_claim(&self, answer: ClaimAnswer, value: Option<Value>) -> &Self {
-        self.claims.lock().unwrap().push_back((answer, value));
+    /// Answers the next claim (claims queue up in order) with "published
+    /// meanwhile", putting `value` in the tier as another machine's
+    /// publication would; unscripted claims are this process's.
+    pub(crate) fn then_publish(&self, value: Option<Value>) -> &Self {
+        self.published.lock().unwrap().push_back(value);
         self
     }
 
@@ -111,8 +106,8 @@ impl Tier for ScriptedTier {
 
     fn claim(&self, key: &Digest, _: &Want<'_>) -> Result<Claimed> {
         *self.claims_asked.lock().unwrap() += 1;
-        Ok(match self.claims.lock().unwrap().pop_front() {
-            Some((ClaimAnswer::Published, value)) => {
+        Ok(match self.published.lock().unwrap().pop_front() {
+            Some(value) => {
                 self.kept.lock().unwrap().insert(*key, value);
                 Claimed::Published
             }
