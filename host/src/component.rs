@@ -55,7 +55,7 @@ impl Export {
 
 /// The version of what [`describe`] reads from a component; a cached
 /// description of another version is read again.
-pub(crate) const INFO_VERSION: u32 = 1;
+pub(crate) const INFO_VERSION: u32 = 2;
 
 /// What cairn knows of a component's interface.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -155,8 +155,12 @@ pub fn describe(bytes: &[u8], what: &str) -> Result<ComponentInfo> {
 
 fn export(resolve: &Resolve, interface: Option<String>, f: &wit_parser::Function) -> Export {
     let ty = match f.kind {
-        wit_parser::FunctionKind::Freestanding => func_type(resolve, f),
-        _ => Err("only plain (non-async, non-method) functions can be called".to_string()),
+        // An `async` export is called on a fiber; its caller waits for it
+        // like for any other.
+        wit_parser::FunctionKind::Freestanding | wit_parser::FunctionKind::AsyncFreestanding => {
+            func_type(resolve, f)
+        }
+        _ => Err("only functions (not resource methods) can be called".to_string()),
     };
     Export {
         interface,

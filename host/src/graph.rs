@@ -457,6 +457,7 @@ mod tests {
             export: export.to_owned(),
             key: Digest::of(format!("{component} {export} {parent:?}").as_bytes()),
             cache,
+            start_us: 0,
             elapsed_us,
             run_us,
             parent,

@@ -131,8 +131,10 @@ pub struct Report {
     /// Execution time: of this run on a miss, of the run that produced the
     /// result on a hit (the time the hit saved).
     pub run: Duration,
-    /// Every call made in this run, the called one first, in the order they
-    /// started: a flow's calls into its tasks, and theirs.
+    /// Every call made in this run, the called one first, each followed by
+    /// the calls it made, in the order it made them: a flow's calls into its
+    /// tasks, and theirs. The order is the same whatever ran first when a
+    /// flow's calls run concurrently.
     pub calls: Vec<CallRecord>,
 }
 
@@ -148,6 +150,9 @@ pub struct CallRecord {
     pub key: Digest,
     /// Hit or miss.
     pub cache: CacheStatus,
+    /// When the call started, since the run started: with `elapsed`, shows
+    /// which of a flow's calls overlapped.
+    pub start: Duration,
     /// Wall time of the call, including the calls it made.
     pub elapsed: Duration,
     /// Execution time: of this call on a miss; of the run that produced the
@@ -172,12 +177,19 @@ pub struct CallRecord {
 
 impl CallRecord {
     /// The record of a call that just started.
-    pub(crate) fn started(component: String, export: String, key: Digest, depth: u32) -> Self {
+    pub(crate) fn started(
+        component: String,
+        export: String,
+        key: Digest,
+        depth: u32,
+        start: Duration,
+    ) -> Self {
         CallRecord {
             component,
             export,
             key,
             cache: CacheStatus::Miss,
+            start,
             elapsed: Duration::ZERO,
             run: Duration::ZERO,
             depth,

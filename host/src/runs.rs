@@ -22,7 +22,8 @@ pub struct RunRecord {
     pub elapsed_us: u64,
     /// Why the run failed, if it did.
     pub error: Option<String>,
-    /// Every call, in the order they started; the first is the root.
+    /// Every call, the root first, each followed by the calls it made in
+    /// the order it made them.
     pub calls: Vec<RunCall>,
 }
 
@@ -38,6 +39,9 @@ pub struct RunCall {
     pub key: Digest,
     /// Hit, miss, expired or uncacheable.
     pub cache: CacheStatus,
+    /// When the call started, in microseconds since the run started.
+    #[serde(default)]
+    pub start_us: u64,
     /// Wall time of the call, including the calls it made, in microseconds.
     pub elapsed_us: u64,
     /// Execution time in microseconds: this run's on a miss, the producing
@@ -49,8 +53,8 @@ pub struct RunCall {
 }
 
 impl RunRecord {
-    /// The record of a run that started at `start` and made `calls` (in
-    /// start order, with depths), ending at `now_ms` by the cache's clock;
+    /// The record of a run that started at `start` and made `calls` (each
+    /// followed by its own, with depths), ending at `now_ms` by the cache's clock;
     /// numbered when it is stored.
     pub(crate) fn of(
         calls: &[CallRecord],
@@ -59,7 +63,7 @@ impl RunRecord {
         now_ms: u64,
     ) -> RunRecord {
         let started_ms = now_ms.saturating_sub(start.elapsed().as_millis() as u64);
-        // Calls start in order and nest by depth: a call's parent is the
+        // Each call is followed by the calls it made: a call's parent is the
         // nearest earlier call one level up.
         let mut open: Vec<usize> = Vec::new();
         let calls = calls
@@ -74,6 +78,7 @@ impl RunRecord {
                     export: c.export.clone(),
                     key: c.key,
                     cache: c.cache,
+                    start_us: c.start.as_micros() as u64,
                     elapsed_us: c.elapsed.as_micros() as u64,
                     run_us: c.run.as_micros() as u64,
                     parent,

@@ -49,6 +49,7 @@ pub const FIXED_WALL_CLOCK_SECS: u64 = 1_577_836_800;
 /// * blob handles held at once: 10,000
 /// * bytes of blobs made: 4 GiB
 /// * flow nesting: 64 calls deep
+/// * tasks executing at once: one per core
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
@@ -69,6 +70,12 @@ pub struct Limits {
     pub max_blob_bytes: usize,
     /// How deep flows may nest.
     pub max_depth: u32,
+    /// How many tasks execute at once in one host (0: one per core). A
+    /// flow's concurrent calls run in parallel up to this; flows themselves,
+    /// which mostly wait for their calls, do not count. At most this many
+    /// task stores run at once, so memory stays under `jobs × max_memory`
+    /// plus one store per flow in progress.
+    pub jobs: usize,
 }
 
 impl Default for Limits {
@@ -81,6 +88,7 @@ impl Default for Limits {
             max_handles: 10_000,
             max_blob_bytes: 4 << 30,
             max_depth: 64,
+            jobs: 0,
         }
     }
 }

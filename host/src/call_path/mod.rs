@@ -23,19 +23,22 @@
 //! the stores and the bottom layer; nothing above.
 
 mod flight;
+mod jobs;
 mod keyed;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub(crate) use self::jobs::spawn;
 pub(crate) use self::keyed::Keyed;
 use crate::bind::unbound_error;
 use crate::bytes::{Bytes, FileStamp};
 use crate::component::Export;
 use crate::digest::Digest;
-use crate::engine::{self, Execute, Execution, Imports, Runtime};
+use crate::engine::{self, Execute, Execution, Imports, Pending, Runtime};
 use crate::entry::{Difference, Explanation, KeyManifest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::explain;
@@ -64,6 +67,8 @@ pub(crate) struct CallPath {
     pub(crate) limits: Limits,
     /// Keys executing now, so that identical concurrent calls run once.
     flights: flight::Flights,
+    /// How many tasks may execute at once.
+    jobs: jobs::Jobs,
 }
 
 impl CallPath {
@@ -89,6 +94,7 @@ impl CallPath {
             sandbox: Grants::default()
                 .digest(|_| unreachable!("no directories are granted"))
                 .expect("no directory to hash"),
+            jobs: jobs::Jobs::new(limits.jobs),
             limits,
             flights: flight::Flights::default(),
         }
@@ -165,6 +171,9 @@ impl CallPath {
         let scope = Scope {
             call_path: self.clone(),
             trace: Arc::default(),
+            started: Instant::now(),
+            at: Arc::from([]),
+            made: Arc::default(),
             depth: 0,
             opts: opts.clone(),
             claim,
@@ -174,12 +183,20 @@ impl CallPath {
     }
 }
 
-/// Where a call runs: its call path, the run's trace, and its depth.
+/// Where a call is made: the run's call path and trace, and the call that
+/// makes it (none for the run's first call).
 #[derive(Clone)]
 pub(crate) struct Scope {
     call_path: Arc<CallPath>,
-    /// Every call of the run, in the order they started.
-    trace: Arc<Mutex<Vec<CallRecord>>>,
+    /// Every call of the run, in the order they started, each with its
+    /// place in the call tree.
+    trace: Arc<Mutex<Vec<(Place, CallRecord)>>>,
+    /// When the run started.
+    started: Instant,
+    /// The place of the call that makes calls in this scope.
+    at: Place,
+    /// How many calls it has made.
+    made: Arc<AtomicU32>,
     depth: u32,
     opts: CallOptions,
     /// Whether a miss claims its key in the tiers first (a worker's call
@@ -187,14 +204,31 @@ pub(crate) struct Scope {
     claim: bool,
 }
 
+/// A call's place in its run's call tree: the positions, among the calls
+/// their caller made, of its callers and of itself. Sorting by place lists
+/// each call followed by the calls it made, in the order it made them: the
+/// same order whatever ran first.
+type Place = Arc<[u32]>;
+
 impl Scope {
-    /// Every call made so far in this run, in the order they started.
+    /// Every call made so far in this run, each followed by its own.
     fn calls(&self) -> Vec<CallRecord> {
-        self.trace.lock().expect("poisoned").clone()
+        let mut trace = self.trace.lock().expect("poisoned").clone();
+        trace.sort_by(|(a, _), (b, _)| a.cmp(b));
+        trace.into_iter().map(|(_, record)| record).collect()
     }
 
-    fn child(&self) -> Scope {
+    /// The place of the next call made in this scope.
+    fn next_place(&self) -> Place {
+        let position = self.made.fetch_add(1, Ordering::Relaxed);
+        self.at.iter().copied().chain([position]).collect()
+    }
+
+    /// The scope of the calls made by the call at `at`.
+    fn inside(&self, at: Place) -> Scope {
         let mut s = self.clone();
+        s.at = at;
+        s.made = Arc::default();
         s.depth += 1;
         s.claim = true;
         // Grants are the called task's; the tasks it calls get none.
@@ -208,7 +242,7 @@ impl Scope {
 
     /// Updates the record in `slot` of the trace.
     fn record(&self, slot: usize, f: impl FnOnce(&mut CallRecord)) {
-        f(&mut self.trace.lock().expect("poisoned")[slot]);
+        f(&mut self.trace.lock().expect("poisoned")[slot].1);
     }
 }
 
@@ -219,7 +253,15 @@ impl Imports for Scope {
     }
 
     fn call(&self, task: &Task, export: &str, args: &[Value]) -> Result<Option<Value>> {
-        call(&self.child(), task, export, args).map(|c| c.value)
+        call(self, task, export, args).map(|c| c.value)
+    }
+
+    fn start(&self, task: &Task, export: &str, args: Vec<Value>) -> Pending {
+        // The place and start are taken now, in the order the flow makes
+        // its calls, whenever their threads get going.
+        let (place, start) = (self.next_place(), Instant::now());
+        let (scope, task, export) = (self.clone(), task.clone(), export.to_owned());
+        spawn(move || call_at(&scope, place, start, &task, &export, &args).map(|c| c.value))
     }
 }
 
@@ -234,6 +276,25 @@ pub(crate) struct Called {
 
 /// Calls `export` of `task` in `scope`: the path of every call.
 fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> Result<Called> {
+    call_at(
+        scope,
+        scope.next_place(),
+        Instant::now(),
+        task,
+        export,
+        args,
+    )
+}
+
+/// [`call`], at `place` in the run's call tree, made at `start`.
+fn call_at(
+    scope: &Scope,
+    place: Place,
+    start: Instant,
+    task: &Task,
+    export: &str,
+    args: &[Value],
+) -> Result<Called> {
     let cp = &scope.call_path;
     let (export, ty) = task.resolve(export)?;
     let export_path = export.path();
@@ -247,15 +308,16 @@ fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> Result<Call
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    let start = Instant::now();
     let slot = {
         let mut trace = scope.trace.lock().expect("poisoned");
-        trace.push(CallRecord::started(
+        let record = CallRecord::started(
             task.name.clone(),
             export_path.clone(),
             key,
             scope.depth,
-        ));
+            start.duration_since(scope.started),
+        );
+        trace.push((place.clone(), record));
         trace.len() - 1
     };
     if let Some(o) = &scope.opts.observer {
@@ -388,7 +450,7 @@ fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> Result<Call
             args,
             keyed: &keyed,
             grants: &grants,
-            slot,
+            place: &place,
             expired: expired.is_some(),
         };
         run.execute(manifest)
@@ -473,8 +535,8 @@ struct Run<'a> {
     args: &'a [Value],
     keyed: &'a Keyed,
     grants: &'a Grants,
-    /// Its place in the run's trace.
-    slot: usize,
+    /// Its place in the run's call tree.
+    place: &'a Place,
     /// Whether a stored result had expired.
     expired: bool,
 }
@@ -491,24 +553,36 @@ impl Run<'_> {
     ) -> Result<(Execution, bool, CacheStatus, Option<u64>)> {
         let (scope, task, key) = (self.scope, self.task, &self.keyed.key);
         let cp = &scope.call_path;
-        let exec = cp.executor()?.execute(engine::Call {
-            task,
-            export: self.export,
-            ty: self.ty,
-            args: self.args,
-            key,
-            grants: self.grants,
-            imports: Arc::new(scope.clone()),
-        })?;
+        let inside = scope.inside(self.place.clone());
+        let exec = {
+            // A flow waits for its calls most of the time: only tasks take
+            // a job, so flows never keep the tasks they wait for from running.
+            let _job = task.bound.is_empty().then(|| cp.jobs.take());
+            cp.executor()?.execute(engine::Call {
+                task,
+                export: self.export,
+                ty: self.ty,
+                args: self.args,
+                key,
+                grants: self.grants,
+                imports: Arc::new(inside),
+            })?
+        };
         inputs_unchanged(self.args)?;
         // What this call made from an uncacheable call is uncacheable too,
         // and expires no later than what it was made from.
         let (tainted, inherited) = {
             let trace = scope.trace.lock().expect("poisoned");
-            let below = &trace[self.slot + 1..];
+            let place = &self.place[..];
+            let below = || {
+                trace
+                    .iter()
+                    .filter(|(p, _)| p.len() > place.len() && p.starts_with(place))
+                    .map(|(_, r)| r)
+            };
             (
-                below.iter().any(|r| r.cache == CacheStatus::Uncacheable),
-                below.iter().filter_map(|r| r.expires_ms).min(),
+                below().any(|r| r.cache == CacheStatus::Uncacheable),
+                below().filter_map(|r| r.expires_ms).min(),
             )
         };
         let tainted = tainted || !self.grants.cacheable();

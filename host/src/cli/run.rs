@@ -40,7 +40,8 @@ pub struct RunArgs {
     /// (blank lines and lines starting with # are skipped), run in parallel
     #[arg(long, value_name = "FILE")]
     batch: Option<PathBuf>,
-    /// Calls run at once with several --invoke or --batch [default: one per core]
+    /// Tasks executed at once: a flow's concurrent calls, and several
+    /// --invoke or --batch calls [default: one per core]
     #[arg(long, value_name = "N", default_value_t = 0, hide_default_value = true)]
     jobs: usize,
     /// Print one JSON object per call (one line each): result, cache, key, executed, hits, calls, …
@@ -213,7 +214,9 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn_host::Result<()> 
             ))
         }
     };
-    let host = open_host(cache_dir, args.limits.limits())?;
+    let mut limits = args.limits.limits();
+    limits.jobs = args.jobs;
+    let host = open_host(cache_dir, limits)?;
     let connected = args.remote.connect(&host, |_| {})?;
     if args.dispatch && !connected {
         eprintln!("warning: --dispatch needs a shared tier (--remote); running calls here");
@@ -382,6 +385,7 @@ fn report_json(
                 "export": c.export,
                 "key": c.key.to_hex(),
                 "cache": c.cache.as_str(),
+                "start_ms": c.start.as_secs_f64() * 1e3,
                 "ms": c.elapsed.as_secs_f64() * 1e3,
                 "depth": c.depth,
                 "why": c.explanation.as_ref().map(|e| e.to_string()),

@@ -2,6 +2,8 @@
 //! an [`Execute`] to run a [`Call`], and gives it the [`Imports`] through
 //! which the running task reaches blobs and the tasks bound to its imports.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +27,15 @@ pub(crate) trait Imports: Send + Sync {
     /// A flow calling `export` of `task`, one of the tasks bound to its
     /// imports; the value it returns.
     fn call(&self, task: &Task, export: &str, args: &[Value]) -> Result<Option<Value>>;
+
+    /// A flow calling `export` of `task` through an `async` import: the call
+    /// starts now and runs alongside the flow and its other calls; its value
+    /// comes when the flow awaits it.
+    fn start(&self, task: &Task, export: &str, args: Vec<Value>) -> Pending;
 }
+
+/// A call a flow started and has yet to await.
+pub(crate) type Pending = Pin<Box<dyn Future<Output = Result<Option<Value>>> + Send>>;
 
 /// Executes calls that missed. [`super::Runtime`] is the real one; the call path's
 /// unit tests give their own, to exercise it without wasm.

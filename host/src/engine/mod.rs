@@ -16,18 +16,20 @@ mod call;
 mod convert;
 mod sandbox;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use wasmtime::component::{Component, InstancePre, Linker, Val};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Func, InstancePre, Linker, Val};
 use wasmtime::{
     AsContextMut, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    StoreContextMut,
 };
 
-pub(crate) use self::call::{Call, Execute, Execution, Imports};
+pub(crate) use self::call::{Call, Execute, Execution, Imports, Pending};
 use self::convert::{from_val, to_val};
 use self::sandbox::Sandbox;
 use crate::component::Export;
@@ -36,6 +38,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::sandbox::Limits;
 use crate::store::Store as CacheStore;
 use crate::task::Task;
+use crate::types::FuncType;
+use crate::value::Value;
 
 /// The engine, the linker, and pre-instantiated components by hash.
 pub(crate) struct Runtime {
@@ -44,11 +48,26 @@ pub(crate) struct Runtime {
     /// settings): part of every artefact key.
     compat: String,
     linker: Linker<Sandbox>,
-    pres: Mutex<HashMap<Digest, InstancePre<Sandbox>>>,
+    pres: Mutex<HashMap<Digest, Linked>>,
     limits: Limits,
     /// Where compiled artefacts are kept.
     artefacts: Arc<CacheStore>,
 }
+
+/// A component compiled and linked, ready to instantiate.
+#[derive(Clone)]
+struct Linked {
+    pre: InstancePre<Sandbox>,
+    /// Whether it runs on a fiber under the component model's async ABI:
+    /// it imports a task's function as `async` (a flow awaiting several
+    /// calls at once) or exports an `async` function.
+    concurrent: bool,
+}
+
+/// Fiber stacks kept in the pool: one per flow running concurrent calls at
+/// once (nested flows each hold one). Tasks without `async` imports or
+/// exports run on the calling thread's stack and need none.
+const FIBER_STACKS: u32 = 64;
 
 /// How often the deadline clock ticks: the resolution of [`Limits::timeout`].
 const TICK: Duration = Duration::from_millis(10);
@@ -62,6 +81,9 @@ const KEEP_RESIDENT: usize = 4 << 20;
 fn engine_config(limits: &Limits, pooling: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // Flows may import a task's functions as `async` and await several
+    // calls at once (the component model's async ABI).
+    config.wasm_component_model_async(true);
     config.cranelift_nan_canonicalization(true);
     // Deadline checks cost ~10% in tight loops: compiled in only when a
     // timeout is asked for (the artefact cache keys the two apart).
@@ -75,10 +97,11 @@ fn engine_config(limits: &Limits, pooling: bool) -> Config {
         pool.total_core_instances(512);
         pool.total_memories(128);
         pool.total_tables(256);
-        // Calls run synchronously, never on fibers: the default reserves
-        // 1,000 async stacks, which was 1.8 of the 2 ms of creating the
-        // engine and most of the 1 ms of dropping it (a new process pays both).
-        pool.total_stacks(0);
+        // Calls run synchronously, except flows with `async` imports, which
+        // run on fibers: the default reserves 1,000 async stacks, which was
+        // 1.8 of the 2 ms of creating the engine and most of the 1 ms of
+        // dropping it (a new process pays both).
+        pool.total_stacks(FIBER_STACKS);
         pool.max_memory_size(limits.max_memory);
         // Reset memories and tables by memset instead of madvise: madvise
         // changes page tables, and with several threads running calls each
@@ -147,14 +170,14 @@ impl Runtime {
 
     /// The compiled, linked `task`, compiling it the first time. Keyed by
     /// link id: the same component bound to other tasks links differently.
-    fn instance_pre(&self, task: &Task) -> Result<InstancePre<Sandbox>> {
-        if let Some(pre) = self.pres.lock().expect("poisoned").get(&task.link_id()) {
-            return Ok(pre.clone());
+    fn instance_pre(&self, task: &Task) -> Result<Linked> {
+        if let Some(linked) = self.pres.lock().expect("poisoned").get(&task.link_id()) {
+            return Ok(linked.clone());
         }
         let what = task.name();
         let component = self.compile(task)?;
         let mut linker = self.linker.clone();
-        define_imports(&mut linker, task)
+        let awaits = define_imports(&mut linker, task, &component, &self.engine)
             .map_err(|e| Error::internal(format!("cannot link the imports of {what}: {e:#}")))?;
         let pre = linker.instantiate_pre(&component).map_err(|e| {
             Error::new(
@@ -162,11 +185,15 @@ impl Runtime {
                 format!("{what} imports something cairn does not provide: {e:#}"),
             )
         })?;
+        let linked = Linked {
+            pre,
+            concurrent: awaits || exports_async(&component, &self.engine),
+        };
         self.pres
             .lock()
             .expect("poisoned")
-            .insert(task.link_id(), pre.clone());
-        Ok(pre)
+            .insert(task.link_id(), linked.clone());
+        Ok(linked)
     }
 
     /// `task` compiled: from the artefact cached for this engine if there is
@@ -224,7 +251,7 @@ impl Execute for Runtime {
             imports,
         } = call;
         let what = task.name();
-        let pre = self.instance_pre(task)?;
+        let Linked { pre, concurrent } = self.instance_pre(task)?;
         let start = Instant::now();
         let limits = &self.limits;
         let mut store = Store::new(&self.engine, Sandbox::new(key, imports, limits, grants)?);
@@ -242,35 +269,24 @@ impl Execute for Runtime {
                 .set_fuel(fuel)
                 .map_err(|e| Error::internal(format!("cannot set fuel: {e}")))?;
         }
-        let fail = |store: &Store<Sandbox>, e| failed(what, export, e, limits, store.data());
-        let instance = pre.instantiate(&mut store).map_err(|e| fail(&store, e))?;
-        let func = {
-            let iface = match &export.interface {
-                Some(i) => Some(
-                    instance
-                        .get_export_index(&mut store, None, i)
-                        .ok_or_else(|| Error::internal(format!("{what} has no instance `{i}`")))?,
-                ),
-                None => None,
-            };
-            let idx = instance
-                .get_export_index(&mut store, iface.as_ref(), &export.func)
-                .ok_or_else(|| {
-                    Error::internal(format!("{what} has no export `{}`", export.path()))
-                })?;
-            instance
-                .get_func(&mut store, idx)
-                .ok_or_else(|| Error::internal(format!("`{}` is not a function", export.path())))?
-        };
-        let mut cx = store.as_context_mut();
-        let params = args
-            .iter()
-            .zip(&ty.params)
-            .map(|(v, (_, t))| to_val(&mut cx, v, t))
-            .collect::<Result<Vec<_>>>()?;
         let mut results = vec![Val::Bool(false); usize::from(ty.result.is_some())];
-        if let Err(e) = func.call(&mut cx, &params, &mut results) {
-            return Err(fail(&store, e));
+        let ran = if concurrent {
+            // On a fiber, so that the flow can await several calls at once.
+            // pollster, not an executor that forbids nesting: a flow's
+            // synchronous call may run another concurrent flow on this thread.
+            pollster::block_on(async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let (func, params) = prepare(&mut store, &instance, what, export, ty, args)?;
+                func.call_async(&mut store, &params, &mut results).await
+            })
+        } else {
+            pre.instantiate(&mut store).and_then(|instance| {
+                let (func, params) = prepare(&mut store, &instance, what, export, ty, args)?;
+                func.call(&mut store, &params, &mut results)
+            })
+        };
+        if let Err(e) = ran {
+            return Err(failed(what, export, e, limits, store.data()));
         }
         // A full output buffer is a failure even if the task carried on: it
         // saw its writes fail, and a result that depends on the limit must
@@ -300,10 +316,52 @@ impl Execute for Runtime {
     }
 }
 
+/// The function `export` of `instance` and `args` as its parameters.
+fn prepare(
+    store: &mut Store<Sandbox>,
+    instance: &wasmtime::component::Instance,
+    what: &str,
+    export: &Export,
+    ty: &FuncType,
+    args: &[Value],
+) -> wasmtime::Result<(Func, Vec<Val>)> {
+    let missing = |m: String| wasmtime::Error::new(Error::internal(m));
+    let iface = match &export.interface {
+        Some(i) => Some(
+            instance
+                .get_export_index(&mut *store, None, i)
+                .ok_or_else(|| missing(format!("{what} has no instance `{i}`")))?,
+        ),
+        None => None,
+    };
+    let idx = instance
+        .get_export_index(&mut *store, iface.as_ref(), &export.func)
+        .ok_or_else(|| missing(format!("{what} has no export `{}`", export.path())))?;
+    let func = instance
+        .get_func(&mut *store, idx)
+        .ok_or_else(|| missing(format!("`{}` is not a function", export.path())))?;
+    let mut cx = store.as_context_mut();
+    let params = args
+        .iter()
+        .zip(&ty.params)
+        .map(|(v, (_, t))| to_val(&mut cx, v, t))
+        .collect::<Result<Vec<_>>>()
+        .map_err(wasmtime::Error::new)?;
+    Ok((func, params))
+}
+
 /// Defines each function of each bound import of `task` as a call through
 /// the [`Imports`] of the calling store: the engine links, the call path
-/// decides what a call does.
-fn define_imports(linker: &mut Linker<Sandbox>, task: &Task) -> wasmtime::Result<()> {
+/// decides what a call does. A function the flow imports as `async` starts
+/// its call and lets the flow go on (it may await several at once); a plain
+/// one returns when the call has. Returns whether any was `async`.
+fn define_imports(
+    linker: &mut Linker<Sandbox>,
+    task: &Task,
+    component: &Component,
+    engine: &Engine,
+) -> wasmtime::Result<bool> {
+    let awaited = awaited_imports(component, engine);
     for (import, child) in task.bound.iter() {
         let mut instance = linker.instance(import)?;
         for export in child
@@ -312,26 +370,96 @@ fn define_imports(linker: &mut Linker<Sandbox>, task: &Task) -> wasmtime::Result
             .filter(|e| e.interface.as_deref() == Some(import.as_str()))
         {
             let Ok(ty) = export.ty.clone() else { continue };
+            let ty = Arc::new(ty);
             let child = child.clone();
-            let path = export.path();
-            instance.func_new(&export.func, move |mut store, _, params, results| {
-                let args = params
-                    .iter()
-                    .zip(&ty.params)
-                    .map(|(v, (_, t))| from_val(&mut store, v.clone(), t))
-                    .collect::<wasmtime::Result<Vec<_>>>()?;
-                let imports = store.data().imports.clone();
-                let value = imports
-                    .call(&child, &path, &args)
-                    .map_err(wasmtime::Error::new)?;
-                if let (Some(v), Some(t), Some(slot)) = (&value, &ty.result, results.first_mut()) {
-                    *slot = to_val(&mut store, v, t).map_err(wasmtime::Error::new)?;
-                }
-                Ok(())
-            })?;
+            let path = Arc::<str>::from(export.path());
+            if awaited.contains(&(import.clone(), export.func.clone())) {
+                instance.func_new_concurrent(
+                    &export.func,
+                    move |accessor, _, params, results| {
+                        let (child, path, ty) = (child.clone(), path.clone(), ty.clone());
+                        Box::pin(async move {
+                            let pending = accessor.with(|mut access| {
+                                let mut store = access.as_context_mut();
+                                let args = args_of(&mut store, params, &ty)?;
+                                let imports = store.data().imports.clone();
+                                wasmtime::Result::<_>::Ok(imports.start(&child, &path, args))
+                            })?;
+                            let value = pending.await.map_err(wasmtime::Error::new)?;
+                            accessor.with(|mut access| {
+                                set_result(&mut access.as_context_mut(), value, &ty, results)
+                            })
+                        })
+                    },
+                )?;
+            } else {
+                instance.func_new(&export.func, move |mut store, _, params, results| {
+                    let args = args_of(&mut store, params, &ty)?;
+                    let imports = store.data().imports.clone();
+                    let value = imports
+                        .call(&child, &path, &args)
+                        .map_err(wasmtime::Error::new)?;
+                    set_result(&mut store, value, &ty, results)
+                })?;
+            }
         }
     }
+    Ok(!awaited.is_empty())
+}
+
+/// The parameters of a flow's call, out of the flow's store.
+fn args_of(
+    store: &mut StoreContextMut<'_, Sandbox>,
+    params: &[Val],
+    ty: &FuncType,
+) -> wasmtime::Result<Vec<Value>> {
+    params
+        .iter()
+        .zip(&ty.params)
+        .map(|(v, (_, t))| from_val(store, v.clone(), t))
+        .collect()
+}
+
+/// The value a flow's call returned, into the flow's store.
+fn set_result(
+    store: &mut StoreContextMut<'_, Sandbox>,
+    value: Option<Value>,
+    ty: &FuncType,
+    results: &mut [Val],
+) -> wasmtime::Result<()> {
+    if let (Some(v), Some(t), Some(slot)) = (&value, &ty.result, results.first_mut()) {
+        *slot = to_val(store, v, t).map_err(wasmtime::Error::new)?;
+    }
     Ok(())
+}
+
+/// The functions `component` imports as `async`, as (interface, function).
+fn awaited_imports(component: &Component, engine: &Engine) -> HashSet<(String, String)> {
+    let mut awaited = HashSet::new();
+    for (name, item) in component.component_type().imports(engine) {
+        if let ComponentItem::ComponentInstance(instance) = item.ty {
+            for (func, item) in instance.exports(engine) {
+                if matches!(&item.ty, ComponentItem::ComponentFunc(f) if f.async_()) {
+                    awaited.insert((name.to_string(), func.to_string()));
+                }
+            }
+        }
+    }
+    awaited
+}
+
+/// Whether `component` exports an `async` function (it must be called on a
+/// fiber).
+fn exports_async(component: &Component, engine: &Engine) -> bool {
+    let is_async =
+        |item: &ComponentItem| matches!(item, ComponentItem::ComponentFunc(f) if f.async_());
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(_, item)| match &item.ty {
+            ComponentItem::ComponentInstance(i) => i.exports(engine).any(|(_, f)| is_async(&f.ty)),
+            other => is_async(other),
+        })
 }
 
 /// The error of a call that did not finish, naming the task and, when one

@@ -1,0 +1,114 @@
+//! Scheduling: how many tasks execute at once, and the threads a flow's
+//! concurrent calls run on.
+//!
+//! A call a flow starts through an `async` import runs on a thread of its
+//! own: its lookup, its single-flight wait, its dispatch to a worker and, for
+//! a sub-flow, the calls it makes in turn. Only executing a task takes one of
+//! the host's [`Jobs`]; a flow waiting for its calls holds none, so nested
+//! flows cannot starve the tasks they wait for.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Condvar, Mutex};
+
+use futures::channel::oneshot;
+
+use crate::error::{Error, Result};
+
+/// The stack of a thread running a flow's call: as much as the main
+/// thread's, since a task's wasm runs on it (reserved, not committed).
+const STACK: usize = 8 << 20;
+
+/// A counting semaphore of the tasks that may execute at once.
+pub(crate) struct Jobs {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Jobs {
+    /// `jobs` tasks at once; 0 means one per core.
+    pub(crate) fn new(jobs: usize) -> Jobs {
+        let jobs = match jobs {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        Jobs {
+            free: Mutex::new(jobs),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free job; it is free again when the returned guard drops.
+    pub(crate) fn take(&self) -> Job<'_> {
+        let mut free = self.free.lock().expect("poisoned");
+        while *free == 0 {
+            free = self.freed.wait(free).expect("poisoned");
+        }
+        *free -= 1;
+        Job(self)
+    }
+}
+
+/// One job taken from [`Jobs`], given back on drop.
+pub(crate) struct Job<'a>(&'a Jobs);
+
+impl Drop for Job<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().expect("poisoned") += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// What `f` returns, computed on a thread of its own: a flow's call started
+/// through an `async` import. Dropping the future (the flow failed) lets the
+/// call finish and store its result; nobody waits for it.
+pub(crate) fn spawn<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Pin<Box<dyn Future<Output = Result<T>> + Send>> {
+    let (tx, rx) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("cairn-call".into())
+        .stack_size(STACK)
+        .spawn(move || {
+            let _ = tx.send(f());
+        });
+    Box::pin(async move {
+        spawned.map_err(|e| Error::internal(format!("cannot start a thread for a call: {e}")))?;
+        rx.await
+            .unwrap_or_else(|_| Err(Error::internal("a call's thread ended without an answer")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::{spawn, Jobs};
+
+    /// However many threads ask, no more than `jobs` hold a job at once.
+    #[test]
+    fn jobs_bound_how_many_run_at_once() {
+        let jobs = Arc::new(Jobs::new(2));
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let pending: Vec<_> = (0..16)
+            .map(|i| {
+                let (jobs, now, most) = (jobs.clone(), now.clone(), most.clone());
+                spawn(move || {
+                    let _job = jobs.take();
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    std::thread::yield_now();
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(i)
+                })
+            })
+            .collect();
+        let got: Vec<_> = pending
+            .into_iter()
+            .map(|p| pollster::block_on(p).unwrap())
+            .collect();
+        assert_eq!(got, (0..16).collect::<Vec<_>>());
+        assert!(most.load(Ordering::SeqCst) <= 2);
+    }
+}
