@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use crate::call_path::CallPath;
+use crate::call_path::{spawn, CallPath};
 use crate::clock::{Clock, SystemClock};
 use crate::component::{self, ComponentInfo};
 use crate::digest::Digest;
@@ -31,13 +31,19 @@ use crate::{
 ///
 /// Opening a host is cheap: the wasm engine is created on the first call that
 /// misses, so a run answered entirely from the cache never creates it. A
-/// `Host` may be shared between threads.
+/// `Host` may be shared between threads, and cloning one is cheap: clones
+/// share the cache, the engine and the connection.
+///
+/// Calls block the calling thread; async applications use
+/// [`Host::call_async`] (and [`Host::connect_async`]), which run them on
+/// threads of their own under any executor.
+#[derive(Clone)]
 pub struct Host {
     /// The call path every call takes, with the tiers and the engine.
     pub(crate) calls: Arc<CallPath>,
     /// The shared tier, once connected.
     #[cfg(feature = "remote")]
-    pub(crate) shared: OnceLock<Arc<SharedTier>>,
+    pub(crate) shared: Arc<OnceLock<Arc<SharedTier>>>,
 }
 
 impl Host {
@@ -74,7 +80,7 @@ impl Host {
         Ok(Host {
             calls: Arc::new(CallPath::new(Store::open(dir.as_ref(), clock)?, limits)),
             #[cfg(feature = "remote")]
-            shared: OnceLock::new(),
+            shared: Arc::default(),
         })
     }
 
@@ -248,6 +254,25 @@ impl Host {
         Ok(true)
     }
 
+    /// [`Host::connect`] for async applications: connects on a thread of its
+    /// own, and the NATS client then runs on the caller's tokio runtime
+    /// rather than on one of its own.
+    ///
+    /// # Errors
+    /// As [`Host::connect`].
+    #[cfg(feature = "remote")]
+    pub fn connect_async(
+        &self,
+        cfg: RemoteConfig,
+    ) -> impl std::future::Future<Output = Result<bool>> + Send + 'static {
+        let host = self.clone();
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        spawn(move || {
+            let _in = runtime.as_ref().map(|r| r.enter());
+            host.connect(cfg)
+        })
+    }
+
     /// The shared tier, or the error saying `what` needs one.
     #[cfg(feature = "remote")]
     pub(crate) fn shared(&self, what: &str) -> Result<&Arc<SharedTier>> {
@@ -342,6 +367,38 @@ impl Host {
             .into_iter()
             .map(|s| s.into_inner().expect("poisoned").expect("every call ran"))
             .collect()
+    }
+
+    /// [`Host::call_with`] for async applications: the call runs on a thread
+    /// of its own (it computes: wasm, hashing, reading inputs) and the future
+    /// is ready when it ends. It needs no particular executor and starts no
+    /// runtime; many calls may be in flight on one host at once, and
+    /// identical ones execute once.
+    ///
+    /// ```no_run
+    /// # async fn f() -> cairn_host::Result<()> {
+    /// use cairn_host::{CallOptions, Host, Value};
+    /// let host = Host::open("/tmp/cairn-cache")?;
+    /// let task = host.load("hello.wasm")?;
+    /// let args = [Value::String("Ada".into()), Value::Bool(false)];
+    /// let out = host.call_async(&task, "greet", &args, &CallOptions::default()).await?;
+    /// println!("{}", out.value.unwrap().to_wave());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Host::call`].
+    pub fn call_async(
+        &self,
+        task: &Task,
+        export: &str,
+        args: &[Value],
+        opts: &CallOptions,
+    ) -> impl std::future::Future<Output = Result<Outcome>> + Send + 'static {
+        let (host, task, export) = (self.clone(), task.clone(), export.to_owned());
+        let (args, opts) = (args.to_vec(), opts.clone());
+        spawn(move || host.call_with(&task, &export, &args, &opts))
     }
 
     /// [`Host::call`] with options.

@@ -305,3 +305,47 @@ fn an_input_changed_during_the_run_is_not_cached() {
         (CacheStatus::Miss, Some(Value::U64(1_002)))
     );
 }
+
+/// Sixteen calls at once on one host from a tokio application (four of them
+/// twice): no panic, no runtime of cairn's own, and the answers of the
+/// blocking API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_calls_from_tokio_answer_like_blocking_ones() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let host = Host::open(a.path()).unwrap();
+    let task = host
+        .load_bytes("math", component(MATH_WIT, MATH_WAT))
+        .unwrap();
+    let args = |i: u32| [Value::U32(i % 12), Value::U32(1000)];
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..16 {
+        let (host, task) = (host.clone(), task.clone());
+        set.spawn(async move {
+            let out = host
+                .call_async(&task, "add", &args(i), &CallOptions::default())
+                .await;
+            (i, out)
+        });
+    }
+    let mut got = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        let (i, out) = joined.unwrap();
+        got.push((i, out.unwrap().value));
+    }
+    got.sort_by_key(|(i, _)| *i);
+
+    let blocking = Host::open(b.path()).unwrap();
+    let same = blocking
+        .load_bytes("math", component(MATH_WIT, MATH_WAT))
+        .unwrap();
+    for (i, value) in got {
+        let want = blocking.call(&same, "add", &args(i)).unwrap().value;
+        assert_eq!(value, want, "call {i}");
+    }
+    // What the async calls stored answers the next one.
+    let again = host
+        .call_async(&task, "add", &args(3), &CallOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(again.report.cache, CacheStatus::Hit);
+}

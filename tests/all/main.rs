@@ -10,6 +10,7 @@ mod support;
 mod cli;
 mod crash;
 mod damage;
+mod fanout;
 mod flows;
 mod hostile;
 mod layers;

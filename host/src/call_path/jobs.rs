@@ -64,7 +64,7 @@ impl Drop for Job<'_> {
 /// call finish and store its result; nobody waits for it.
 pub(crate) fn spawn<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Pin<Box<dyn Future<Output = Result<T>> + Send>> {
+) -> Answer<Result<T>> {
     let (tx, rx) = oneshot::channel();
     let spawned = std::thread::Builder::new()
         .name("cairn-call".into())
@@ -77,6 +77,37 @@ pub(crate) fn spawn<T: Send + 'static>(
         rx.await
             .unwrap_or_else(|_| Err(Error::internal("a call's thread ended without an answer")))
     })
+}
+
+/// A future answering `T`, sent between threads.
+pub(crate) type Answer<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Hands a flow the answers of its concurrent calls in the order it made
+/// them, whatever order they finish in. A flow's code then sees the same
+/// sequence of events on every run, so what it does next — and returns, and
+/// what is cached — cannot depend on which call ran faster. The calls still
+/// run at once; a call that finishes early waits only to be handed over.
+#[derive(Default)]
+pub(crate) struct InOrder {
+    /// When the last call made so far has been handed over.
+    last: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl InOrder {
+    /// `answer`, handed over only after every answer made before it.
+    pub(crate) fn next<T: Send + 'static>(&self, answer: Answer<T>) -> Answer<T> {
+        let (handed, now) = oneshot::channel::<()>();
+        let before = self.last.lock().expect("poisoned").replace(now);
+        Box::pin(async move {
+            let out = answer.await;
+            if let Some(before) = before {
+                // Cancelled means the flow dropped that call: nothing to wait for.
+                let _ = before.await;
+            }
+            let _ = handed.send(());
+            out
+        })
+    }
 }
 
 #[cfg(test)]

@@ -174,6 +174,7 @@ impl CallPath {
             started: Instant::now(),
             at: Arc::from([]),
             made: Arc::default(),
+            in_order: Arc::default(),
             depth: 0,
             opts: opts.clone(),
             claim,
@@ -197,6 +198,8 @@ pub(crate) struct Scope {
     at: Place,
     /// How many calls it has made.
     made: Arc<AtomicU32>,
+    /// Hands over the answers of its concurrent calls in the order it made them.
+    in_order: Arc<jobs::InOrder>,
     depth: u32,
     opts: CallOptions,
     /// Whether a miss claims its key in the tiers first (a worker's call
@@ -229,6 +232,7 @@ impl Scope {
         let mut s = self.clone();
         s.at = at;
         s.made = Arc::default();
+        s.in_order = Arc::default();
         s.depth += 1;
         s.claim = true;
         // Grants are the called task's; the tasks it calls get none.
@@ -261,7 +265,10 @@ impl Imports for Scope {
         // its calls, whenever their threads get going.
         let (place, start) = (self.next_place(), Instant::now());
         let (scope, task, export) = (self.clone(), task.clone(), export.to_owned());
-        spawn(move || call_at(&scope, place, start, &task, &export, &args).map(|c| c.value))
+        let in_order = self.in_order.clone();
+        in_order.next(spawn(move || {
+            call_at(&scope, place, start, &task, &export, &args).map(|c| c.value)
+        }))
     }
 }
 

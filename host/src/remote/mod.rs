@@ -9,8 +9,10 @@
 //! claim's holder — is the shared tier's (`tier/shared.rs`); running work
 //! items is the worker's (`worker.rs`).
 //!
-//! The host is synchronous; the NATS client is not. A [`Remote`] owns a small
-//! tokio runtime and blocks on it: every operation is bounded by a timeout.
+//! The host's call path is synchronous; the NATS client is not. A [`Remote`]
+//! blocks on a tokio runtime: the embedder's, when it connects from inside
+//! one (the call path then runs on threads of its own, never the runtime's),
+//! else a small one of its own. Every operation is bounded by a timeout.
 //!
 //! Layer: a store, beside the local one. Imports only the bottom layer.
 
@@ -99,9 +101,59 @@ impl RemoteConfig {
     }
 }
 
+/// The runtime the NATS client runs on.
+pub(crate) enum Rt {
+    /// Connected from outside any runtime: one thread of its own.
+    Own(tokio::runtime::Runtime),
+    /// Connected from inside the embedder's runtime, which it uses.
+    Borrowed(tokio::runtime::Handle),
+}
+
+impl Rt {
+    /// The embedder's runtime if this thread is in one, else a new one.
+    fn new() -> Result<Rt> {
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            return Ok(Rt::Borrowed(handle));
+        }
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cairn-nats")
+            .enable_all()
+            .build()
+            .map(Rt::Own)
+            .map_err(|e| Error::internal(format!("cannot start the NATS client: {e}")))
+    }
+
+    /// Runs `fut` to completion, blocking this thread (never one of the
+    /// runtime's own).
+    pub(crate) fn block_on<F: Future>(&self, fut: F) -> F::Output {
+        match self {
+            Rt::Own(rt) => rt.block_on(fut),
+            Rt::Borrowed(handle) => handle.block_on(fut),
+        }
+    }
+
+    /// A handle to the runtime.
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
+        match self {
+            Rt::Own(rt) => rt.handle(),
+            Rt::Borrowed(handle) => handle,
+        }
+    }
+
+    /// Runs `fut` in the background.
+    pub(crate) fn spawn<F>(&self, fut: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle().spawn(fut)
+    }
+}
+
 /// A connection to the shared tier.
 pub(crate) struct Remote {
-    rt: tokio::runtime::Runtime,
+    rt: Rt,
     client: async_nats::Client,
     js: jetstream::Context,
     results: kv::Store,
@@ -121,12 +173,7 @@ impl Remote {
     /// `Ok(None)` when the server cannot be reached and `cfg.optional` says
     /// to go on without it.
     pub(crate) fn connect(cfg: RemoteConfig) -> Result<Option<Remote>> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("cairn-nats")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::internal(format!("cannot start the NATS client: {e}")))?;
+        let rt = Rt::new()?;
         let connected = rt.block_on(async {
             let client = options(&cfg).await?.connect(cfg.url.as_str()).await?;
             let mut js = jetstream::new(client.clone());

@@ -1,0 +1,201 @@
+//! Flows that fan out (`examples/ml-pipeline/sweep`): a flow importing its
+//! tasks' functions as `async` awaits several calls at once, and cairn runs
+//! them in parallel, each through the cache.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+
+use crate::pipeline::{each_call, text};
+use crate::support::{cairn, example, failure, json};
+
+/// A manifest of the ML tasks with the sweep flow.
+fn manifest(dir: &Path) -> PathBuf {
+    let wasm = |name: &str| example(&format!("ml_{name}")).display().to_string();
+    let text = format!(
+        "[tasks]\nload = {:?}\ntrain = {:?}\nevaluate = {:?}\ntraining = {:?}\nsweep = {:?}\n",
+        wasm("load"),
+        wasm("train"),
+        wasm("evaluate"),
+        wasm("training"),
+        wasm("sweep"),
+    );
+    let path = dir.join("cairn.toml");
+    fs::write(&path, text).unwrap();
+    path
+}
+
+struct Sweep {
+    /// Holds the manifest and the data.
+    _dir: tempfile::TempDir,
+    manifest: PathBuf,
+    data: PathBuf,
+}
+
+impl Sweep {
+    fn new() -> Sweep {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data.csv");
+        crate::support::ml_csv(&data, 1500, 11);
+        Sweep {
+            manifest: manifest(dir.path()),
+            data,
+            _dir: dir,
+        }
+    }
+
+    fn command(
+        &self,
+        cache: &Path,
+        export: &str,
+        epochs: &[u32],
+        options: &[&str],
+    ) -> assert_cmd::Command {
+        let hps: Vec<String> = epochs
+            .iter()
+            .map(|e| format!("{{learning-rate: 0.5, epochs: {e}}}"))
+            .collect();
+        let mut cmd = cairn(cache);
+        cmd.arg("run")
+            .arg("--manifest")
+            .arg(&self.manifest)
+            .args(options)
+            .args(["sweep", export, "--data"])
+            .arg(format!("@{}", self.data.display()))
+            .arg("--hps")
+            .arg(format!("[{}]", hps.join(", ")));
+        cmd
+    }
+
+    /// Runs `export` of the sweep on trainings of `epochs`.
+    fn run(&self, cache: &Path, export: &str, epochs: &[u32], options: &[&str]) -> Json {
+        json(&mut self.command(cache, export, epochs, options))
+    }
+}
+
+/// The records of the calls to `component`.
+fn calls_to<'a>(out: &'a Json, component: &str) -> Vec<&'a Json> {
+    out["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["component"] == component)
+        .collect()
+}
+
+fn statuses(calls: &[&Json]) -> Vec<String> {
+    calls.iter().map(|c| text(&c["cache"])).collect()
+}
+
+/// Every call's (component, key), sorted: the calls a flow makes in
+/// reaction to answers that came at once may be listed in another order.
+fn keys(out: &Json) -> Vec<(String, String)> {
+    let mut keys = each_call(out, |c| (text(&c["component"]), text(&c["key"])));
+    keys.sort();
+    keys
+}
+
+#[test]
+fn a_sweep_trains_at_once_and_answers_like_the_sweep_in_turn() {
+    let s = Sweep::new();
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let sets = [3, 5, 7];
+    let at_once = s.run(a.path(), "sweep", &sets, &["--jobs", "2"]);
+    assert_eq!(at_once["cache"], "miss");
+
+    // The trainings overlap: each started before any of them ended.
+    let trainings = calls_to(&at_once, "training");
+    assert_eq!(statuses(&trainings), ["miss", "miss", "miss"]);
+    let ms = |c: &Json, f: &str| c[f].as_f64().unwrap();
+    let last_start = trainings
+        .iter()
+        .map(|c| ms(c, "start_ms"))
+        .fold(0.0, f64::max);
+    let first_end = trainings
+        .iter()
+        .map(|c| ms(c, "start_ms") + ms(c, "ms"))
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        last_start < first_end,
+        "the trainings ran one after another: {trainings:?}"
+    );
+    // The three trainings parse the same CSV: one parse executes, the
+    // others wait for it and hit.
+    let parses = calls_to(&at_once, "load");
+    assert_eq!(
+        parses.iter().filter(|c| c["cache"] == "miss").count(),
+        1,
+        "{parses:?}"
+    );
+
+    // The same flow run one call at a time, and in turn: the same answer,
+    // the same calls with the same keys, the trainings (made before any
+    // answer came) in the same order.
+    let one_job = s.run(b.path(), "sweep", &sets, &["--jobs", "1"]);
+    assert_eq!(one_job["result"], at_once["result"]);
+    assert_eq!(keys(&one_job), keys(&at_once));
+    let training_keys = |out: &Json| -> Vec<String> {
+        calls_to(out, "training")
+            .iter()
+            .map(|c| text(&c["key"]))
+            .collect()
+    };
+    assert_eq!(training_keys(&one_job), training_keys(&at_once));
+    let in_turn = s.run(c.path(), "sweep-in-turn", &sets, &[]);
+    assert_eq!(in_turn["result"], at_once["result"]);
+    assert_eq!(training_keys(&in_turn), training_keys(&at_once));
+
+    // Again: one hit, nothing executed.
+    let again = s.run(a.path(), "sweep", &sets, &[]);
+    assert_eq!(
+        (again["cache"].as_str(), again["executed"].as_u64()),
+        (Some("hit"), Some(0))
+    );
+    assert_eq!(again["result"], at_once["result"]);
+
+    // One more set: only its training executes.
+    let more = s.run(a.path(), "sweep", &[3, 5, 7, 9], &[]);
+    assert_eq!(
+        statuses(&calls_to(&more, "training")),
+        ["hit", "hit", "hit", "miss"]
+    );
+    assert_eq!(statuses(&calls_to(&more, "train")), ["miss"]);
+}
+
+#[test]
+fn identical_calls_in_a_sweep_execute_once() {
+    let s = Sweep::new();
+    let cache = tempfile::tempdir().unwrap();
+    let out = s.run(cache.path(), "sweep", &[4, 4, 4], &[]);
+    let trainings = calls_to(&out, "training");
+    assert_eq!(trainings.len(), 3);
+    assert_eq!(
+        trainings.iter().filter(|c| c["cache"] == "miss").count(),
+        1,
+        "{trainings:?}"
+    );
+    assert_eq!(statuses(&calls_to(&out, "train")), ["miss"]);
+}
+
+#[test]
+fn a_failing_call_fails_the_sweep_and_its_finished_siblings_stay_cached() {
+    let s = Sweep::new();
+    let cache = tempfile::tempdir().unwrap();
+    // Fuel is counted, not timed: 100 million epochs run out, 2 do not.
+    let fuel = ["--fuel", "2000000000", "--jobs", "2"];
+    let (code, err) = failure(&mut s.command(cache.path(), "sweep", &[2, 100_000_000], &fuel));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("train ran out of fuel"), "{err}");
+    assert!(err.contains("`example:ml/train@0.1.0#fit`"), "{err}");
+    assert!(err.contains("nothing was cached"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // The set that trained is not trained again.
+    let out = s.run(cache.path(), "sweep", &[2], &fuel);
+    assert_eq!(statuses(&calls_to(&out, "training")), ["hit"]);
+}
