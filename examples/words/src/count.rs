@@ -37,8 +37,8 @@ pub fn for_each_word(mut text: impl Read, mut each: impl FnMut(&str)) {
     }
 }
 
-/// The `n` most frequent words of `text`, most frequent first, ties by word.
-pub fn top(text: impl Read, n: usize) -> Vec<(String, u32)> {
+/// Every word of `text` with its count, in no particular order.
+fn counts(text: impl Read) -> Vec<(String, u32)> {
     let mut counts: HashMap<String, u32> = HashMap::new();
     for_each_word(text, |w| match counts.get_mut(w) {
         Some(c) => *c += 1,
@@ -46,7 +46,20 @@ pub fn top(text: impl Read, n: usize) -> Vec<(String, u32)> {
             counts.insert(w.to_string(), 1);
         }
     });
-    let mut all: Vec<(String, u32)> = counts.into_iter().collect();
+    counts.into_iter().collect()
+}
+
+/// Every word of `text` with its count, ordered by word.
+#[allow(dead_code, reason = "the benchmark's native build uses only `top`")]
+pub fn tally(text: impl Read) -> Vec<(String, u32)> {
+    let mut all = counts(text);
+    all.sort();
+    all
+}
+
+/// The `n` most frequent words of `text`, most frequent first, ties by word.
+pub fn top(text: impl Read, n: usize) -> Vec<(String, u32)> {
+    let mut all = counts(text);
     all.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     all.truncate(n);
     all

@@ -28,6 +28,13 @@ impl Guest for Words {
         count::for_each_word(text.reader(), |_| n += 1);
         n
     }
+
+    fn tally(text: &Blob) -> Vec<WordCount> {
+        count::tally(text.reader())
+            .into_iter()
+            .map(|(word, count)| WordCount { word, count })
+            .collect()
+    }
 }
 
 export!(Words);
