@@ -26,7 +26,8 @@ fn manifest(dir: &Path) -> PathBuf {
     path
 }
 
-struct Sweep {
+/// The sweep's manifest and data in a temporary directory.
+pub struct Sweep {
     /// Holds the manifest and the data.
     _dir: tempfile::TempDir,
     manifest: PathBuf,
@@ -34,7 +35,7 @@ struct Sweep {
 }
 
 impl Sweep {
-    fn new() -> Sweep {
+    pub fn new() -> Sweep {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data.csv");
         crate::support::ml_csv(&data, 1500, 11);
@@ -69,7 +70,7 @@ impl Sweep {
     }
 
     /// Runs `export` of the sweep on trainings of `epochs`.
-    fn run(&self, cache: &Path, export: &str, epochs: &[u32], options: &[&str]) -> Json {
+    pub fn run(&self, cache: &Path, export: &str, epochs: &[u32], options: &[&str]) -> Json {
         json(&mut self.command(cache, export, epochs, options))
     }
 }
@@ -198,4 +199,58 @@ fn a_failing_call_fails_the_sweep_and_its_finished_siblings_stay_cached() {
     // The set that trained is not trained again.
     let out = s.run(cache.path(), "sweep", &[2], &fuel);
     assert_eq!(statuses(&calls_to(&out, "training")), ["hit"]);
+}
+
+/// `words-map` over `text` in `chunks` pieces, bound to `words`.
+fn words_map(cache: &Path, text: &Path, export: &str, chunks: u32, n: Option<u32>) -> Json {
+    let mut cmd = cairn(cache);
+    cmd.arg("run")
+        .arg(example("words_map"))
+        .arg("--with")
+        .arg(example("words"))
+        .args([export, "--text"])
+        .arg(format!("@{}", text.display()))
+        .args(["--chunks", &chunks.to_string()]);
+    if let Some(n) = n {
+        cmd.args(["--n", &n.to_string()]);
+    }
+    json(&mut cmd)
+}
+
+#[test]
+fn a_map_over_chunks_answers_like_one_count_and_reuses_its_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("text.txt");
+    let line = "the cat and the dog and the bird saw a cat\n";
+    fs::write(&text, line.repeat(500)).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+
+    let whole = json(
+        cairn(cache.path())
+            .arg("run")
+            .arg(example("words"))
+            .args(["top", "--text"])
+            .arg(format!("@{}", text.display()))
+            .args(["--n", "4"]),
+    );
+    let mapped = words_map(cache.path(), &text, "top", 16, Some(4));
+    assert_eq!(mapped["result"], whole["result"]);
+    let tallies = mapped["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["export"] == "example:words/count@0.1.0#tally")
+        .count();
+    assert_eq!(tallies, 16);
+
+    // Another `n` over the same pieces: every piece's count is a hit, only
+    // the merge runs.
+    let fewer = words_map(cache.path(), &text, "top", 16, Some(2));
+    assert_eq!(
+        (fewer["executed"].as_u64(), fewer["hits"].as_u64()),
+        (Some(1), Some(16))
+    );
+
+    let total = words_map(cache.path(), &text, "total", 50, None);
+    assert_eq!(total["result"], "5500");
 }

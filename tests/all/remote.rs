@@ -627,3 +627,33 @@ fn a_damaged_shared_blob_is_removed_and_recomputed_not_served() {
     assert_eq!(load("b"), (true, good.clone()));
     assert_eq!(load("c"), (true, good));
 }
+
+#[test]
+fn a_sweeps_concurrent_calls_go_to_the_workers() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let _w1 = Worker::start(&nats, &dir.path().join("w1"), "w1");
+    let _w2 = Worker::start(&nats, &dir.path().join("w2"), "w2");
+    let sweep = crate::fanout::Sweep::new();
+    let remote = ["--remote", nats.url.as_str(), "--dispatch"];
+    let out = sweep.run(&dir.path().join("client"), "sweep", &[3, 5, 7], &remote);
+    let local = sweep.run(&dir.path().join("local"), "sweep", &[3, 5, 7], &[]);
+    assert_eq!(out["result"], local["result"]);
+    // Every task that executed ran on a worker; the flows, on the client.
+    let calls = calls(&out);
+    for (task, cache, _, worker) in &calls {
+        let flow = task == "sweep" || task == "training";
+        match (flow, cache.as_str()) {
+            (false, "miss") => assert!(
+                matches!(worker.as_deref(), Some("w1" | "w2")),
+                "{task} ran on {worker:?}"
+            ),
+            _ => assert_eq!(worker, &None, "{task}"),
+        }
+    }
+    let fits = calls
+        .iter()
+        .filter(|c| c.0 == "train" && c.3.is_some())
+        .count();
+    assert_eq!(fits, 3, "{calls:?}");
+}
