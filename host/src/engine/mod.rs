@@ -64,18 +64,23 @@ struct Linked {
     concurrent: bool,
 }
 
-/// Fiber stacks kept in the pool: one per flow running concurrent calls at
-/// once (nested flows each hold one). Tasks without `async` imports or
+/// Fiber stacks kept in the pool: one per flow with `async` imports or
+/// exports in progress (nested flows each hold one). Tasks without `async` imports or
 /// exports run on the calling thread's stack and need none.
-const FIBER_STACKS: u32 = 64;
+const FIBER_STACKS: u32 = 256;
+
+/// Component instances alive at once in the pool: tasks executing (at most
+/// `--jobs`) plus flows in progress.
+const MAX_INSTANCES: u32 = 1000;
 
 /// How often the deadline clock ticks: the resolution of [`Limits::timeout`].
 const TICK: Duration = Duration::from_millis(10);
 
 /// How much of a linear memory is reset in place rather than given back to
 /// the kernel after a call (see `engine_config`). At most this much stays
-/// resident per pool slot (128 memories: 512 MiB at worst, only for slots in
-/// use); the tiny calls measured touch ~1 MiB.
+/// resident per pool slot that has been used (calls reuse the slots their
+/// component used before, so about `--jobs` slots per task; flows in
+/// progress hold theirs anyway); the tiny calls measured touch ~1 MiB.
 const KEEP_RESIDENT: usize = 4 << 20;
 
 fn engine_config(limits: &Limits, pooling: bool) -> Config {
@@ -93,10 +98,14 @@ fn engine_config(limits: &Limits, pooling: bool) -> Config {
     config.consume_fuel(limits.fuel.is_some());
     if pooling {
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(64);
-        pool.total_core_instances(512);
-        pool.total_memories(128);
-        pool.total_tables(256);
+        // Room for wide fan-outs: only `--jobs` tasks execute at once, but
+        // every flow in progress keeps its instance while it waits (a sweep
+        // of 500 sets holds 500 sub-flows). The pool reserves address
+        // space, not memory; past it, a call fails naming the limit.
+        pool.total_component_instances(MAX_INSTANCES);
+        pool.total_core_instances(MAX_INSTANCES * 10);
+        pool.total_memories(MAX_INSTANCES * 2);
+        pool.total_tables(MAX_INSTANCES * 4);
         // Calls run synchronously, except flows with `async` imports, which
         // run on fibers: the default reserves 1,000 async stacks, which was
         // 1.8 of the 2 ms of creating the engine and most of the 1 ms of
