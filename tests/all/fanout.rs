@@ -254,3 +254,14 @@ fn a_map_over_chunks_answers_like_one_count_and_reuses_its_pieces() {
     let total = words_map(cache.path(), &text, "total", 50, None);
     assert_eq!(total["result"], "5500");
 }
+
+#[test]
+fn a_sweep_wider_than_the_old_instance_pool_runs() {
+    // Every training sub-flow keeps its instance while it waits for its
+    // calls: 70 of them once overflowed a pool of 64 instances.
+    let s = Sweep::new();
+    let cache = tempfile::tempdir().unwrap();
+    let epochs: Vec<u32> = (1..=70).collect();
+    let out = s.run(cache.path(), "sweep", &epochs, &[]);
+    assert_eq!(calls_to(&out, "training").len(), 70);
+}
