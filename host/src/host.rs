@@ -248,6 +248,19 @@ impl Host {
         Ok(true)
     }
 
+    /// Results of this host's calls that were computed and stored locally
+    /// but could not be published, because the shared tier failed while
+    /// publishing them: each key with what went wrong. After such a failure
+    /// the host goes on with the local cache only; `Host::publish` (`cairn
+    /// cache push`) publishes them later. Empty without a shared tier.
+    #[cfg(feature = "remote")]
+    pub fn unpublished(&self) -> Vec<(Digest, String)> {
+        self.shared
+            .get()
+            .map(|t| t.unpublished())
+            .unwrap_or_default()
+    }
+
     /// The shared tier, or the error saying `what` needs one.
     #[cfg(feature = "remote")]
     pub(crate) fn shared(&self, what: &str) -> Result<&Arc<SharedTier>> {
