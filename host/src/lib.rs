@@ -120,7 +120,7 @@ pub use manifest::{Manifest, TaskEntry};
 pub use remote::{RemoteConfig, WorkerOptions};
 pub use report::{CacheMode, CacheStatus, CallOptions, CallRecord, Observer, Outcome, Report};
 pub use runs::{RunCall, RunRecord};
-pub use sandbox::{DirGrant, Grants, Limits};
+pub use sandbox::{DirGrant, Grants, Limits, DEFAULT_TIMEOUT};
 pub use store::FORMAT_VERSION;
 pub use task::Task;
 #[cfg(feature = "remote")]

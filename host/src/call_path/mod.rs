@@ -247,6 +247,19 @@ fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> Result<Call
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    // One span per call: its fields are on every event inside (the
+    // engine's, a child call's), and `cache` and `ms` are filled in when it
+    // finishes (`CAIRN_LOG=debug`).
+    let span = tracing::debug_span!(
+        "call",
+        task = %task.name,
+        export = %export_path,
+        key = %key.short(),
+        depth = scope.depth,
+        cache = tracing::field::Empty,
+        ms = tracing::field::Empty,
+    );
+    let _entered = span.enter();
     let start = Instant::now();
     let slot = {
         let mut trace = scope.trace.lock().expect("poisoned");
@@ -262,6 +275,9 @@ fn call(scope: &Scope, task: &Task, export: &str, args: &[Value]) -> Result<Call
         o.call_started(&task.name, &export_path, scope.depth);
     }
     let finish = |cache: CacheStatus, run: Duration, output: (Vec<u8>, Vec<u8>), expires_ms| {
+        span.record("cache", cache.as_str());
+        span.record("ms", start.elapsed().as_secs_f64() * 1e3);
+        tracing::debug!("call finished");
         scope.record(slot, |record| {
             record.cache = cache;
             record.elapsed = start.elapsed();

@@ -116,12 +116,20 @@ pub fn main() -> ExitCode {
 }
 
 /// The log: `CAIRN_LOG`, else `RUST_LOG`, else warnings only; colour only
-/// when stderr is a terminal.
+/// when stderr is a terminal. A bare level in `CAIRN_LOG` (`debug`) is
+/// cairn's own events at that level and others' warnings; `RUST_LOG` and
+/// any other `CAIRN_LOG` are tracing's filter syntax, as they come.
 fn init_log() {
     use std::io::IsTerminal as _;
-    let filter = ["CAIRN_LOG", "RUST_LOG"]
-        .iter()
-        .find_map(|var| tracing_subscriber::EnvFilter::try_from_env(var).ok())
+    let cairn_log = std::env::var("CAIRN_LOG").ok().map(|v| match v.as_str() {
+        "error" | "warn" | "info" | "debug" | "trace" => {
+            format!("warn,async_nats=off,cairn={v},cairn_host={v}")
+        }
+        _ => v,
+    });
+    let filter = cairn_log
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
         // The NATS client logs what cairn reports itself, in one line.
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("warn,async_nats=off"));
     tracing_subscriber::fmt()

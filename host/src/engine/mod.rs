@@ -14,11 +14,14 @@
 mod blobs;
 mod call;
 mod convert;
+mod deadline;
+mod output;
 mod sandbox;
+mod traps;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use std::sync::Arc;
 
@@ -49,9 +52,6 @@ pub(crate) struct Runtime {
     /// Where compiled artefacts are kept.
     artefacts: Arc<CacheStore>,
 }
-
-/// How often the deadline clock ticks: the resolution of [`Limits::timeout`].
-const TICK: Duration = Duration::from_millis(10);
 
 /// How much of a linear memory is reset in place rather than given back to
 /// the kernel after a call (see `engine_config`). At most this much stays
@@ -105,19 +105,8 @@ impl Runtime {
                 Engine::new(&engine_config(limits, false))
             })
             .map_err(|e| Error::internal(format!("cannot create the wasm engine: {e}")))?;
-        if limits.timeout.is_some() {
-            // The deadline clock: ticks while the engine lives.
-            let weak = engine.weak();
-            std::thread::Builder::new()
-                .name("cairn-epoch".into())
-                .spawn(move || {
-                    while let Some(engine) = weak.upgrade() {
-                        engine.increment_epoch();
-                        drop(engine);
-                        std::thread::sleep(TICK);
-                    }
-                })
-                .map_err(|e| Error::internal(format!("cannot start the deadline clock: {e}")))?;
+        if let Some(timeout) = limits.timeout {
+            deadline::start_clock(&engine, deadline::tick(timeout))?;
         }
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -230,10 +219,7 @@ impl Execute for Runtime {
         let mut store = Store::new(&self.engine, Sandbox::new(key, imports, limits, grants)?);
         store.limiter(|s| &mut s.limits);
         if let Some(timeout) = limits.timeout {
-            // At most a century: far enough, and no overflow in the engine.
-            let century = 100 * 365 * 24 * 3600 * 1000 / TICK.as_millis() as u64;
-            let ticks = u64::try_from(timeout.as_nanos().div_ceil(TICK.as_nanos()))
-                .map_or(century, |n| n.min(century));
+            let ticks = deadline::ticks(timeout);
             store.set_epoch_deadline(ticks);
             store.epoch_deadline_trap();
         }
@@ -352,14 +338,19 @@ fn failed(
     let (stdout, stderr) = sandbox.output();
     let msg = match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => format!(
-            "{what} hit its time limit of {:?} in `{at}` (raise it with --timeout)",
+            "{what} hit its time limit of {:?} in `{at}` (raise it with --timeout, e.g. --timeout 2h, or --timeout none)",
             limits.timeout.unwrap_or_default()
         ),
         Some(wasmtime::Trap::OutOfFuel) => format!(
             "{what} ran out of fuel ({}) in `{at}` (raise it with --fuel)",
             limits.fuel.unwrap_or_default()
         ),
-        Some(wasmtime::Trap::StackOverflow) => format!("{what} overflowed its stack in `{at}`"),
+        Some(wasmtime::Trap::StackOverflow) => format!(
+            "{what} overflowed its stack in `{at}` (runaway recursion? the engine's wasm stack is 512 KiB)"
+        ),
+        Some(wasmtime::Trap::MemoryOutOfBounds) if traps::shadow_stack_wrapped(&e) => format!(
+            "{what} overflowed its stack in `{at}` (runaway recursion? the stack it keeps in its own memory ran past address 0; its size is set when the task is built: raise it with RUSTFLAGS='-C link-arg=-zstack-size=8388608' or the linker's stack-size option)"
+        ),
         _ if format!("{e:?}").contains("forcing trap when growing memory") => format!(
             "{what} hit its memory limit of {} MiB in `{at}` (raise it with --max-memory)",
             limits.max_memory >> 20
