@@ -11,6 +11,7 @@ mod cli;
 mod crash;
 mod damage;
 mod flows;
+mod habits;
 mod hostile;
 mod layers;
 mod library;

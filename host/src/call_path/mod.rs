@@ -507,6 +507,7 @@ impl Run<'_> {
     ) -> Result<(Execution, bool, CacheStatus, Option<u64>)> {
         let (scope, task, key) = (self.scope, self.task, &self.keyed.key);
         let cp = &scope.call_path;
+        tracing::debug!("executing");
         let exec = cp.executor()?.execute(engine::Call {
             task,
             export: self.export,

@@ -335,6 +335,7 @@ fn failed(
         Err(e) => e,
     };
     let at = export.path();
+    tracing::debug!("{what} `{at}` stopped: {e:?}");
     let (stdout, stderr) = sandbox.output();
     let msg = match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => format!(

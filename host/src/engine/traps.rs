@@ -1,9 +1,11 @@
 //! Reading what a trap says beyond its kind.
 
-/// Whether `e`, an out-of-bounds trap, touched an address just below 4 GiB:
-/// a shadow stack (the stack a task compiled from Rust or C keeps in its
-/// linear memory, below its data) that ran past address 0 and wrapped.
-/// Wasm cannot tell this from any other bad access; the address can.
+/// Whether `e`, an out-of-bounds trap, touched an address just around 4 GiB
+/// (an i32 pointer just below 2^32, plus an access's static offset of up to
+/// 64 KiB): a shadow stack (the stack a task compiled from Rust or C keeps
+/// at the bottom of its linear memory, below its data) that ran past
+/// address 0 and wrapped. Wasm cannot tell this from any other bad access;
+/// the address can.
 pub(super) fn shadow_stack_wrapped(e: &wasmtime::Error) -> bool {
     // wasmtime adds "memory fault at wasm address 0x… in linear memory of
     // size 0x…" to a trap caught by the guard pages.
@@ -12,7 +14,7 @@ pub(super) fn shadow_stack_wrapped(e: &wasmtime::Error) -> bool {
         return false;
     };
     let hex: String = at.chars().take_while(char::is_ascii_hexdigit).collect();
-    u64::from_str_radix(&hex, 16).is_ok_and(|addr| (0xFFF0_0000..=0xFFFF_FFFF).contains(&addr))
+    u64::from_str_radix(&hex, 16).is_ok_and(|addr| (0xFFF0_0000..0x1_0001_0000).contains(&addr))
 }
 
 #[cfg(test)]
@@ -27,6 +29,9 @@ mod tests {
             ))
         };
         assert!(shadow_stack_wrapped(&at("0xfffffff0")));
+        // Seen from the hostile guest's recursion: the pointer wrapped, then
+        // the access's offset.
+        assert!(shadow_stack_wrapped(&at("0x100000060")));
         assert!(!shadow_stack_wrapped(&at("0x120000")));
         assert!(!shadow_stack_wrapped(&wasmtime::Error::msg("other")));
     }
