@@ -180,7 +180,8 @@ pub struct Audit {
     /// missing.
     pub damaged: Vec<Digest>,
     /// Entries whose stored arguments (kept for `cache show`, `explain` and
-    /// re-execution) are missing or altered. The result still answers its
+    /// re-execution) are altered. (An entry taken from the shared tier may
+    /// hold none here; that is not damage.) The result still answers its
     /// key; what it was called with can no longer be shown or repeated.
     /// `cairn cache rm KEY` and a new call restore them.
     pub damaged_arguments: Vec<Digest>,

@@ -114,7 +114,7 @@ pub use component::{ComponentInfo, Export};
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
 pub use gc::{Compaction, Config, GcOptions, GcReport, RemoteSettings};
-pub use host::Host;
+pub use host::{Host, IoMeter};
 pub use manifest::{Manifest, TaskEntry};
 #[cfg(feature = "remote")]
 pub use remote::{RemoteConfig, WorkerOptions};

@@ -218,6 +218,10 @@ impl Imports for Scope {
         self.call_path.open_blob(blob)
     }
 
+    fn blob_read(&self, n: u64) {
+        self.call_path.store.count_read(n);
+    }
+
     fn call(&self, task: &Task, export: &str, args: &[Value]) -> Result<Option<Value>> {
         call(&self.child(), task, export, args).map(|c| c.value)
     }

@@ -188,6 +188,8 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn
         eprintln!("warning: --dispatch needs a shared tier (--remote); running calls here");
     }
     let pool: Vec<PathBuf> = args.with;
+    let progress = std::sync::Arc::new(Progress::new(json, args.verbose, host.io_meter()));
+    progress.status("loading and hashing inputs");
     let task = load_task(&host, &args.component, args.manifest.as_deref(), &pool)?;
     let parsed = calls
         .iter()
@@ -212,7 +214,6 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn
     opts.explain = args.explain;
     opts.record_run = true;
     opts.dispatch = args.dispatch;
-    let progress = std::sync::Arc::new(Progress::new(json, args.verbose));
     opts.observer = Some(progress.clone());
     let outcomes = match parsed.as_slice() {
         [(export, values)] => vec![host.call_with(&task, export, values, &opts)],

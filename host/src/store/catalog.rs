@@ -356,9 +356,11 @@ impl Store {
 
     /// Checks stored entries: each value, output and result blob must be
     /// present and match its hash (else the entry is in `results`), and so
-    /// must the object of its arguments (else it is in `arguments`).
-    /// `elsewhere` says whether a result blob this cache does not hold is
-    /// in the shared tier (taken lazily): such an entry is whole.
+    /// must the object of its arguments, where it is kept (else it is in
+    /// `arguments`).
+    /// `elsewhere` says whether a result blob or argument object this cache
+    /// does not hold is in the shared tier (taken lazily): such an entry is
+    /// whole.
     pub(crate) fn verify(
         &self,
         entries: &[Listed],
@@ -378,8 +380,13 @@ impl Store {
                 damage.results.push(e.key);
             }
             if let Some(m) = &e.manifest {
+                // Here but altered. Absent is not damage: an entry taken
+                // from the shared tier never had its arguments copied here
+                // (a dispatched call's small arguments travel inside the
+                // work item), and the index does not say which entries those
+                // are.
                 let (h, len) = m.args_object;
-                if !self.object_ok(&h, len) {
+                if !self.object_ok(&h, len) && !self.object_absent(&h, len) {
                     damage.arguments.push(e.key);
                 }
             }
