@@ -434,3 +434,50 @@ fn fuzzed_bad_command_lines_never_panic_and_fail_in_one_line() {
         "the fuzz mostly makes bad command lines: {failures}"
     );
 }
+
+#[test]
+fn a_command_runs_like_wasmtime_run_and_is_still_cached() {
+    // A `wasi:cli/run` component: its stdout and stderr are the output, its
+    // status the exit code, on a miss and on a hit alike; the granted
+    // environment is part of the key.
+    let cache = tempfile::tempdir().unwrap();
+    let greeter = guest("greeter").display().to_string();
+    let run = |env: &[(&str, &str)], grants: &[&str]| {
+        let mut cmd = cairn(cache.path());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.arg("run").args(grants).arg(&greeter).output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    for _ in 0..2 {
+        let (code, out, err) = run(&[("GREETER_NAME", "Ada")], &["--env", "GREETER_NAME"]);
+        assert_eq!(
+            (code, out.as_str(), err.as_str()),
+            (0, "hello, Ada\n", "greeted Ada\n")
+        );
+    }
+    let (code, out, err) = run(&[("GREETER_FAIL", "1")], &["--env", "GREETER_FAIL"]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(out, "hello, world\n");
+    assert!(err.ends_with("failing as asked\n"), "{err}");
+    let runs = stdout(cairn(cache.path()).args(["runs", "--json"]));
+    let hits: Vec<u64> = runs
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["calls"][0]["cache"]
+                .as_str()
+                .map_or(9, |c| u64::from(c == "hit"))
+        })
+        .collect();
+    assert_eq!(
+        hits.iter().filter(|h| **h == 1).count(),
+        1,
+        "the second run hit: {runs}"
+    );
+}

@@ -3,7 +3,7 @@
 //! `--verbose`, each call's captured output as the call finishes.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use cairn_host::{CacheStatus, CallRecord, Observer};
@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// Observes the calls of a `cairn run`.
 pub struct Progress {
     bar: Option<ProgressBar>,
-    verbose: bool,
+    verbose: AtomicBool,
     done: AtomicU64,
     hits: AtomicU64,
 }
@@ -42,10 +42,15 @@ impl Progress {
         });
         Progress {
             bar,
-            verbose,
+            verbose: AtomicBool::new(verbose),
             done: AtomicU64::new(0),
             hits: AtomicU64::new(0),
         }
+    }
+
+    /// Stops printing captured output (a command's is printed as its own).
+    pub fn quiet_output(&self) {
+        self.verbose.store(false, Ordering::Relaxed);
     }
 
     /// Says what is happening before the first call starts.
@@ -105,7 +110,7 @@ impl Observer for Progress {
         if let Some(bar) = &self.bar {
             bar.set_prefix(self.counts());
         }
-        if self.verbose {
+        if self.verbose.load(Ordering::Relaxed) {
             for (stream, bytes) in [("stdout", &call.stdout), ("stderr", &call.stderr)] {
                 for line in String::from_utf8_lossy(bytes).lines() {
                     self.say(&format!("[{} {stream}] {line}", call.component));

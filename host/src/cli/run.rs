@@ -198,13 +198,19 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn
     for (export, _) in &parsed {
         ambiguous(&task, export, moved)?;
     }
+    // A command (`wasi:cli/run`) runs as `wasmtime run` runs it: its own
+    // stdout and stderr are its output, and its exit status is ours.
+    let command = !json && parsed.iter().all(|(e, _)| is_command(e));
+    if command {
+        progress.quiet_output();
+    }
     let mut opts = CallOptions::default();
     opts.cache = match (no_cache, refresh) {
         (true, _) => CacheMode::Off,
         (_, true) => CacheMode::Refresh,
         _ => CacheMode::Use,
     };
-    opts.replay_output = args.verbose;
+    opts.replay_output = args.verbose || command;
     opts.grants.dirs = args.dirs;
     opts.grants.env = args.envs;
     opts.grants.impure = args.impure;
@@ -222,6 +228,7 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn
     progress.finish();
     host.flush()?;
     let mut first_error = None;
+    let mut command_failed = false;
     let mut totals = Totals::default();
     for ((export, _), out) in parsed.iter().zip(outcomes) {
         let out = match out {
@@ -259,13 +266,16 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn
             }
         }
         totals.add(&out.report);
-        if json {
+        if command {
+            let status = pass_through(&out)?;
+            command_failed |= status;
+        } else if json {
             print_line(&report_json(&host, &task, export, &out).to_string())?;
         } else if let Some(value) = &out.value {
             print_line(&value.to_wave())?;
         }
     }
-    if !json {
+    if !json && (!command || args.verbose) {
         eprintln!("cairn: {}", totals.summary());
     }
     if let Some(gc) = host.apply_budget()? {
@@ -280,7 +290,42 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn
     if let Some(e) = first_error {
         return Err(e);
     }
-    Ok(unpublished(&host, json))
+    let code = unpublished(&host, json);
+    Ok(if command_failed && code == 0 {
+        EXIT_COMMAND_FAILED
+    } else {
+        code
+    })
+}
+
+/// Exit code of a command (`wasi:cli/run`) whose `run` returned `err`, as
+/// `wasmtime run` exits.
+const EXIT_COMMAND_FAILED: u8 = 1;
+
+/// Whether `export` is a command's entry point, `wasi:cli/run@…#run`.
+fn is_command(export: &str) -> bool {
+    export.starts_with("wasi:cli/run@") && export.ends_with("#run")
+}
+
+/// Writes what a command wrote (on a hit, what the run that produced it
+/// wrote) to our stdout and stderr; whether it failed (`run` returned `err`).
+fn pass_through(out: &cairn_host::Outcome) -> cairn_host::Result<bool> {
+    use std::io::Write as _;
+    let top = out.report.calls.iter().find(|c| c.depth == 0);
+    if let Some(call) = top {
+        let written = std::io::stdout()
+            .write_all(&call.stdout)
+            .and_then(|()| std::io::stdout().flush())
+            .and_then(|()| std::io::stderr().write_all(&call.stderr));
+        written.map_err(|e| {
+            cairn_host::Error::new(
+                cairn_host::ErrorKind::Io,
+                format!("cannot write output: {e}"),
+            )
+            .with_source(e)
+        })?;
+    }
+    Ok(matches!(out.value, Some(cairn_host::Value::Result(Err(_)))))
 }
 
 /// Warns, in one line, when results were kept locally because publishing
