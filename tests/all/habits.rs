@@ -481,3 +481,43 @@ fn a_command_runs_like_wasmtime_run_and_is_still_cached() {
         "the second run hit: {runs}"
     );
 }
+
+#[test]
+fn an_option_after_the_component_that_is_also_a_parameter_is_ambiguous() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("echo.wasm");
+    std::fs::write(
+        &wasm,
+        crate::support::component(
+            "package test:e; world e { export echo: func(timeout: u32) -> u32; }",
+            r#"(module (func (export "echo") (param i32) (result i32) (local.get 0)))"#,
+        ),
+    )
+    .unwrap();
+    let wasm = wasm.display().to_string();
+    // (A value cairn cannot take, like `5`, is refused by the argument
+    // parser first; `5s` reaches the check.)
+    let args = os(&["run", &wasm, "echo", "--timeout", "5s"]);
+    let (code, _, err) = run_args(cache.path(), &args);
+    assert_eq!(code, 2);
+    one_error_line(&args, &err);
+    assert!(
+        err.contains("`--timeout` after the component is both"),
+        "{err}"
+    );
+    // After `--` it is the task's; before the component, cairn's.
+    let out = stdout(cairn(cache.path()).args(["run", &wasm, "echo", "--", "--timeout", "5"]));
+    assert_eq!(out.trim(), "5");
+    let out = stdout(cairn(cache.path()).args([
+        "run",
+        "--timeout",
+        "1m",
+        &wasm,
+        "echo",
+        "--",
+        "--timeout",
+        "6",
+    ]));
+    assert_eq!(out.trim(), "6");
+}

@@ -191,13 +191,13 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn
     let progress = std::sync::Arc::new(Progress::new(json, args.verbose, host.io_meter()));
     progress.status("loading and hashing inputs");
     let task = load_task(&host, &args.component, args.manifest.as_deref(), &pool)?;
+    if matches!(calls.as_slice(), [CallArgs::Named(_)]) {
+        ambiguous(&task, export.as_deref(), moved)?;
+    }
     let parsed = calls
         .iter()
         .map(|c| host.parse_args(&task, export.as_deref(), c))
         .collect::<cairn_host::Result<Vec<_>>>()?;
-    for (export, _) in &parsed {
-        ambiguous(&task, export, moved)?;
-    }
     // A command (`wasi:cli/run`) runs as `wasmtime run` runs it: its own
     // stdout and stderr are its output, and its exit status is ours.
     let command = !json && parsed.iter().all(|(e, _)| is_command(e));
@@ -350,10 +350,19 @@ fn unpublished(host: &cairn_host::Host, json: bool) -> u8 {
 
 /// Fails when one of cairn's options given after the component is also a
 /// parameter of `export`: which was meant cannot be told.
-fn ambiguous(task: &cairn_host::Task, export: &str, moved: &[String]) -> cairn_host::Result<()> {
-    let Ok(ty) = &task.export(Some(export))?.ty else {
+fn ambiguous(
+    task: &cairn_host::Task,
+    export: Option<&str>,
+    moved: &[String],
+) -> cairn_host::Result<()> {
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let found = task.export(export)?;
+    let Ok(ty) = &found.ty else {
         return Ok(());
     };
+    let export = found.path();
     for (param, _) in &ty.params {
         if let Some(m) = moved
             .iter()
