@@ -19,8 +19,9 @@ pub enum CallArgs {
     /// `(parameter name, WAVE value)` pairs, as `--name value` gives them. A
     /// value for a `string` parameter may be bare (`--name Ada`); a value for
     /// a `blob` parameter is `@path`. An absent `bool` is `false`, an absent
-    /// `option` is `none`.
-    Named(Vec<(String, String)>),
+    /// `option` is `none`. A value of `None` is a bare `--name`: `true` for
+    /// a `bool` parameter, an error for any other.
+    Named(Vec<(String, Option<String>)>),
     /// One WAVE function call, `f(1, "a")`, as `wasmtime run --invoke` takes
     /// it. Blob parameters take `"@path"`.
     Invoke(String),
@@ -89,7 +90,11 @@ impl Host {
                     .map(|(name, t)| {
                         let given = pairs.iter().rev().find(|(g, _)| same_name(name, g));
                         match (given, t) {
-                            (Some((_, text)), _) => parse_named(name, t, text),
+                            (Some((_, Some(text))), _) => parse_named(name, t, text),
+                            (Some((_, None)), Type::Bool) => Ok(Value::Bool(true)),
+                            (Some((_, None)), _) => Err(bad(format!(
+                                "--{name} needs a value ({t}): write --{name} VALUE; only a bool parameter may be a bare --{name}"
+                            ))),
                             // As command-line flags go: absent means false, or none.
                             (None, Type::Bool) => Ok(Value::Bool(false)),
                             (None, Type::Option(_)) => Ok(Value::Option(None)),

@@ -179,6 +179,15 @@ pub struct Audit {
     /// blob this cache never took from the connected shared tier is not
     /// missing.
     pub damaged: Vec<Digest>,
+    /// Entries whose stored arguments (kept for `cache show`, `explain` and
+    /// re-execution) are altered. (An entry taken from the shared tier may
+    /// hold none here; that is not damage.) The result still answers its
+    /// key; what it was called with can no longer be shown or repeated.
+    /// `cairn cache rm KEY` and a new call restore them.
+    pub damaged_arguments: Vec<Digest>,
+    /// Compiled artefacts missing or altered (they are never loaded so: the
+    /// component is compiled again when next run).
+    pub damaged_compiled: Vec<Digest>,
     /// Entries re-executed.
     pub reexecuted: usize,
     /// Entries whose re-execution gave a different result: a
@@ -500,16 +509,19 @@ impl Host {
             entries.shuffle(&mut rand::rng());
             entries.truncate(n);
         }
+        let damage = store.verify(&entries, &|hash, len| self.calls.remote_has_blob(hash, len))?;
         let mut audit = Audit {
             checked: entries.len(),
-            damaged: store.verify(&entries, &|hash, len| self.calls.remote_has_blob(hash, len))?,
+            damaged: damage.results,
+            damaged_arguments: damage.arguments,
+            damaged_compiled: store.verify_compiled()?,
             ..Audit::default()
         };
         if !opts.reexecute {
             return Ok(audit);
         }
         for e in &entries {
-            if audit.damaged.contains(&e.key) {
+            if audit.damaged.contains(&e.key) || audit.damaged_arguments.contains(&e.key) {
                 continue;
             }
             match self.reexecute(e) {

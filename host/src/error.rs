@@ -30,6 +30,24 @@ pub enum ErrorKind {
     Internal,
 }
 
+impl ErrorKind {
+    /// The kind as a stable kebab-case name (`bad-arguments`, `task-failed`,
+    /// …), for programs reading `--json` errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Io => "io",
+            ErrorKind::NotAComponent => "not-a-component",
+            ErrorKind::InvalidComponent => "invalid-component",
+            ErrorKind::UnknownExport => "unknown-export",
+            ErrorKind::BadArguments => "bad-arguments",
+            ErrorKind::TaskFailed => "task-failed",
+            ErrorKind::Cache => "cache",
+            ErrorKind::Remote => "remote",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
 /// A cairn error: a [`ErrorKind`] and a message that says what to do.
 ///
 /// `Display` prints the message on one line; [`std::error::Error::source`]

@@ -105,6 +105,15 @@ impl Host {
         self.calls.store.bytes_hashed()
     }
 
+    /// A handle on this host's input and output counters (bytes hashed,
+    /// bytes of blobs read by tasks), for a progress display on another
+    /// thread.
+    pub fn io_meter(&self) -> IoMeter {
+        IoMeter {
+            store: self.calls.store.clone(),
+        }
+    }
+
     /// Loads the component at `path`, named after the file. An unchanged file
     /// seen before is not read: its hash and interface come from the cache.
     ///
@@ -273,6 +282,19 @@ impl Host {
         })
     }
 
+    /// Results of this host's calls that were computed and stored locally
+    /// but could not be published, because the shared tier failed while
+    /// publishing them: each key with what went wrong. After such a failure
+    /// the host goes on with the local cache only; `Host::publish` (`cairn
+    /// cache push`) publishes them later. Empty without a shared tier.
+    #[cfg(feature = "remote")]
+    pub fn unpublished(&self) -> Vec<(Digest, String)> {
+        self.shared
+            .get()
+            .map(|t| t.unpublished())
+            .unwrap_or_default()
+    }
+
     /// The shared tier, or the error saying `what` needs one.
     #[cfg(feature = "remote")]
     pub(crate) fn shared(&self, what: &str) -> Result<&Arc<SharedTier>> {
@@ -438,5 +460,33 @@ impl Host {
                 calls,
             },
         })
+    }
+}
+
+/// Counts what a [`Host`] reads, readable from any thread while calls run
+/// ([`Host::io_meter`]).
+#[derive(Clone)]
+pub struct IoMeter {
+    store: Arc<Store>,
+}
+
+impl IoMeter {
+    /// Bytes read from files to hash them since the host was opened.
+    pub fn bytes_hashed(&self) -> u64 {
+        self.store.bytes_hashed()
+    }
+
+    /// Bytes of blobs tasks have read since the host was opened.
+    pub fn bytes_read(&self) -> u64 {
+        self.store.bytes_read()
+    }
+}
+
+impl std::fmt::Debug for IoMeter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IoMeter")
+            .field("bytes_hashed", &self.bytes_hashed())
+            .field("bytes_read", &self.bytes_read())
+            .finish()
     }
 }

@@ -114,13 +114,13 @@ pub use component::{ComponentInfo, Export};
 pub use digest::Digest;
 pub use error::{Error, ErrorKind, Result};
 pub use gc::{Compaction, Config, GcOptions, GcReport, RemoteSettings};
-pub use host::Host;
+pub use host::{Host, IoMeter};
 pub use manifest::{Manifest, TaskEntry};
 #[cfg(feature = "remote")]
 pub use remote::{RemoteConfig, WorkerOptions};
 pub use report::{CacheMode, CacheStatus, CallOptions, CallRecord, Observer, Outcome, Report};
 pub use runs::{RunCall, RunRecord};
-pub use sandbox::{DirGrant, Grants, Limits};
+pub use sandbox::{DirGrant, Grants, Limits, DEFAULT_TIMEOUT};
 pub use store::FORMAT_VERSION;
 pub use task::Task;
 #[cfg(feature = "remote")]

@@ -36,6 +36,13 @@ pub const SANDBOX_VERSION: &str = "cairn-sandbox/1";
 /// The fixed wall clock, in seconds since the Unix epoch (2020-01-01T00:00:00Z).
 pub const FIXED_WALL_CLOCK_SECS: u64 = 1_577_836_800;
 
+/// The default wall-time limit of one call: long enough for any honest
+/// step of a pipeline on one machine, short enough that a guest looping
+/// forever is stopped without anyone asking. A deadline costs the epoch
+/// check compiled into loops (measured in BENCHMARKS.md, "The default
+/// time limit").
+pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// What one call may use. A call that hits a limit fails with an error that
 /// names the task and the limit, and nothing is cached.
 ///
@@ -43,7 +50,7 @@ pub const FIXED_WALL_CLOCK_SECS: u64 = 1_577_836_800;
 /// finishes, never what it returns. The defaults:
 ///
 /// * memory: 1 GiB per linear memory
-/// * time: no deadline
+/// * time: 10 minutes per call ([`DEFAULT_TIMEOUT`]; `None` for no deadline)
 /// * fuel: not metered
 /// * stdout and stderr: 1 MiB each captured; writes past that fail
 /// * blob handles held at once: 10,000
@@ -55,8 +62,10 @@ pub const FIXED_WALL_CLOCK_SECS: u64 = 1_577_836_800;
 pub struct Limits {
     /// Largest linear memory, in bytes.
     pub max_memory: usize,
-    /// Wall-time deadline of one call (enforced by epoch interruption, to
-    /// about 10 ms). A flow's deadline keeps running while its calls run.
+    /// Wall-time deadline of one call (enforced by epoch interruption, to a
+    /// twentieth of the limit, at least 10 ms and at most 1 s), or `None`
+    /// for none. A flow's limit counts its own execution: each answer to a
+    /// call it made gives it the whole limit again (each call has its own).
     pub timeout: Option<std::time::Duration>,
     /// Fuel (roughly, wasm instructions) one call may burn. Metering slows
     /// execution, so it is off unless set.
@@ -82,7 +91,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_memory: 1 << 30,
-            timeout: None,
+            timeout: Some(DEFAULT_TIMEOUT),
             fuel: None,
             max_output: 1 << 20,
             max_handles: 10_000,

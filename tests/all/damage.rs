@@ -162,3 +162,78 @@ fn a_directory_given_as_a_file_argument() {
         "is not a regular file",
     );
 }
+
+#[test]
+fn a_damaged_argument_object_is_reported_by_verify_and_the_result_still_answers() {
+    // A 100 KB argument is kept as an object file (for `cache show`,
+    // `explain` and re-execution); one flipped byte must not go unseen. The
+    // result (`Hello, AAA…!`, also an object) is told apart by its case.
+    let cache = tempfile::tempdir().unwrap();
+    let name = "a".repeat(100_000);
+    let greet = || {
+        json(cairn(cache.path()).arg("run").arg(example("hello")).args([
+            "greet",
+            "--name",
+            &name,
+            "--excited",
+        ]))
+    };
+    let key = greet()["key"].as_str().unwrap().to_string();
+    let args_object = walk(&cache.path().join("objects"))
+        .into_iter()
+        .find(|p| {
+            let bytes = fs::read(p).unwrap();
+            bytes.windows(1000).any(|w| w.iter().all(|b| *b == b'a'))
+        })
+        .expect("the arguments are an object file");
+    let mut bytes = fs::read(&args_object).unwrap();
+    bytes[50_000] ^= 1;
+    fs::write(&args_object, bytes).unwrap();
+
+    let out = cairn(cache.path())
+        .args(["cache", "verify"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}{err}");
+    assert!(text.contains(&format!("damaged arguments {key}")), "{text}");
+    assert!(
+        text.contains("0 damaged, 1 with damaged arguments"),
+        "{text}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cairn cache rm"), "says what to do: {err}");
+    assert!(
+        !err.contains("miss"),
+        "damaged arguments are not a miss: {err}"
+    );
+    // The result itself is intact and still answers its key.
+    assert_eq!(greet()["cache"], "hit");
+}
+
+#[test]
+fn a_damaged_compiled_artefact_is_reported_by_verify() {
+    let cache = warm_cache();
+    let artefact = walk(&cache.path().join("compiled"))
+        .into_iter()
+        .next()
+        .expect("a compiled artefact");
+    let mut bytes = fs::read(&artefact).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    fs::write(&artefact, bytes).unwrap();
+    let out = cairn(cache.path())
+        .args(["cache", "verify", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let first = String::from_utf8_lossy(&out.stdout);
+    let audit: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        audit["damaged_compiled"].as_array().unwrap().len(),
+        1,
+        "{audit}"
+    );
+    assert_eq!(audit["damaged"].as_array().unwrap().len(), 0, "{audit}");
+}

@@ -108,9 +108,10 @@ fn unbounded_allocation_hits_the_memory_limit() {
 }
 
 #[test]
-fn runaway_recursion_in_rust_exhausts_its_shadow_stack() {
-    // Rust keeps its stack in linear memory: running off its end is an
-    // out-of-bounds access, before the engine's stack runs out.
+fn runaway_recursion_in_rust_is_named_a_stack_overflow() {
+    // Rust keeps its stack at the bottom of linear memory: running off its
+    // end wraps below address 0, an out-of-bounds access the engine reports
+    // with its address, which names it a stack overflow and the size to raise.
     let cache = tempfile::tempdir().unwrap();
     let (host, task) = host(cache.path());
     stopped(
@@ -118,7 +119,35 @@ fn runaway_recursion_in_rust_exhausts_its_shadow_stack() {
         &task,
         "recurse",
         &[Value::U64(u64::MAX)],
-        "out of bounds memory access",
+        "overflowed its stack in `recurse`",
+    );
+    let err = host
+        .call(&task, "recurse", &[Value::U64(u64::MAX)])
+        .unwrap_err();
+    assert!(err.to_string().contains("stack-size"), "{err}");
+}
+
+#[test]
+fn the_default_limits_have_a_deadline() {
+    // A runaway guest stops without anyone asking: the default is a time
+    // limit (its value is a policy, tested here; the stop itself is tested
+    // with a short one below and through the CLI).
+    assert_eq!(Limits::default().timeout, Some(cairn_host::DEFAULT_TIMEOUT));
+    assert!(cairn_host::DEFAULT_TIMEOUT >= Duration::from_secs(60));
+}
+
+#[test]
+fn a_writer_that_ignores_errors_is_stopped_when_it_crosses_the_output_cap() {
+    // 100 GiB asked for, every failed write ignored: only a trap at the cap
+    // stops it (this test would not end otherwise).
+    let cache = tempfile::tempdir().unwrap();
+    let (host, task) = host(cache.path());
+    stopped(
+        &host,
+        &task,
+        "flood",
+        &[Value::U64(100)],
+        "output limit of 64 KiB to stdout",
     );
 }
 

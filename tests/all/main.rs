@@ -12,6 +12,7 @@ mod crash;
 mod damage;
 mod fanout;
 mod flows;
+mod habits;
 mod hostile;
 mod layers;
 mod library;

@@ -657,3 +657,52 @@ fn a_sweeps_concurrent_calls_go_to_the_workers() {
         .count();
     assert_eq!(fits, 3, "{calls:?}");
 }
+
+#[test]
+fn a_failed_publish_prints_the_result_warns_once_and_exits_3() {
+    // The results bucket takes no record this size: every lookup works,
+    // the publish after the call fails — as when the server dies mid-run.
+    let nats = Nats::start();
+    nats.edit(|js| async move {
+        // The bucket's stream as cairn makes it (servers before 2.10 do not
+        // answer the client's `create_key_value`), with a tiny message size.
+        use async_nats::jetstream::stream;
+        js.create_stream(stream::Config {
+            name: "KV_cairn_results".into(),
+            subjects: vec!["$KV.cairn_results.>".into()],
+            max_messages_per_subject: 1,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            max_message_size: 16,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let out = cairn(cache.path())
+        .arg("run")
+        .args(["--remote", &nats.url])
+        .arg(example("hello"))
+        .args(["greet", "--name", "Ada", "--excited"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "\"Hello, ADA!\"",
+        "the computed result is printed"
+    );
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("cairn cache push"), "{stderr}");
+    assert!(!stderr.lines().any(|l| l.starts_with("error:")), "{stderr}");
+    // Kept locally: a hit without the server.
+    assert_eq!(greet(cache.path(), &[])["cache"], "hit");
+}

@@ -256,6 +256,10 @@ impl Imports for Scope {
         self.call_path.open_blob(blob)
     }
 
+    fn blob_read(&self, n: u64) {
+        self.call_path.store.count_read(n);
+    }
+
     fn call(&self, task: &Task, export: &str, args: &[Value]) -> Result<Option<Value>> {
         call(self, task, export, args).map(|c| c.value)
     }
@@ -315,6 +319,19 @@ fn call_at(
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    // One span per call: its fields are on every event inside (the
+    // engine's, a child call's), and `cache` and `ms` are filled in when it
+    // finishes (`CAIRN_LOG=debug`).
+    let span = tracing::debug_span!(
+        "call",
+        task = %task.name,
+        export = %export_path,
+        key = %key.short(),
+        depth = scope.depth,
+        cache = tracing::field::Empty,
+        ms = tracing::field::Empty,
+    );
+    let _entered = span.enter();
     let slot = {
         let mut trace = scope.trace.lock().expect("poisoned");
         let record = CallRecord::started(
@@ -331,6 +348,9 @@ fn call_at(
         o.call_started(&task.name, &export_path, scope.depth);
     }
     let finish = |cache: CacheStatus, run: Duration, output: (Vec<u8>, Vec<u8>), expires_ms| {
+        span.record("cache", cache.as_str());
+        span.record("ms", start.elapsed().as_secs_f64() * 1e3);
+        tracing::debug!("call finished");
         scope.record(slot, |record| {
             record.cache = cache;
             record.elapsed = start.elapsed();
@@ -560,6 +580,7 @@ impl Run<'_> {
     ) -> Result<(Execution, bool, CacheStatus, Option<u64>)> {
         let (scope, task, key) = (self.scope, self.task, &self.keyed.key);
         let cp = &scope.call_path;
+        tracing::debug!("executing");
         let inside = scope.inside(self.place.clone());
         let exec = {
             // A flow waits for its calls most of the time: only tasks take

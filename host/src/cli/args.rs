@@ -119,9 +119,9 @@ impl RemoteArgs {
 /// `run` and `worker`).
 #[derive(Args, Debug, Default)]
 pub struct LimitArgs {
-    /// Wall-time limit of each call, e.g. 30s, 2m, 500ms [default: none]
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
-    timeout: Option<Duration>,
+    /// Wall-time limit of each call, e.g. 30s, 2h, 500ms, or `none` [default: 10m]
+    #[arg(long, value_name = "TIME", value_parser = parse_timeout)]
+    timeout: Option<Timeout>,
     /// Memory limit of each call, e.g. 512MiB [default: 1GiB]
     #[arg(long, value_name = "SIZE", value_parser = cairn_host::units::parse_size)]
     max_memory: Option<u64>,
@@ -134,7 +134,9 @@ impl LimitArgs {
     /// The limits asked for, the defaults for the rest.
     pub fn limits(&self) -> cairn_host::Limits {
         let mut limits = cairn_host::Limits::default();
-        limits.timeout = self.timeout;
+        if let Some(Timeout(t)) = self.timeout {
+            limits.timeout = t;
+        }
         limits.fuel = self.fuel;
         if let Some(m) = self.max_memory {
             // More than the address space is no limit at all.
@@ -142,4 +144,18 @@ impl LimitArgs {
         }
         limits
     }
+}
+
+/// A `--timeout`: a duration, or no limit at all (`None`).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeout(Option<Duration>);
+
+/// `30s`, `2h`, … or `none`.
+fn parse_timeout(text: &str) -> Result<Timeout, String> {
+    if text == "none" {
+        return Ok(Timeout(None));
+    }
+    humantime::parse_duration(text)
+        .map(|d| Timeout(Some(d)))
+        .map_err(|e| format!("{e}; write a time like 30s, 2h, 500ms, or none"))
 }

@@ -46,6 +46,9 @@ enum CacheCommand {
         /// raw: the bytes themselves (blob, string, list<u8>); json; wave
         #[arg(long, value_enum, default_value_t = Format::Raw)]
         format: Format,
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
     },
     /// Remove expired and old entries, and evict down to a size budget
     Gc(GcArgs),
@@ -63,6 +66,9 @@ enum CacheCommand {
         /// With --remote: go on with the local cache when the server cannot be reached
         #[arg(long, requires = "remote")]
         remote_optional: bool,
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
     },
     /// Check stored hashes; optionally run entries again to catch non-deterministic tasks
     Verify {
@@ -76,6 +82,9 @@ enum CacheCommand {
         /// lazily) count as present
         #[command(flatten)]
         remote: RemoteArgs,
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -132,6 +141,9 @@ struct LsArgs {
 struct RmArgs {
     /// Keys (or unique prefixes) to remove
     keys: Vec<String>,
+    /// One JSON object
+    #[arg(long)]
+    json: bool,
     /// Remove every entry of tasks whose name contains NAME
     #[arg(long, value_name = "NAME")]
     component: Option<String>,
@@ -145,6 +157,9 @@ struct PushArgs {
     /// Keys (or unique prefixes) to publish
     #[arg(required_unless_present = "all")]
     keys: Vec<String>,
+    /// One JSON object
+    #[arg(long)]
+    json: bool,
     /// Publish every unexpired entry
     #[arg(long, conflicts_with = "keys")]
     all: bool,
@@ -179,7 +194,12 @@ pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn_host::Result<
         CacheCommand::Ls(a) => ls(&host, &a),
         CacheCommand::Show { key, json } => show(&host, &key, json),
         CacheCommand::Rm(a) => rm(&host, &a),
-        CacheCommand::Export { key, to, format } => {
+        CacheCommand::Export {
+            key,
+            to,
+            format,
+            json,
+        } => {
             let key = host.resolve_key(&key)?;
             let format = match format {
                 Format::Raw => cairn_host::ExportFormat::Raw,
@@ -187,6 +207,9 @@ pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn_host::Result<
                 Format::Wave => cairn_host::ExportFormat::Wave,
             };
             host.export(&key, &to, format)?;
+            if json {
+                return json_line(&serde_json::json!({ "wrote": to, "key": key.to_hex() }));
+            }
             eprintln!("cairn: wrote {} from entry {}", to.display(), key.short());
             Ok(())
         }
@@ -196,15 +219,17 @@ pub fn cache(cache_dir: Option<PathBuf>, args: CacheArgs) -> cairn_host::Result<
             max_size,
             remote,
             remote_optional,
-        } => config(&host, max_size, remote, remote_optional),
+            json,
+        } => config(&host, max_size, remote, remote_optional, json),
         CacheCommand::Verify {
             sample,
             reexecute,
             remote,
+            json,
         } => {
             // An audit of the local cache goes on without the server.
             remote.connect(&host, |c| c.optional = true)?;
-            verify(&host, sample, reexecute)
+            verify(&host, sample, reexecute, json)
         }
     }
 }
@@ -429,6 +454,9 @@ fn rm(host: &cairn_host::Host, a: &RmArgs) -> cairn_host::Result<()> {
         ));
     }
     let (removed, freed) = host.remove(&keys)?;
+    if a.json {
+        return json_line(&serde_json::json!({ "removed": removed, "freed": freed }));
+    }
     print_line(&format!(
         "removed {removed} entries, freed {}",
         fmt::size(freed)
@@ -453,6 +481,14 @@ fn push(host: &cairn_host::Host, a: &PushArgs) -> cairn_host::Result<()> {
     };
     let started = std::time::Instant::now();
     let p = host.publish(&keys)?;
+    if a.json {
+        return json_line(&serde_json::json!({
+            "published": p.published,
+            "already": p.already,
+            "skipped": p.skipped,
+            "ms": started.elapsed().as_secs_f64() * 1e3,
+        }));
+    }
     print_line(&format!(
         "published {} entries ({} already shared, {} expired) in {}",
         p.published,
@@ -510,6 +546,7 @@ fn config(
     max_size: Option<String>,
     remote: Option<String>,
     remote_optional: bool,
+    json: bool,
 ) -> cairn_host::Result<()> {
     let mut c = cairn_host::Config::read(host.cache_dir())?;
     let changed = max_size.is_some() || remote.is_some();
@@ -535,6 +572,13 @@ fn config(
     if changed {
         c.write(host.cache_dir())?;
     }
+    if json {
+        return json_line(&serde_json::json!({
+            "max_size": c.max_size,
+            "remote": c.remote.as_ref().map(|r| &r.url),
+            "remote_optional": c.remote.as_ref().is_some_and(|r| r.optional),
+        }));
+    }
     print_line(&format!(
         "max_size = {}",
         c.max_size.map_or("none".into(), fmt::size)
@@ -550,46 +594,89 @@ fn verify(
     host: &cairn_host::Host,
     sample: Option<usize>,
     reexecute: bool,
+    json: bool,
 ) -> cairn_host::Result<()> {
     let mut opts = cairn_host::VerifyOptions::default();
     opts.sample = sample;
     opts.reexecute = reexecute;
     let a = host.verify_with(&opts)?;
-    for key in &a.damaged {
-        print_line(&format!("damaged {key}"))?;
-    }
-    for key in &a.differing {
-        print_line(&format!("differs {key} (a non-deterministic task?)"))?;
-    }
-    for (key, why) in &a.skipped {
-        print_line(&format!("skipped {} ({why})", key.short()))?;
-    }
-    let mut summary = format!(
-        "{} entries checked in {}, {} damaged",
-        a.checked,
-        host.cache_dir().display(),
-        a.damaged.len()
-    );
-    if reexecute {
-        summary += &format!(
-            "; {} re-executed, {} differ, {} skipped",
-            a.reexecuted,
-            a.differing.len(),
-            a.skipped.len()
+    let hex = |keys: &[cairn_host::Digest]| keys.iter().map(|k| k.to_hex()).collect::<Vec<_>>();
+    if json {
+        json_line(&serde_json::json!({
+            "checked": a.checked,
+            "damaged": hex(&a.damaged),
+            "damaged_arguments": hex(&a.damaged_arguments),
+            "damaged_compiled": hex(&a.damaged_compiled),
+            "reexecuted": a.reexecuted,
+            "differing": hex(&a.differing),
+            "skipped": a.skipped.iter().map(|(k, why)| serde_json::json!({"key": k.to_hex(), "why": why})).collect::<Vec<_>>(),
+        }))?;
+    } else {
+        for key in &a.damaged {
+            print_line(&format!("damaged {key}"))?;
+        }
+        for key in &a.damaged_arguments {
+            print_line(&format!("damaged arguments {key} (its result still answers; `cache show` and `explain` cannot show what it was called with)"))?;
+        }
+        for key in &a.damaged_compiled {
+            print_line(&format!(
+                "damaged compiled artefact {key} (compiled again when next run)"
+            ))?;
+        }
+        for key in &a.differing {
+            print_line(&format!("differs {key} (a non-deterministic task?)"))?;
+        }
+        for (key, why) in &a.skipped {
+            print_line(&format!("skipped {} ({why})", key.short()))?;
+        }
+        let mut summary = format!(
+            "{} entries checked in {}, {} damaged, {} with damaged arguments, {} damaged compiled artefacts",
+            a.checked,
+            host.cache_dir().display(),
+            a.damaged.len(),
+            a.damaged_arguments.len(),
+            a.damaged_compiled.len(),
         );
+        if reexecute {
+            summary += &format!(
+                "; {} re-executed, {} differ, {} skipped",
+                a.reexecuted,
+                a.differing.len(),
+                a.skipped.len()
+            );
+        }
+        print_line(&summary)?;
     }
-    print_line(&summary)?;
-    let bad = a.damaged.len() + a.differing.len();
-    if bad == 0 {
+    let mut problems = Vec::new();
+    if !a.damaged.is_empty() {
+        problems.push(format!(
+            "{} damaged entries (misses now, repaired when next called)",
+            a.damaged.len()
+        ));
+    }
+    if !a.damaged_arguments.is_empty() {
+        problems.push(format!(
+            "{} entries with damaged arguments (remove them with `cairn cache rm KEY`; the next call stores them again)",
+            a.damaged_arguments.len()
+        ));
+    }
+    if !a.damaged_compiled.is_empty() {
+        problems.push(format!(
+            "{} damaged compiled artefacts (compiled again when next run)",
+            a.damaged_compiled.len()
+        ));
+    }
+    if !a.differing.is_empty() {
+        problems.push(format!(
+            "{} differing entries (remove them with `cairn cache rm` and make their tasks deterministic)",
+            a.differing.len()
+        ));
+    }
+    if problems.is_empty() {
         return Ok(());
     }
     Err(cairn_host::Error::new(
         cairn_host::ErrorKind::Cache,
-        format!(
-            "{} damaged and {} differing entries: damaged ones are misses, repaired when next called; \
-             remove differing ones with `cairn cache rm` and make their tasks deterministic",
-            a.damaged.len(),
-            a.differing.len()
-        ),
+        problems.join("; "),
     ))
 }

@@ -29,6 +29,10 @@ pub struct WorkerArgs {
     /// first joined [default: 30s]
     #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
     ack_wait: Option<Duration>,
+    /// Report each call as one JSON object per line on stdout (event,
+    /// worker, key, export, ms or error)
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn worker(cache_dir: Option<PathBuf>, args: WorkerArgs) -> cairn_host::Result<()> {
@@ -59,10 +63,16 @@ pub fn worker(cache_dir: Option<PathBuf>, args: WorkerArgs) -> cairn_host::Resul
     let mut opts = cairn_host::WorkerOptions::new(name.clone());
     opts.jobs = args.jobs;
     opts.max_calls = args.max_calls;
-    eprintln!(
-        "cairn: worker {name} serving calls from the shared tier (cache {})",
-        host.cache_dir().display()
-    );
+    opts.json = args.json;
+    if args.json {
+        let v = serde_json::json!({"event": "serving", "worker": name, "cache": host.cache_dir()});
+        super::output::print_line(&v.to_string())?;
+    } else {
+        eprintln!(
+            "cairn: worker {name} serving calls from the shared tier (cache {})",
+            host.cache_dir().display()
+        );
+    }
     host.serve(&opts)?;
     host.flush()
 }

@@ -70,8 +70,9 @@ pub struct RunArgs {
     /// same path); HOST::GUEST:rw makes it writable and the call uncacheable
     #[arg(long = "dir", value_name = "HOST::GUEST", value_parser = parse_dir)]
     dirs: Vec<cairn_host::DirGrant>,
-    /// Grant an environment variable (part of the key)
-    #[arg(long = "env", value_name = "NAME=VALUE", value_parser = parse_env)]
+    /// Grant an environment variable (part of the key); a bare NAME copies
+    /// the value this shell has
+    #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env)]
     envs: Vec<(String, String)>,
     /// Give the task real clocks and randomness; it always runs and is never cached
     #[arg(long)]
@@ -106,24 +107,18 @@ pub struct RunArgs {
     rest: Vec<String>,
 }
 
-/// cairn's own switches, also accepted among the arguments after the
-/// component (before a `--`, after which everything is the task's), as are
-/// `--with COMPONENT` and `--out DIR`.
-const OWN_SWITCHES: [&str; 3] = ["--json", "--no-cache", "--refresh"];
-
-/// What follows the component: the export, `--name value` pairs, and any of
-/// cairn's own switches found among them.
+/// What follows the component: the export and `--name value` pairs
+/// (cairn's own options there were moved before the component by
+/// `after_component`).
 #[derive(Debug, Default, PartialEq)]
 struct Rest {
     export: Option<String>,
-    pairs: Vec<(String, String)>,
-    switches: Vec<&'static str>,
-    with: Vec<PathBuf>,
-    out: Option<PathBuf>,
+    pairs: Vec<(String, Option<String>)>,
 }
 
 /// Splits `[EXPORT] [--name value]…`. A `--flag` followed by another
-/// `--flag` or nothing means `true`.
+/// `--flag` or nothing is bare (`None`): `true` for a bool parameter, an
+/// error for any other.
 fn split_rest(rest: &[String]) -> cairn_host::Result<Rest> {
     let mut out = Rest::default();
     let mut items = rest.iter().peekable();
@@ -134,30 +129,6 @@ fn split_rest(rest: &[String]) -> cairn_host::Result<Rest> {
             task_only = true;
             continue;
         }
-        if let Some(own) = OWN_SWITCHES
-            .iter()
-            .find(|s| **s == item)
-            .filter(|_| !task_only)
-        {
-            out.switches.push(own);
-            continue;
-        }
-        if (item == "--with" || item == "--out") && !task_only {
-            let path: PathBuf = items
-                .next()
-                .ok_or_else(|| {
-                    cairn_host::Error::new(
-                        cairn_host::ErrorKind::BadArguments,
-                        format!("{item} needs a path"),
-                    )
-                })?
-                .into();
-            match item.as_str() {
-                "--with" => out.with.push(path),
-                _ => out.out = Some(path),
-            }
-            continue;
-        }
         let Some(name) = item.strip_prefix("--") else {
             return Err(cairn_host::Error::new(
                 cairn_host::ErrorKind::BadArguments,
@@ -165,12 +136,9 @@ fn split_rest(rest: &[String]) -> cairn_host::Result<Rest> {
             ));
         };
         match name.split_once('=') {
-            Some((n, v)) => out.pairs.push((n.to_string(), v.to_string())),
+            Some((n, v)) => out.pairs.push((n.to_string(), Some(v.to_string()))),
             None => {
-                let value = items
-                    .next_if(|s| !s.starts_with("--"))
-                    .cloned()
-                    .unwrap_or_else(|| "true".into());
+                let value = items.next_if(|s| !s.starts_with("--")).cloned();
                 out.pairs.push((name.to_string(), value));
             }
         }
@@ -178,18 +146,19 @@ fn split_rest(rest: &[String]) -> cairn_host::Result<Rest> {
     Ok(out)
 }
 
-pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn_host::Result<()> {
-    let Rest {
-        export,
-        pairs,
-        switches,
-        with,
-        out: out_dir,
-    } = split_rest(&args.rest)?;
-    let out_dir = args.out.or(out_dir);
-    let json = args.json || switches.contains(&"--json");
-    let no_cache = args.no_cache || switches.contains(&"--no-cache");
-    let refresh = args.refresh || switches.contains(&"--refresh");
+/// Exit code of a run whose results were computed and kept locally, but
+/// could not be published to the shared tier (`cairn cache push` later).
+pub const EXIT_UNPUBLISHED: u8 = 3;
+
+/// Runs `cairn run`; `moved` names cairn's options that were given after
+/// the component. Returns the exit code of a run that printed its results:
+/// 0, or [`EXIT_UNPUBLISHED`].
+pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn_host::Result<u8> {
+    let Rest { export, pairs } = split_rest(&args.rest)?;
+    let out_dir = args.out;
+    let json = args.json;
+    let no_cache = args.no_cache;
+    let refresh = args.refresh;
     let mut invokes = args.invoke;
     if let Some(batch) = &args.batch {
         let text = std::fs::read_to_string(batch).map_err(|e| {
@@ -221,19 +190,30 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn_host::Result<()> 
     if args.dispatch && !connected {
         eprintln!("warning: --dispatch needs a shared tier (--remote); running calls here");
     }
-    let pool: Vec<PathBuf> = args.with.into_iter().chain(with).collect();
+    let pool: Vec<PathBuf> = args.with;
+    let progress = std::sync::Arc::new(Progress::new(json, args.verbose, host.io_meter()));
+    progress.status("loading and hashing inputs");
     let task = load_task(&host, &args.component, args.manifest.as_deref(), &pool)?;
+    if matches!(calls.as_slice(), [CallArgs::Named(_)]) {
+        ambiguous(&task, export.as_deref(), moved)?;
+    }
     let parsed = calls
         .iter()
         .map(|c| host.parse_args(&task, export.as_deref(), c))
         .collect::<cairn_host::Result<Vec<_>>>()?;
+    // A command (`wasi:cli/run`) runs as `wasmtime run` runs it: its own
+    // stdout and stderr are its output, and its exit status is ours.
+    let command = !json && parsed.iter().all(|(e, _)| is_command(e));
+    if command {
+        progress.quiet_output();
+    }
     let mut opts = CallOptions::default();
     opts.cache = match (no_cache, refresh) {
         (true, _) => CacheMode::Off,
         (_, true) => CacheMode::Refresh,
         _ => CacheMode::Use,
     };
-    opts.replay_output = args.verbose;
+    opts.replay_output = args.verbose || command;
     opts.grants.dirs = args.dirs;
     opts.grants.env = args.envs;
     opts.grants.impure = args.impure;
@@ -243,7 +223,6 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn_host::Result<()> 
     opts.explain = args.explain;
     opts.record_run = true;
     opts.dispatch = args.dispatch;
-    let progress = std::sync::Arc::new(Progress::new(json, args.verbose));
     opts.observer = Some(progress.clone());
     let outcomes = match parsed.as_slice() {
         [(export, values)] => vec![host.call_with(&task, export, values, &opts)],
@@ -252,12 +231,20 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn_host::Result<()> 
     progress.finish();
     host.flush()?;
     let mut first_error = None;
+    let mut command_failed = false;
     let mut totals = Totals::default();
     for ((export, _), out) in parsed.iter().zip(outcomes) {
         let out = match out {
             Ok(out) => out,
             Err(e) if parsed.len() > 1 => {
-                eprintln!("error: {export}: {e}");
+                if json {
+                    let v = serde_json::json!({
+                        "error": e.to_string(), "kind": e.kind().as_str(), "export": export,
+                    });
+                    print_line(&v.to_string())?;
+                } else {
+                    eprintln!("error: {export}: {e}");
+                }
                 first_error.get_or_insert(e);
                 continue;
             }
@@ -282,13 +269,16 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn_host::Result<()> 
             }
         }
         totals.add(&out.report);
-        if json {
+        if command {
+            let status = pass_through(&out)?;
+            command_failed |= status;
+        } else if json {
             print_line(&report_json(&host, &task, export, &out).to_string())?;
         } else if let Some(value) = &out.value {
             print_line(&value.to_wave())?;
         }
     }
-    if !json {
+    if !json && (!command || args.verbose) {
         eprintln!("cairn: {}", totals.summary());
     }
     if let Some(gc) = host.apply_budget()? {
@@ -300,7 +290,94 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs) -> cairn_host::Result<()> 
             );
         }
     }
-    first_error.map_or(Ok(()), Err)
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let code = unpublished(&host, json);
+    Ok(if command_failed && code == 0 {
+        EXIT_COMMAND_FAILED
+    } else {
+        code
+    })
+}
+
+/// Exit code of a command (`wasi:cli/run`) whose `run` returned `err`, as
+/// `wasmtime run` exits.
+const EXIT_COMMAND_FAILED: u8 = 1;
+
+/// Whether `export` is a command's entry point, `wasi:cli/run@…#run`.
+fn is_command(export: &str) -> bool {
+    export.starts_with("wasi:cli/run@") && export.ends_with("#run")
+}
+
+/// Writes what a command wrote (on a hit, what the run that produced it
+/// wrote) to our stdout and stderr; whether it failed (`run` returned `err`).
+fn pass_through(out: &cairn_host::Outcome) -> cairn_host::Result<bool> {
+    use std::io::Write as _;
+    let top = out.report.calls.iter().find(|c| c.depth == 0);
+    if let Some(call) = top {
+        let written = std::io::stdout()
+            .write_all(&call.stdout)
+            .and_then(|()| std::io::stdout().flush())
+            .and_then(|()| std::io::stderr().write_all(&call.stderr));
+        written.map_err(|e| {
+            cairn_host::Error::new(
+                cairn_host::ErrorKind::Io,
+                format!("cannot write output: {e}"),
+            )
+            .with_source(e)
+        })?;
+    }
+    Ok(matches!(out.value, Some(cairn_host::Value::Result(Err(_)))))
+}
+
+/// Warns, in one line, when results were kept locally because publishing
+/// them failed; the exit code that says so.
+fn unpublished(host: &cairn_host::Host, json: bool) -> u8 {
+    let failed = host.unpublished();
+    let Some((key, why)) = failed.first() else {
+        return 0;
+    };
+    let msg = format!(
+        "the result was computed and kept in the local cache, but publishing it to the shared tier failed ({why}); publish it later with `cairn cache push --all` (first unpublished key {})",
+        key.short()
+    );
+    if json {
+        let v = serde_json::json!({ "warning": msg, "kind": "unpublished", "keys": failed.iter().map(|(k, _)| k.to_hex()).collect::<Vec<_>>() });
+        eprintln!("{v}");
+    } else {
+        eprintln!("warning: {msg}");
+    }
+    EXIT_UNPUBLISHED
+}
+
+/// Fails when one of cairn's options given after the component is also a
+/// parameter of `export`: which was meant cannot be told.
+fn ambiguous(
+    task: &cairn_host::Task,
+    export: Option<&str>,
+    moved: &[String],
+) -> cairn_host::Result<()> {
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let found = task.export(export)?;
+    let Ok(ty) = &found.ty else {
+        return Ok(());
+    };
+    let export = found.path();
+    for (param, _) in &ty.params {
+        if let Some(m) = moved
+            .iter()
+            .find(|m| **m == *param || param.replace('-', "_") == **m)
+        {
+            return Err(cairn_host::Error::new(
+                cairn_host::ErrorKind::BadArguments,
+                format!("`--{m}` after the component is both cairn's option and a parameter of `{export}`: put cairn's before the component, or the task's after `--`"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What the calls of one `cairn run` did, summed.
@@ -430,10 +507,22 @@ fn parse_dir(text: &str) -> Result<cairn_host::DirGrant, String> {
     })
 }
 
-/// `NAME=VALUE`.
+/// `NAME=VALUE`, or `NAME` for the value this process has (as `wasmtime run
+/// --env` takes it).
 fn parse_env(text: &str) -> Result<(String, String), String> {
-    let (k, v) = text.split_once('=').ok_or("expected NAME=VALUE")?;
-    Ok((k.to_string(), v.to_string()))
+    let (k, v) = match text.split_once('=') {
+        Some((k, v)) => (k.to_string(), v.to_string()),
+        None => {
+            let v = std::env::var(text).map_err(|_| {
+                format!("`{text}` is not set here: give NAME=VALUE, or set {text} first")
+            })?;
+            (text.to_string(), v)
+        }
+    };
+    if k.is_empty() || k.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(format!("`{k}` is not an environment variable's name"));
+    }
+    Ok((k, v))
 }
 
 /// The task to run: a component file (its imports bound to `--with`
@@ -478,25 +567,16 @@ mod tests {
 
     #[test]
     fn export_then_pairs() {
-        let r = split_rest(&strings(&[
-            "greet",
-            "--name",
-            "Ada",
-            "--excited",
-            "--n=3",
-            "--json",
-        ]))
-        .unwrap();
+        let r = split_rest(&strings(&["greet", "--name", "Ada", "--excited", "--n=3"])).unwrap();
         assert_eq!(r.export.as_deref(), Some("greet"));
         assert_eq!(
             r.pairs,
             vec![
-                ("name".into(), "Ada".into()),
-                ("excited".into(), "true".into()),
-                ("n".into(), "3".into())
+                ("name".into(), Some("Ada".into())),
+                ("excited".into(), None),
+                ("n".into(), Some("3".into()))
             ]
         );
-        assert_eq!(r.switches, ["--json"]);
         let r = split_rest(&strings(&["--name", "Ada"])).unwrap();
         assert_eq!((r.export, r.pairs.len()), (None, 1));
         assert!(split_rest(&strings(&["greet", "stray"])).is_err());
@@ -504,18 +584,7 @@ mod tests {
 
     #[test]
     fn after_a_double_dash_every_flag_is_the_tasks() {
-        let r = split_rest(&strings(&[
-            "f",
-            "--refresh",
-            "--with",
-            "a.wasm",
-            "--",
-            "--json",
-            "yes",
-        ]))
-        .unwrap();
-        assert_eq!(r.switches, ["--refresh"]);
-        assert_eq!(r.with, [PathBuf::from("a.wasm")]);
-        assert_eq!(r.pairs, vec![("json".into(), "yes".into())]);
+        let r = split_rest(&strings(&["f", "--", "--json", "yes"])).unwrap();
+        assert_eq!(r.pairs, vec![("json".into(), Some("yes".into()))]);
     }
 }

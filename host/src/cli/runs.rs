@@ -44,6 +44,9 @@ enum GraphFormat {
 pub struct ExplainArgs {
     /// The run's id (see `cairn runs`) [default: the latest]
     run: Option<u64>,
+    /// One JSON object per call: component, export, cache, why
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn runs(cache_dir: Option<PathBuf>, args: RunsArgs) -> cairn_host::Result<()> {
@@ -111,6 +114,18 @@ pub fn explain(cache_dir: Option<PathBuf>, args: ExplainArgs) -> cairn_host::Res
     let host = open_host(cache_dir, cairn_host::Limits::default())?;
     let run = host.run(args.run)?;
     let why = host.explain_run(&run)?;
+    if args.json {
+        for (c, why) in run.calls.iter().zip(&why) {
+            let v = serde_json::json!({
+                "component": c.component,
+                "export": c.export,
+                "cache": c.cache.as_str(),
+                "why": why.as_ref().map(|w| w.to_string()),
+            });
+            print_line(&v.to_string())?;
+        }
+        return Ok(());
+    }
     let calls = run.calls.iter().zip(&why).map(|(c, why)| {
         (
             c.component.as_str(),

@@ -117,12 +117,14 @@ impl HostBlob for Sandbox {
                 handle.bytes.get_or_init(|| opened)
             }
         };
-        bytes.read(offset, len.min(MAX_READ)).map_err(|e| {
+        let read = bytes.read(offset, len.min(MAX_READ)).map_err(|e| {
             wasmtime::format_err!(
                 "cannot read blob {}: {e} (was its file changed during the run?)",
                 handle.blob.hash()
             )
-        })
+        })?;
+        self.imports.blob_read(read.len() as u64);
+        Ok(read)
     }
 
     fn drop(&mut self, this: Resource<BlobHandle>) -> wasmtime::Result<()> {

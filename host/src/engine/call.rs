@@ -24,6 +24,11 @@ pub(crate) trait Imports: Send + Sync {
     /// the cache.
     fn open_blob(&self, blob: &Blob) -> Result<Bytes>;
 
+    /// The task read `n` bytes of a blob (for progress displays).
+    fn blob_read(&self, n: u64) {
+        let _ = n;
+    }
+
     /// A flow calling `export` of `task`, one of the tasks bound to its
     /// imports; the value it returns.
     fn call(&self, task: &Task, export: &str, args: &[Value]) -> Result<Option<Value>>;

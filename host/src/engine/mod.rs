@@ -14,11 +14,14 @@
 mod blobs;
 mod call;
 mod convert;
+mod deadline;
+mod output;
 mod sandbox;
+mod traps;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use std::sync::Arc;
 
@@ -48,7 +51,9 @@ pub(crate) struct Runtime {
     /// settings): part of every artefact key.
     compat: String,
     linker: Linker<Sandbox>,
-    pres: Mutex<HashMap<Digest, Linked>>,
+    /// By link id; a slot is locked while its component compiles, so that
+    /// calls starting at once compile it once.
+    pres: Mutex<HashMap<Digest, Arc<Mutex<Option<Linked>>>>>,
     limits: Limits,
     /// Where compiled artefacts are kept.
     artefacts: Arc<CacheStore>,
@@ -72,9 +77,6 @@ const FIBER_STACKS: u32 = 256;
 /// Component instances alive at once in the pool: tasks executing (at most
 /// `--jobs`) plus flows in progress.
 const MAX_INSTANCES: u32 = 1000;
-
-/// How often the deadline clock ticks: the resolution of [`Limits::timeout`].
-const TICK: Duration = Duration::from_millis(10);
 
 /// How much of a linear memory is reset in place rather than given back to
 /// the kernel after a call (see `engine_config`). At most this much stays
@@ -137,19 +139,8 @@ impl Runtime {
                 Engine::new(&engine_config(limits, false))
             })
             .map_err(|e| Error::internal(format!("cannot create the wasm engine: {e}")))?;
-        if limits.timeout.is_some() {
-            // The deadline clock: ticks while the engine lives.
-            let weak = engine.weak();
-            std::thread::Builder::new()
-                .name("cairn-epoch".into())
-                .spawn(move || {
-                    while let Some(engine) = weak.upgrade() {
-                        engine.increment_epoch();
-                        drop(engine);
-                        std::thread::sleep(TICK);
-                    }
-                })
-                .map_err(|e| Error::internal(format!("cannot start the deadline clock: {e}")))?;
+        if let Some(timeout) = limits.timeout {
+            deadline::start_clock(&engine, deadline::tick(timeout))?;
         }
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
@@ -180,13 +171,29 @@ impl Runtime {
     /// The compiled, linked `task`, compiling it the first time. Keyed by
     /// link id: the same component bound to other tasks links differently.
     fn instance_pre(&self, task: &Task) -> Result<Linked> {
-        if let Some(linked) = self.pres.lock().expect("poisoned").get(&task.link_id()) {
+        let slot = self
+            .pres
+            .lock()
+            .expect("poisoned")
+            .entry(task.link_id())
+            .or_default()
+            .clone();
+        let mut slot = slot.lock().expect("poisoned");
+        if let Some(linked) = &*slot {
             return Ok(linked.clone());
         }
+        let linked = self.link(task)?;
+        *slot = Some(linked.clone());
+        Ok(linked)
+    }
+
+    /// `task` compiled and linked.
+    fn link(&self, task: &Task) -> Result<Linked> {
         let what = task.name();
         let component = self.compile(task)?;
         let mut linker = self.linker.clone();
-        let awaits = define_imports(&mut linker, task, &component, &self.engine)
+        let deadline = self.limits.timeout.map(deadline::ticks);
+        let awaits = define_imports(&mut linker, task, &component, &self.engine, deadline)
             .map_err(|e| Error::internal(format!("cannot link the imports of {what}: {e:#}")))?;
         let pre = linker.instantiate_pre(&component).map_err(|e| {
             Error::new(
@@ -194,15 +201,10 @@ impl Runtime {
                 format!("{what} imports something cairn does not provide: {e:#}"),
             )
         })?;
-        let linked = Linked {
+        Ok(Linked {
             pre,
             concurrent: awaits || exports_async(&component, &self.engine),
-        };
-        self.pres
-            .lock()
-            .expect("poisoned")
-            .insert(task.link_id(), linked.clone());
-        Ok(linked)
+        })
     }
 
     /// `task` compiled: from the artefact cached for this engine if there is
@@ -266,10 +268,7 @@ impl Execute for Runtime {
         let mut store = Store::new(&self.engine, Sandbox::new(key, imports, limits, grants)?);
         store.limiter(|s| &mut s.limits);
         if let Some(timeout) = limits.timeout {
-            // At most a century: far enough, and no overflow in the engine.
-            let century = 100 * 365 * 24 * 3600 * 1000 / TICK.as_millis() as u64;
-            let ticks = u64::try_from(timeout.as_nanos().div_ceil(TICK.as_nanos()))
-                .map_or(century, |n| n.min(century));
+            let ticks = deadline::ticks(timeout);
             store.set_epoch_deadline(ticks);
             store.epoch_deadline_trap();
         }
@@ -364,11 +363,15 @@ fn prepare(
 /// decides what a call does. A function the flow imports as `async` starts
 /// its call and lets the flow go on (it may await several at once); a plain
 /// one returns when the call has. Returns whether any was `async`.
+///
+/// A flow's time limit (`deadline`, in ticks) counts its own execution, not
+/// the calls it waits for: each answer gives the flow its whole limit again.
 fn define_imports(
     linker: &mut Linker<Sandbox>,
     task: &Task,
     component: &Component,
     engine: &Engine,
+    deadline: Option<u64>,
 ) -> wasmtime::Result<bool> {
     let awaited = awaited_imports(component, engine);
     for (import, child) in task.bound.iter() {
@@ -396,7 +399,9 @@ fn define_imports(
                             })?;
                             let value = pending.await.map_err(wasmtime::Error::new)?;
                             accessor.with(|mut access| {
-                                set_result(&mut access.as_context_mut(), value, &ty, results)
+                                let mut store = access.as_context_mut();
+                                renew(&mut store, deadline);
+                                set_result(&mut store, value, &ty, results)
                             })
                         })
                     },
@@ -408,12 +413,20 @@ fn define_imports(
                     let value = imports
                         .call(&child, &path, &args)
                         .map_err(wasmtime::Error::new)?;
+                    renew(&mut store, deadline);
                     set_result(&mut store, value, &ty, results)
                 })?;
             }
         }
     }
     Ok(!awaited.is_empty())
+}
+
+/// Gives a flow its whole time limit again, after a call it waited for.
+fn renew(store: &mut StoreContextMut<'_, Sandbox>, deadline: Option<u64>) {
+    if let Some(ticks) = deadline {
+        store.set_epoch_deadline(ticks);
+    }
 }
 
 /// The parameters of a flow's call, out of the flow's store.
@@ -486,17 +499,23 @@ fn failed(
         Err(e) => e,
     };
     let at = export.path();
+    tracing::debug!("{what} `{at}` stopped: {e:?}");
     let (stdout, stderr) = sandbox.output();
     let msg = match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => format!(
-            "{what} hit its time limit of {:?} in `{at}` (raise it with --timeout)",
+            "{what} hit its time limit of {:?} in `{at}` (raise it with --timeout, e.g. --timeout 2h, or --timeout none)",
             limits.timeout.unwrap_or_default()
         ),
         Some(wasmtime::Trap::OutOfFuel) => format!(
             "{what} ran out of fuel ({}) in `{at}` (raise it with --fuel)",
             limits.fuel.unwrap_or_default()
         ),
-        Some(wasmtime::Trap::StackOverflow) => format!("{what} overflowed its stack in `{at}`"),
+        Some(wasmtime::Trap::StackOverflow) => format!(
+            "{what} overflowed its stack in `{at}` (runaway recursion? the engine's wasm stack is 512 KiB)"
+        ),
+        Some(wasmtime::Trap::MemoryOutOfBounds) if traps::shadow_stack_wrapped(&e) => format!(
+            "{what} overflowed its stack in `{at}` (runaway recursion? the stack it keeps in its own memory ran past address 0; its size is set when the task is built: raise it with RUSTFLAGS='-C link-arg=-zstack-size=8388608' or the linker's stack-size option)"
+        ),
         _ if format!("{e:?}").contains("forcing trap when growing memory") => format!(
             "{what} hit its memory limit of {} MiB in `{at}` (raise it with --max-memory)",
             limits.max_memory >> 20

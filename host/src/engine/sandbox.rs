@@ -8,12 +8,12 @@ use std::time::Duration;
 use rand::SeedableRng;
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{
     FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
 
 use super::call::Imports;
+use super::output::CappedPipe;
 use crate::digest::Digest;
 use crate::sandbox::{Grants, Limits, FIXED_WALL_CLOCK_SECS};
 
@@ -58,8 +58,8 @@ pub(crate) struct Sandbox {
     wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
+    stdout: CappedPipe,
+    stderr: CappedPipe,
     /// Where blobs and a flow's calls go: the call path's.
     pub(crate) imports: Arc<dyn Imports>,
     /// Blob handles a call may hold (see [`Limits::max_handles`]).
@@ -80,8 +80,8 @@ impl Sandbox {
         limits: &Limits,
         grants: &Grants,
     ) -> crate::Result<Sandbox> {
-        let stdout = MemoryOutputPipe::new(limits.max_output);
-        let stderr = MemoryOutputPipe::new(limits.max_output);
+        let stdout = CappedPipe::new(limits.max_output);
+        let stderr = CappedPipe::new(limits.max_output);
         let insecure_seed =
             u128::from_le_bytes(seed.as_bytes()[..16].try_into().expect("32-byte digest"));
         let mut wasi = WasiCtxBuilder::new();

@@ -222,6 +222,13 @@ impl Remote {
         self.down.load(Ordering::Relaxed)
     }
 
+    /// Stops using the server for the rest of this host's life, as if it
+    /// were optional and lost: after a failed publish the result is kept
+    /// locally and the run goes on without the tier.
+    pub(crate) fn give_up(&self) {
+        self.down.store(true, Ordering::Relaxed);
+    }
+
     /// Runs `fut` on the client's runtime, bounded by the request timeout.
     /// `Ok(None)` when the tier is down (or goes down now) and optional.
     fn run<T, E: std::fmt::Display>(

@@ -76,9 +76,26 @@ pub struct WorkerOptions {
     /// Stop after this many calls (for tests and benchmarks); `None` runs
     /// until the process ends.
     pub max_calls: Option<usize>,
+    /// Report each call as a JSON object on stdout (`event`: `running`,
+    /// `ran`, `answered`, `retry`, `failed`; `worker`, `key`, `export`, …)
+    /// instead of a line of text on stderr.
+    pub json: bool,
 }
 
 impl WorkerOptions {
+    /// Reports an event: `text` on stderr, or `fields` (with `event` and
+    /// `worker` added) as one JSON line on stdout.
+    fn say(&self, event: &str, text: std::fmt::Arguments<'_>, fields: serde_json::Value) {
+        if self.json {
+            let mut v = fields;
+            v["event"] = event.into();
+            v["worker"] = self.name.clone().into();
+            println!("{v}");
+        } else {
+            eprintln!("{}: {text}", self.name);
+        }
+    }
+
     /// The name a worker goes by unless given one: host name and process id.
     pub fn default_name() -> String {
         format!("{}-{}", super::hostname(), std::process::id())
@@ -90,6 +107,7 @@ impl WorkerOptions {
             name: name.into(),
             jobs: 0,
             max_calls: None,
+            json: false,
         }
     }
 }
@@ -296,42 +314,60 @@ fn handle(remote: &Remote, opts: &WorkerOptions, run: &Handler<'_>, msg: jetstre
         .iter()
         .find(|(c, _)| *c == item.closure)
         .map_or("?", |(_, n)| n.name.as_str());
-    eprintln!(
-        "{}: running {task} `{}` ({}) for {}",
-        opts.name,
-        item.export,
-        item.key.short(),
-        item.from
+    let key = item.key.to_hex();
+    opts.say(
+        "running",
+        format_args!(
+            "running {task} `{}` ({}) for {}",
+            item.export,
+            item.key.short(),
+            item.from
+        ),
+        serde_json::json!({"task": task, "export": item.export, "key": key, "from": item.from}),
     );
     let outcome = run(&item);
     let delivered = msg.info().map_or(1, |i| i.delivered);
     let error = match outcome {
         Ok(ran) => {
-            eprintln!(
-                "{}: {} {} `{}` in {:.1} ms",
-                opts.name,
-                if ran { "ran" } else { "answered" },
-                item.key.short(),
-                item.export,
-                start.elapsed().as_secs_f64() * 1e3
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            let event = if ran { "ran" } else { "answered" };
+            opts.say(
+                event,
+                format_args!(
+                    "{event} {} `{}` in {ms:.1} ms",
+                    item.key.short(),
+                    item.export
+                ),
+                serde_json::json!({"key": key, "export": item.export, "ms": ms}),
             );
             None
         }
         Err(e) if e.kind() == ErrorKind::Remote && delivered < MAX_DELIVERIES => {
             // Not the call's fault: leave it to be redelivered.
-            eprintln!("{}: {e}", opts.name);
+            opts.say(
+                "retry",
+                format_args!("{e}"),
+                serde_json::json!({"key": key, "error": e.to_string()}),
+            );
             return;
         }
         Err(e) if e.kind() == ErrorKind::Remote => {
-            eprintln!(
-                "{}: giving up {} after {delivered} deliveries: {e}",
-                opts.name,
-                item.key.short()
+            opts.say(
+                "failed",
+                format_args!(
+                    "giving up {} after {delivered} deliveries: {e}",
+                    item.key.short()
+                ),
+                serde_json::json!({"key": key, "error": e.to_string(), "deliveries": delivered}),
             );
             Some(format!("given up after {delivered} deliveries: {e}"))
         }
         Err(e) => {
-            eprintln!("{}: {} failed: {e}", opts.name, item.key.short());
+            opts.say(
+                "failed",
+                format_args!("{} failed: {e}", item.key.short()),
+                serde_json::json!({"key": key, "error": e.to_string(), "kind": e.kind().as_str()}),
+            );
             Some(e.to_string())
         }
     };

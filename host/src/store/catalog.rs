@@ -36,6 +36,15 @@ pub(crate) struct Swept {
 }
 
 /// A compiled artefact: its key, record, and whether its file is present.
+/// What [`Store::verify`] found wrong, by entry key.
+#[derive(Debug, Default)]
+pub(crate) struct Damage {
+    /// Entries whose value, output or a result blob is missing or altered.
+    pub(crate) results: Vec<Digest>,
+    /// Entries whose stored arguments are missing or altered.
+    pub(crate) arguments: Vec<Digest>,
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CompiledEntry {
     pub(crate) key: Digest,
@@ -346,15 +355,18 @@ impl Store {
     }
 
     /// Checks stored entries: each value, output and result blob must be
-    /// present and match its hash. Returns the keys of the damaged ones.
-    /// `elsewhere` says whether a result blob this cache does not hold is
-    /// in the shared tier (taken lazily): such an entry is whole.
+    /// present and match its hash (else the entry is in `results`), and so
+    /// must the object of its arguments, where it is kept (else it is in
+    /// `arguments`).
+    /// `elsewhere` says whether a result blob or argument object this cache
+    /// does not hold is in the shared tier (taken lazily): such an entry is
+    /// whole.
     pub(crate) fn verify(
         &self,
         entries: &[Listed],
         elsewhere: &dyn Fn(&Digest, u64) -> Result<bool>,
-    ) -> Result<Vec<Digest>> {
-        let mut damaged = Vec::new();
+    ) -> Result<Damage> {
+        let mut damage = Damage::default();
         for e in entries {
             let mut whole = e.record.objects().all(|(h, len)| self.object_ok(&h, len));
             for &(h, len) in e.manifest.iter().flat_map(|m| m.blobs.iter()) {
@@ -365,10 +377,35 @@ impl Store {
                     self.object_ok(&h, len) || (self.object_absent(&h, len) && elsewhere(&h, len)?);
             }
             if !whole {
-                damaged.push(e.key);
+                damage.results.push(e.key);
+            }
+            if let Some(m) = &e.manifest {
+                // Here but altered. Absent is not damage: an entry taken
+                // from the shared tier never had its arguments copied here
+                // (a dispatched call's small arguments travel inside the
+                // work item), and the index does not say which entries those
+                // are.
+                let (h, len) = m.args_object;
+                if !self.object_ok(&h, len) && !self.object_absent(&h, len) {
+                    damage.arguments.push(e.key);
+                }
             }
         }
-        Ok(damaged)
+        Ok(damage)
+    }
+
+    /// Checks every compiled artefact against the hash recorded when it
+    /// was written; the keys of those missing or altered.
+    pub(crate) fn verify_compiled(&self) -> Result<Vec<Digest>> {
+        Ok(self
+            .compiled_entries()?
+            .into_iter()
+            .filter(|c| {
+                fs::read(self.compiled_path(&c.key))
+                    .map_or(true, |b| Digest::of(&b) != c.record.hash)
+            })
+            .map(|c| c.key)
+            .collect())
     }
 
     /// How many input files the stat cache remembers.

@@ -93,6 +93,8 @@ pub(crate) struct Store {
     dir: PathBuf,
     /// Bytes read from input files to hash them, since this store was opened.
     hashed: AtomicU64,
+    /// Bytes of blobs tasks read, since this store was opened.
+    read: AtomicU64,
     /// Writes waiting for a shared commit.
     queue: Queue,
     /// Closures this process has stored (with their components' bytes).
@@ -128,6 +130,7 @@ impl Store {
             db,
             dir: dir.to_path_buf(),
             hashed: AtomicU64::new(0),
+            read: AtomicU64::new(0),
             known_closures: Mutex::default(),
             hot: hot::HotResults::default(),
             clock,
@@ -198,6 +201,16 @@ impl Store {
     /// Bytes of input files read for hashing since the store was opened.
     pub(crate) fn bytes_hashed(&self) -> u64 {
         self.hashed.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of blobs tasks read since the store was opened.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` bytes of blobs a task read.
+    pub(crate) fn count_read(&self, n: u64) {
+        self.read.fetch_add(n, Ordering::Relaxed);
     }
 
     fn index_path(&self) -> PathBuf {

@@ -34,6 +34,8 @@ pub(crate) struct SharedTier {
     remote: Remote,
     store: Arc<Store>,
     local: LocalTier,
+    /// Results stored locally whose publishing failed: the key and why.
+    unpublished: std::sync::Mutex<Vec<(Digest, String)>>,
 }
 
 impl SharedTier {
@@ -43,7 +45,13 @@ impl SharedTier {
             remote,
             local: LocalTier::new(store.clone()),
             store,
+            unpublished: Default::default(),
         }
+    }
+
+    /// Results kept locally because publishing them failed, with why.
+    pub(crate) fn unpublished(&self) -> Vec<(Digest, String)> {
+        self.unpublished.lock().expect("poisoned").clone()
     }
 
     /// The connection.
@@ -128,9 +136,23 @@ impl Tier for SharedTier {
         self.local.used(key);
     }
 
+    /// Publishes a result the local tier stored. If the server fails now,
+    /// the result stays local (the call still answers) and is listed by
+    /// [`SharedTier::unpublished`]; the rest of the run goes on with the
+    /// local cache only, as the result was already computed and kept.
     fn put(&self, new: &NewResult<'_>) -> Result<()> {
         if new.persist {
-            self.push(new.key)?;
+            match self.push(new.key) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Remote => {
+                    self.remote.give_up();
+                    self.unpublished
+                        .lock()
+                        .expect("poisoned")
+                        .push((*new.key, e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

@@ -71,6 +71,16 @@ impl Guest for Hostile {
         panic!("{message}")
     }
 
+    fn flood(gib: u64) -> u64 {
+        let line = vec![b'x'; 1 << 20];
+        let mut out = std::io::stdout();
+        for _ in 0..gib << 10 {
+            // A writer that never looks at errors: only a trap stops it.
+            let _ = black_box(out.write_all(&line));
+        }
+        gib
+    }
+
     fn say(text: String) -> u32 {
         println!("{text}");
         eprintln!("{}", text.chars().rev().collect::<String>());
