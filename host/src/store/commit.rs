@@ -1,8 +1,11 @@
 //! Group commit: writes that need not be durable before the caller goes on
 //! (results, hit counts, run records, the stat cache) are queued and written
-//! by one thread, many per transaction. A commit costs an fsync (~0.4 ms
+//! by one thread, many per transaction. A commit costs fsyncs (~0.4 ms
 //! here) however much it writes, so a process storing thousands of results a
-//! second pays for a few hundred commits.
+//! second pays for a few hundred commits. A batch of statistics alone (hit
+//! counts, last-use times, finished runs: what a pure hit writes) is not
+//! worth one: it is appended to the statistics log instead, and reaches the
+//! index with the next commit ([`super::stats`]).
 //!
 //! Until its batch commits, a queued write is visible to this process
 //! through [`Queue::find`]; other processes see it after the commit. A crash
@@ -18,8 +21,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use redb::{Database, ReadableTable};
+use redb::ReadableTable;
 
+use super::index::Index;
 use super::record::Usage;
 use super::tables::*;
 use crate::digest::Digest;
@@ -71,14 +75,19 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    /// Whether everything queued can wait.
-    fn is_lazy_only(&self) -> bool {
+    /// Whether the batch holds statistics only (hit counts, last-use times,
+    /// runs): nothing worth an fsync.
+    fn is_stats_only(&self) -> bool {
         self.results.is_empty()
             && self.objects.is_empty()
             && self.by_export.is_empty()
             && self.closures.is_empty()
             && self.files.is_empty()
-            && self.runs.is_empty()
+    }
+
+    /// Whether everything queued can wait.
+    fn is_lazy_only(&self) -> bool {
+        self.is_stats_only() && self.runs.is_empty()
     }
 
     fn is_empty(&self) -> bool {
@@ -86,7 +95,7 @@ impl Batch {
     }
 
     /// Writes the batch in `tx`.
-    fn write(&self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    pub(crate) fn write(&self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
         let mut objects = tx.open_table(OBJECTS)?;
         for (hash, bytes) in &self.objects {
             objects.insert(hash.as_bytes(), &bytes[..])?;
@@ -198,7 +207,7 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    pub(crate) fn start(db: Arc<Database>) -> Queue {
+    pub(crate) fn start(index: Arc<Index>) -> Queue {
         let shared = Arc::new(Shared {
             state: Mutex::default(),
             work: Condvar::new(),
@@ -210,7 +219,7 @@ impl Queue {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("cairn-commit".into())
-            .spawn(move || committer(&s, &db))
+            .spawn(move || committer(&s, &index))
             .expect("cannot start the commit thread");
         Queue {
             shared,
@@ -328,7 +337,7 @@ impl Drop for Queue {
     }
 }
 
-fn committer(shared: &Shared, db: &Database) {
+fn committer(shared: &Shared, index: &Index) {
     loop {
         let batch = {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -373,12 +382,12 @@ fn committer(shared: &Shared, db: &Database) {
             state.committing = Some(batch.clone());
             batch
         };
-        let result = (|| -> Result<(), redb::Error> {
-            let tx = db.begin_write()?;
-            batch.write(&tx)?;
-            tx.commit()?;
-            Ok(())
-        })();
+        let result = match batch.is_stats_only() {
+            true => index.append_stats(&batch).map_err(|e| e.to_string()),
+            false => index
+                .commit(|tx| batch.write(tx))
+                .map_err(|e| e.to_string()),
+        };
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         state.committing = None;
         state.commits += 1;
@@ -387,7 +396,7 @@ fn committer(shared: &Shared, db: &Database) {
             .store(!state.pending.is_lazy_only(), Ordering::Release);
         if let Err(e) = result {
             tracing::warn!("cannot write results to the cache index: {e}");
-            state.error = Some(e.to_string());
+            state.error = Some(e);
         }
         shared.done.notify_all();
     }

@@ -7,6 +7,7 @@
 //!                       interfaces, closures, hit counts, run history
 //! objects/ab/cdef…      objects over 64 KiB, named by their blake3 hash
 //! compiled/KEY.cwasm    compiled components, by component hash and engine
+//! stats.log             hit counts and runs not yet in the index (unsynced)
 //! config.toml           optional settings (a size budget)
 //! ```
 //!
@@ -16,7 +17,10 @@
 //! last, in one transaction: a crash never leaves a key pointing at a missing
 //! value. Many processes may use one cache at once (redb's multi-writer
 //! mode); each write transaction is short, and most writes are grouped into
-//! shared commits (see [`commit`]).
+//! shared commits (see [`commit`]). A run that writes nothing but statistics
+//! (a hit) opens the index read-only and syncs nothing: hit counts and its
+//! run record go to a log that the next commit folds in (see [`index`],
+//! [`stats`]).
 //!
 //! Layer: a store, beside the shared tier's client (`remote/`). Imports
 //! only the bottom layer.
@@ -24,7 +28,9 @@
 mod catalog;
 mod commit;
 mod hot;
+mod index;
 mod record;
+mod stats;
 mod tables;
 
 use std::collections::HashSet;
@@ -35,7 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redb::{ConcurrencyMode, Database, ReadableDatabase, TableHandle};
+use redb::{ConcurrencyMode, Database, TableHandle};
 
 pub(crate) use catalog::Listed;
 pub(crate) use record::ResultRecord;
@@ -48,6 +54,7 @@ use crate::entry::{ClosureNode, KeyManifest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runs::RunRecord;
 use commit::Queue;
+use index::Index;
 use record::{CompiledRecord, StatEntry};
 use tables::*;
 
@@ -89,7 +96,7 @@ pub(crate) struct NewEntry<'a> {
 
 /// The cache directory: index and objects.
 pub(crate) struct Store {
-    db: Arc<Database>,
+    index: Arc<Index>,
     dir: PathBuf,
     /// Bytes read from input files to hash them, since this store was opened.
     hashed: AtomicU64,
@@ -108,24 +115,10 @@ type Redb<T> = std::result::Result<T, redb::Error>;
 impl Store {
     /// Opens (creating if needed) the cache in `dir`, keeping time by `clock`.
     pub(crate) fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Store> {
-        fs::create_dir_all(dir.join("objects")).map_err(|e| {
-            Error::io(
-                format_args!(
-                    "cannot create cache directory {} (choose another with --cache-dir)",
-                    dir.display()
-                ),
-                e,
-            )
-        })?;
-        let path = dir.join("index.redb");
-        let db = Database::builder()
-            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
-            .create(&path)
-            .map_err(|e| open_error(&path, e))?;
-        let db = Arc::new(db);
+        let index = Arc::new(Index::open(dir)?);
         let store = Store {
-            queue: Queue::start(db.clone()),
-            db,
+            queue: Queue::start(index.clone()),
+            index,
             dir: dir.to_path_buf(),
             hashed: AtomicU64::new(0),
             known_closures: Mutex::default(),
@@ -201,7 +194,7 @@ impl Store {
     }
 
     fn index_path(&self) -> PathBuf {
-        self.dir.join("index.redb")
+        self.dir.join(index::FILE)
     }
 
     fn object_path(&self, hash: &Digest) -> PathBuf {
@@ -211,27 +204,24 @@ impl Store {
 
     /// Runs `f` in one read transaction.
     fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Redb<T>) -> Result<T> {
-        let run = || -> Redb<T> { f(&self.db.begin_read()?) };
-        run().map_err(|e| self.damaged(e))
+        self.index.read(f)
     }
 
     /// Runs `f` in one write transaction and commits it, now.
     fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Redb<T>) -> Result<T> {
-        let run = || -> Redb<T> {
-            let tx = self.db.begin_write()?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        };
-        run().map_err(|e| self.damaged(e))
+        self.index.write(f)
     }
 
-    fn damaged(&self, e: impl Into<redb::Error>) -> Error {
-        damaged(&self.index_path(), e)
+    /// Writable opens of the index and durable commits this store has made:
+    /// each costs fsyncs, which a hit must not.
+    #[cfg(test)]
+    pub(crate) fn durable_writes(&self) -> u64 {
+        self.index.durable_writes()
     }
 
-    /// Waits until every queued write is committed, so other processes see
-    /// it. Called when a host is done (and on drop).
+    /// Waits until every queued write is committed (statistics: appended to
+    /// the log), so other processes see it. Called when a host is done (and
+    /// on drop).
     pub(crate) fn flush(&self) -> Result<()> {
         self.queue.flush().map_err(|e| {
             Error::new(
@@ -242,6 +232,13 @@ impl Store {
                 ),
             )
         })
+    }
+
+    /// [`Store::flush`], and then the statistics every process logged are
+    /// folded into the index: for readers of hit counts and run history.
+    pub(crate) fn settle(&self) -> Result<()> {
+        self.flush()?;
+        self.index.fold_stats()
     }
 
     /// The record stored under `key`, with its manifest bytes.
@@ -744,16 +741,15 @@ impl Store {
 
     /// The interface of component `hash`, if it was described before.
     pub(crate) fn component_info(&self, hash: &Digest) -> Result<Option<ComponentInfo>> {
-        let path = self.index_path();
-        let tx = self.db.begin_read().map_err(|e| damaged(&path, e))?;
-        let table = tx.open_table(COMPONENTS).map_err(|e| damaged(&path, e))?;
-        let v = table.get(hash.as_bytes()).map_err(|e| damaged(&path, e))?;
+        let json = self.read(|tx| {
+            let table = tx.open_table(COMPONENTS)?;
+            Ok(table.get(hash.as_bytes())?.map(|v| v.value().to_string()))
+        })?;
         // An entry this build cannot parse, or made by another version of
         // `describe`, is simply described again.
-        Ok(
-            v.and_then(|v| serde_json::from_str::<ComponentInfo>(v.value()).ok())
-                .filter(|info| info.version == crate::component::INFO_VERSION),
-        )
+        Ok(json
+            .and_then(|j| serde_json::from_str::<ComponentInfo>(&j).ok())
+            .filter(|info| info.version == crate::component::INFO_VERSION))
     }
 
     /// Remembers the interface of component `hash`.
@@ -777,7 +773,7 @@ impl Store {
 /// is in the middle of a transaction: nothing was changed, try later.
 /// Returns the file's size before and after.
 pub(crate) fn compact(dir: &Path) -> Result<Option<(u64, u64)>> {
-    let path = dir.join("index.redb");
+    let path = dir.join(index::FILE);
     let size = || {
         fs::metadata(&path)
             .map(|m| m.len())
@@ -945,6 +941,45 @@ mod tests {
         }
         let s = open(dir.path());
         s.hit(&key);
+        assert_eq!(s.entry(&key).unwrap().unwrap().usage.hits, 3);
+    }
+
+    #[test]
+    fn a_hit_writes_nothing_durable_and_its_statistics_reach_the_index_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Digest::of(b"key");
+        {
+            let s = open(dir.path());
+            put(&s, &key, b"v", &[]);
+            s.flush().unwrap();
+            assert!(s.durable_writes() >= 1, "a miss stores its result durably");
+        }
+        let run =
+            |error: &str| RunRecord::of(&[], std::time::Instant::now(), Some(error.into()), 1);
+        for hit in ["first hit", "second hit"] {
+            let s = open(dir.path());
+            assert_eq!(s.stored_value(&key).unwrap().unwrap().1, b"v");
+            s.hit(&key);
+            s.record_run(run(hit));
+            s.flush().unwrap();
+            drop(s.queue);
+            assert_eq!(
+                s.index.durable_writes(),
+                0,
+                "{hit}: no writable open, no commit"
+            );
+        }
+        // Readers of statistics fold the log in: nothing lost, nothing twice.
+        let s = open(dir.path());
+        assert_eq!(s.entry(&key).unwrap().unwrap().usage.hits, 2);
+        let runs: Vec<_> = s.runs(10).unwrap().into_iter().map(|r| r.error).collect();
+        assert_eq!(runs, [Some("second hit".into()), Some("first hit".into())]);
+        // The next commit of results carries hits counted since.
+        s.hit(&key);
+        put(&s, &Digest::of(b"other"), b"w", &[]);
+        s.flush().unwrap();
+        drop(s);
+        let s = open(dir.path());
         assert_eq!(s.entry(&key).unwrap().unwrap().usage.hits, 3);
     }
 
