@@ -76,8 +76,9 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// Whether the batch holds statistics only (hit counts, last-use times,
-    /// runs): nothing worth an fsync.
-    fn is_stats_only(&self) -> bool {
+    /// runs): nothing worth an fsync, and nothing that needs writing before
+    /// the next commit, a flush, or [`LAZY_DELAY`].
+    fn is_lazy_only(&self) -> bool {
         self.results.is_empty()
             && self.objects.is_empty()
             && self.by_export.is_empty()
@@ -85,13 +86,11 @@ impl Batch {
             && self.files.is_empty()
     }
 
-    /// Whether everything queued can wait.
-    fn is_lazy_only(&self) -> bool {
-        self.is_stats_only() && self.runs.is_empty()
-    }
-
     fn is_empty(&self) -> bool {
-        self.is_lazy_only() && self.usage.is_empty() && self.compiled_used.is_empty()
+        self.is_lazy_only()
+            && self.usage.is_empty()
+            && self.compiled_used.is_empty()
+            && self.runs.is_empty()
     }
 
     /// Writes the batch in `tx`.
@@ -272,9 +271,9 @@ impl Queue {
         u
     }
 
-    /// Adds writes that can wait (hit counts, last-use times): they go with
-    /// the next commit, or within [`LAZY_DELAY`]. Waking the committer for
-    /// each would cost a futex call per hit and an fsync per few.
+    /// Adds writes that can wait (last-use times, runs): they go with the
+    /// next commit, or within [`LAZY_DELAY`]. Waking the committer for each
+    /// would cost a futex call and a write to the log per few.
     pub(crate) fn push_lazy(&self, f: impl FnOnce(&mut Batch)) {
         f(&mut self.lock().pending);
     }
@@ -341,7 +340,7 @@ fn committer(shared: &Shared, index: &Index) {
     loop {
         let batch = {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            // Wait for writes; lazy ones (hit counts, last-use times) alone
+            // Wait for writes; lazy ones (statistics) alone
             // wait up to LAZY_DELAY for company (or a flush, or the end).
             let mut lazy_since: Option<Instant> = None;
             while !state.stop && !state.flushing && state.pending.is_lazy_only() {
@@ -382,7 +381,7 @@ fn committer(shared: &Shared, index: &Index) {
             state.committing = Some(batch.clone());
             batch
         };
-        let result = match batch.is_stats_only() {
+        let result = match batch.is_lazy_only() {
             true => index.append_stats(&batch).map_err(|e| e.to_string()),
             false => index
                 .commit(|tx| batch.write(tx))

@@ -310,9 +310,10 @@ impl Store {
         self.queue.count_hit(key, self.now_ms());
     }
 
-    /// Records a finished run (numbered when it commits).
+    /// Records a finished run (numbered when it reaches the index), with
+    /// the next commit or within a second.
     pub(crate) fn record_run(&self, run: RunRecord) {
-        self.queue.push(|b| b.runs.push(run));
+        self.queue.push_lazy(|b| b.runs.push(run));
     }
 
     /// The content of object `hash`, verified; `None` if it is missing or
