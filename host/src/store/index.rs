@@ -4,11 +4,16 @@
 //! opens it for writing (redb's multi-writer mode: many processes share the
 //! file), and every write commits durably, folding in the statistics other
 //! runs appended to the log ([`super::stats`]) meanwhile.
+//!
+//! A read transaction costs file-lock calls (redb's multi-writer protocol).
+//! While a [`Hold`] is alive (a batch of calls), reads share one snapshot
+//! instead, taken again after each commit through this index: the batch
+//! reads the cache as of its start plus its own writes.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase};
 
@@ -29,6 +34,23 @@ pub(crate) struct Index {
     writer: OnceLock<Database>,
     /// Writable opens and commits so far: each costs fsyncs.
     durable: AtomicU64,
+    /// Live [`Hold`]s.
+    holds: AtomicUsize,
+    /// The snapshot reads share while held, and the commit count it saw.
+    snapshot: Mutex<Option<(Arc<redb::ReadTransaction>, u64)>>,
+}
+
+/// Reads share one snapshot while this lives (see the module's note).
+pub(crate) struct Hold<'a>(&'a Index);
+
+impl Drop for Hold<'_> {
+    fn drop(&mut self) {
+        if self.0.holds.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Not kept past the batch: a live snapshot keeps writers from
+            // reusing the pages it sees.
+            *self.0.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
 }
 
 fn builder() -> redb::Builder {
@@ -48,6 +70,8 @@ impl Index {
             reader: None,
             writer: OnceLock::new(),
             durable: AtomicU64::new(0),
+            holds: AtomicUsize::new(0),
+            snapshot: Mutex::new(None),
             path,
         };
         match builder().open_read_only(&index.path) {
@@ -78,22 +102,52 @@ impl Index {
         let db = builder().create(&self.path)?;
         // Of two threads opening at once, one handle stays; the other closes.
         if self.writer.set(db).is_ok() {
-            self.durable.fetch_add(1, Ordering::Relaxed);
+            self.durable.fetch_add(1, Ordering::SeqCst);
         }
         Ok(self.writer.get().expect("set above"))
     }
 
     /// Runs `f` in one read transaction: on the writable handle once there
-    /// is one (so that this process reads what it wrote), else read-only.
+    /// is one (so that this process reads what it wrote), else read-only;
+    /// the shared snapshot while one is held.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Redb<T>) -> Result<T> {
-        let tx = match (self.writer.get(), &self.reader) {
+        let run = || -> Redb<T> {
+            match self.holds.load(Ordering::SeqCst) {
+                0 => f(&self.begin_read()?),
+                _ => f(&*self.snapshot()?),
+            }
+        };
+        run().map_err(|e| damaged(&self.path, e))
+    }
+
+    fn begin_read(&self) -> std::result::Result<redb::ReadTransaction, redb::TransactionError> {
+        match (self.writer.get(), &self.reader) {
             (Some(db), _) => db.begin_read(),
             (None, Some(db)) => db.begin_read(),
             (None, None) => unreachable!("an index is open one way or the other"),
-        };
-        tx.map_err(Into::into)
-            .and_then(|tx| f(&tx))
-            .map_err(|e| damaged(&self.path, e))
+        }
+    }
+
+    /// The shared snapshot, taken now if there is none since the last commit.
+    fn snapshot(&self) -> Redb<Arc<redb::ReadTransaction>> {
+        // Read before the snapshot is taken: a commit landing meanwhile
+        // makes the next read take another.
+        let commits = self.durable.load(Ordering::SeqCst);
+        let mut held = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((tx, seen)) = held.as_ref() {
+            if *seen == commits {
+                return Ok(tx.clone());
+            }
+        }
+        let tx = Arc::new(self.begin_read()?);
+        *held = Some((tx.clone(), commits));
+        Ok(tx)
+    }
+
+    /// Makes reads share one snapshot until the result is dropped.
+    pub(crate) fn hold(&self) -> Hold<'_> {
+        self.holds.fetch_add(1, Ordering::SeqCst);
+        Hold(self)
     }
 
     /// Runs `f` in one write transaction with the logged statistics, and
@@ -110,7 +164,7 @@ impl Index {
         stats::take(&self.dir).write(&tx)?;
         let out = f(&tx)?;
         tx.commit()?;
-        self.durable.fetch_add(1, Ordering::Relaxed);
+        self.durable.fetch_add(1, Ordering::SeqCst);
         Ok(out)
     }
 
@@ -142,6 +196,6 @@ impl Index {
     /// (each costs at least one fsync).
     #[cfg(test)]
     pub(crate) fn durable_writes(&self) -> u64 {
-        self.durable.load(Ordering::Relaxed)
+        self.durable.load(Ordering::SeqCst)
     }
 }

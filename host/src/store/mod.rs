@@ -212,6 +212,14 @@ impl Store {
         self.index.write(f)
     }
 
+    /// Makes the index reads of a batch of calls share one snapshot (taken
+    /// again after each commit through this store) until the result is
+    /// dropped: a read transaction costs several file-lock calls. Results
+    /// other processes store meanwhile are seen by the next batch.
+    pub(crate) fn hold_snapshot(&self) -> index::Hold<'_> {
+        self.index.hold()
+    }
+
     /// Writable opens of the index and durable commits this store has made:
     /// each costs fsyncs, which a hit must not.
     #[cfg(test)]
@@ -982,6 +990,18 @@ mod tests {
         drop(s);
         let s = open(dir.path());
         assert_eq!(s.entry(&key).unwrap().unwrap().usage.hits, 3);
+    }
+
+    #[test]
+    fn a_held_snapshot_sees_this_stores_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        let key = Digest::of(b"key");
+        let _held = s.hold_snapshot();
+        assert_eq!(s.stored_value(&key).unwrap(), None, "the snapshot is taken");
+        put(&s, &key, b"v", &[]);
+        s.flush().unwrap();
+        assert_eq!(s.stored_value(&key).unwrap().unwrap().1, b"v");
     }
 
     #[test]
