@@ -21,125 +21,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use redb::ReadableTable;
-
+use super::batch::Batch;
 use super::index::Index;
 use super::record::Usage;
-use super::tables::*;
 use crate::digest::Digest;
-use crate::runs::RunRecord;
-
-/// How many runs the history keeps; older ones are dropped as new ones come.
-pub(crate) const RUNS_KEPT: u64 = 10_000;
-
-/// Appends `runs` to the history in `tx`, numbering them after the last.
-pub(crate) fn append_runs(
-    tx: &redb::WriteTransaction,
-    runs: &[RunRecord],
-) -> std::result::Result<(), redb::Error> {
-    let mut table = tx.open_table(RUNS)?;
-    let mut next = table.last()?.map_or(1, |(k, _)| k.value() + 1);
-    for run in runs {
-        let mut run = run.clone();
-        run.id = next;
-        let json = serde_json::to_string(&run).expect("a run record encodes");
-        table.insert(next, json.as_str())?;
-        next += 1;
-    }
-    if next > RUNS_KEPT + 1 {
-        let cut = next - 1 - RUNS_KEPT;
-        table.retain_in(..=cut, |_, _| false)?;
-    }
-    Ok(())
-}
-
-/// Writes waiting for the same commit.
-#[derive(Default)]
-pub(crate) struct Batch {
-    /// Call key → record bytes (header and manifest).
-    pub(crate) results: HashMap<Digest, Arc<[u8]>>,
-    /// Objects small enough to live in the index.
-    pub(crate) objects: HashMap<Digest, Arc<[u8]>>,
-    /// (export, created ms, key) rows of the export index.
-    pub(crate) by_export: Vec<(String, u64, Digest)>,
-    /// Closure → [`crate::entry::ClosureNode`] JSON.
-    pub(crate) closures: HashMap<Digest, String>,
-    /// Hits to add to each key's usage.
-    pub(crate) usage: HashMap<Digest, Usage>,
-    /// Compiled artefact key → when it was last loaded.
-    pub(crate) compiled_used: HashMap<Digest, u64>,
-    /// Stat-cache entries: absolute path → entry bytes.
-    pub(crate) files: HashMap<String, Vec<u8>>,
-    /// Finished runs, numbered when they commit.
-    pub(crate) runs: Vec<RunRecord>,
-}
-
-impl Batch {
-    /// Whether the batch holds statistics only (hit counts, last-use times,
-    /// runs): nothing worth an fsync, and nothing that needs writing before
-    /// the next commit, a flush, or [`LAZY_DELAY`].
-    fn is_lazy_only(&self) -> bool {
-        self.results.is_empty()
-            && self.objects.is_empty()
-            && self.by_export.is_empty()
-            && self.closures.is_empty()
-            && self.files.is_empty()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.is_lazy_only()
-            && self.usage.is_empty()
-            && self.compiled_used.is_empty()
-            && self.runs.is_empty()
-    }
-
-    /// Writes the batch in `tx`.
-    pub(crate) fn write(&self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-        let mut objects = tx.open_table(OBJECTS)?;
-        for (hash, bytes) in &self.objects {
-            objects.insert(hash.as_bytes(), &bytes[..])?;
-        }
-        let mut results = tx.open_table(RESULTS)?;
-        for (key, record) in &self.results {
-            results.insert(key.as_bytes(), &record[..])?;
-        }
-        let mut by_export = tx.open_table(BY_EXPORT)?;
-        for (export, created, key) in &self.by_export {
-            by_export.insert((export.as_str(), *created, key.as_bytes()), ())?;
-        }
-        let mut closures = tx.open_table(CLOSURES)?;
-        for (closure, json) in &self.closures {
-            closures.insert(closure.as_bytes(), json.as_str())?;
-        }
-        let mut usage = tx.open_table(USAGE)?;
-        for (key, add) in &self.usage {
-            let mut u = usage
-                .get(key.as_bytes())?
-                .map(|v| Usage::from_bytes(v.value()))
-                .unwrap_or_default();
-            u.merge(*add);
-            usage.insert(key.as_bytes(), &u.to_bytes())?;
-        }
-        let mut compiled = tx.open_table(COMPILED)?;
-        for (key, used) in &self.compiled_used {
-            let found = compiled
-                .get(key.as_bytes())?
-                .and_then(|v| super::record::CompiledRecord::from_bytes(v.value()));
-            if let Some(mut r) = found {
-                r.last_used_ms = r.last_used_ms.max(*used);
-                compiled.insert(key.as_bytes(), &r.to_bytes()[..])?;
-            }
-        }
-        let mut files = tx.open_table(FILES)?;
-        for (path, entry) in &self.files {
-            files.insert(path.as_str(), &entry[..])?;
-        }
-        if !self.runs.is_empty() {
-            append_runs(tx, &self.runs)?;
-        }
-        Ok(())
-    }
-}
 
 #[derive(Default)]
 struct State {
@@ -382,10 +267,8 @@ fn committer(shared: &Shared, index: &Index) {
             batch
         };
         let result = match batch.is_lazy_only() {
-            true => index.append_stats(&batch).map_err(|e| e.to_string()),
-            false => index
-                .commit(|tx| batch.write(tx))
-                .map_err(|e| e.to_string()),
+            true => index.append_stats(&batch),
+            false => index.writable().and_then(|()| index.commit_batch(&batch)),
         };
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         state.committing = None;
@@ -393,9 +276,9 @@ fn committer(shared: &Shared, index: &Index) {
         shared
             .visible
             .store(!state.pending.is_lazy_only(), Ordering::Release);
+        // Reported once: by the next flush, or when the queue is dropped.
         if let Err(e) = result {
-            tracing::warn!("cannot write results to the cache index: {e}");
-            state.error = Some(e);
+            state.error = Some(e.to_string());
         }
         shared.done.notify_all();
     }

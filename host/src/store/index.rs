@@ -17,9 +17,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase};
 
+use super::batch::Batch;
 use super::stats;
-use super::{damaged, open_error, Redb};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+
+/// What redb's calls return.
+pub(crate) type Redb<T> = std::result::Result<T, redb::Error>;
 
 /// The index file's name in the cache directory.
 pub(crate) const FILE: &str = "index.redb";
@@ -153,8 +156,16 @@ impl Index {
     /// Runs `f` in one write transaction with the logged statistics, and
     /// commits it durably.
     pub(crate) fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Redb<T>) -> Result<T> {
-        self.writer().map_err(|e| open_error(&self.path, e))?;
+        self.writable()?;
         self.commit(f).map_err(|e| damaged(&self.path, e))
+    }
+
+    /// Opens the writable handle if it is not open yet; an index a writer
+    /// cannot open (damaged, cut) is reported as such.
+    pub(crate) fn writable(&self) -> Result<()> {
+        self.writer()
+            .map(drop)
+            .map_err(|e| open_error(&self.path, e))
     }
 
     /// [`Index::write`], with redb's own error.
@@ -168,9 +179,18 @@ impl Index {
         Ok(out)
     }
 
+    /// Commits `batch` (with the logged statistics): an index found damaged
+    /// is reported as such, any other failure (a full disk) as it is.
+    pub(crate) fn commit_batch(&self, batch: &Batch) -> Result<()> {
+        self.commit(|tx| batch.write(tx)).map_err(|e| match e {
+            redb::Error::Corrupted(_) => damaged(&self.path, e),
+            other => Error::new(ErrorKind::Cache, other.to_string()),
+        })
+    }
+
     /// Appends the statistics of `batch` to the log, without syncing; folds
     /// the log into the index once it has grown past [`stats::FOLD_AT`].
-    pub(crate) fn append_stats(&self, batch: &super::commit::Batch) -> Result<()> {
+    pub(crate) fn append_stats(&self, batch: &Batch) -> Result<()> {
         let len = stats::append(&self.dir, batch).map_err(|e| {
             Error::io(
                 format_args!("cannot append to {}", self.dir.join(stats::LOG).display()),
@@ -198,4 +218,32 @@ impl Index {
     pub(crate) fn durable_writes(&self) -> u64 {
         self.durable.load(Ordering::SeqCst)
     }
+}
+
+pub(crate) fn open_error(path: &Path, e: redb::DatabaseError) -> Error {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => Error::new(
+            ErrorKind::Cache,
+            format!(
+                "cache {} is already open in this process (or by an old cairn holding it exclusively); \
+                 share one Host, or use another --cache-dir",
+                path.display()
+            ),
+        ),
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) if io.kind() != std::io::ErrorKind::InvalidData => {
+            Error::io(format_args!("cannot open cache {} (choose another with --cache-dir)", path.display()), io)
+        }
+        other => damaged(path, other),
+    }
+}
+
+pub(crate) fn damaged(path: &Path, e: impl Into<redb::Error>) -> Error {
+    let e: redb::Error = e.into();
+    Error::cache(
+        format_args!(
+            "cache index {} is unusable; move it aside (its results will be recomputed) or use another --cache-dir",
+            path.display()
+        ),
+        e,
+    )
 }

@@ -25,6 +25,7 @@
 //! Layer: a store, beside the shared tier's client (`remote/`). Imports
 //! only the bottom layer.
 
+mod batch;
 mod catalog;
 mod commit;
 mod hot;
@@ -54,7 +55,7 @@ use crate::entry::{ClosureNode, KeyManifest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runs::RunRecord;
 use commit::Queue;
-use index::Index;
+use index::{damaged, open_error, Index, Redb};
 use record::{CompiledRecord, StatEntry};
 use tables::*;
 
@@ -109,8 +110,6 @@ pub(crate) struct Store {
     /// The time entries are made, used and expire at.
     clock: Arc<dyn Clock>,
 }
-
-type Redb<T> = std::result::Result<T, redb::Error>;
 
 impl Store {
     /// Opens (creating if needed) the cache in `dir`, keeping time by `clock`.
@@ -823,34 +822,6 @@ pub(crate) fn compact(dir: &Path) -> Result<Option<(u64, u64)>> {
     }
     drop(db);
     Ok(Some((before, size()?)))
-}
-
-fn open_error(path: &Path, e: redb::DatabaseError) -> Error {
-    match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => Error::new(
-            ErrorKind::Cache,
-            format!(
-                "cache {} is already open in this process (or by an old cairn holding it exclusively); \
-                 share one Host, or use another --cache-dir",
-                path.display()
-            ),
-        ),
-        redb::DatabaseError::Storage(redb::StorageError::Io(io)) if io.kind() != std::io::ErrorKind::InvalidData => {
-            Error::io(format_args!("cannot open cache {} (choose another with --cache-dir)", path.display()), io)
-        }
-        other => damaged(path, other),
-    }
-}
-
-fn damaged(path: &Path, e: impl Into<redb::Error>) -> Error {
-    let e: redb::Error = e.into();
-    Error::cache(
-        format_args!(
-            "cache index {} is unusable; move it aside (its results will be recomputed) or use another --cache-dir",
-            path.display()
-        ),
-        e,
-    )
 }
 
 #[cfg(test)]

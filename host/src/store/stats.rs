@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::commit::Batch;
+use super::batch::Batch;
 use super::record::Usage;
 use crate::digest::Digest;
 use crate::runs::RunRecord;
