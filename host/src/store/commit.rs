@@ -267,7 +267,10 @@ fn committer(shared: &Shared, index: &Index) {
             batch
         };
         let result = match batch.is_lazy_only() {
-            true => index.append_stats(&batch),
+            true => {
+                index.append_stats(&batch);
+                Ok(())
+            }
             false => index.writable().and_then(|()| index.commit_batch(&batch)),
         };
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());

@@ -190,17 +190,19 @@ impl Index {
 
     /// Appends the statistics of `batch` to the log, without syncing; folds
     /// the log into the index once it has grown past [`stats::FOLD_AT`].
-    pub(crate) fn append_stats(&self, batch: &Batch) -> Result<()> {
-        let len = stats::append(&self.dir, batch).map_err(|e| {
-            Error::io(
-                format_args!("cannot append to {}", self.dir.join(stats::LOG).display()),
-                e,
-            )
-        })?;
-        if len > stats::FOLD_AT {
-            self.write(|_| Ok(()))?;
+    /// Statistics never fail a run: a log that cannot be written (a
+    /// read-only cache) is a warning, and they are lost.
+    pub(crate) fn append_stats(&self, batch: &Batch) {
+        let log = self.dir.join(stats::LOG);
+        match stats::append(&self.dir, batch) {
+            Ok(len) if len > stats::FOLD_AT => {
+                if let Err(e) = self.write(|_| Ok(())) {
+                    tracing::warn!("cannot fold {} into the index: {e}", log.display());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot record hits and runs in {}: {e}", log.display()),
         }
-        Ok(())
     }
 
     /// Folds the logged statistics into the index, if there are any: for
