@@ -13,18 +13,55 @@ use crate::runs::RunRecord;
 /// How many runs the history keeps; older ones are dropped as new ones come.
 pub(crate) const RUNS_KEPT: u64 = 10_000;
 
+/// A finished run as the history stores it, JSON, numbered 0 until it is
+/// appended: encoded once, on the thread that ran it, and copied as text
+/// through the statistics log into the history table.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RunJson(String);
+
+impl RunJson {
+    /// How every unnumbered record begins (`id` is [`RunRecord`]'s first
+    /// field); numbering replaces the 0.
+    const UNNUMBERED: &'static str = "{\"id\":0,";
+
+    pub(crate) fn of(run: &RunRecord) -> RunJson {
+        let mut run = run.clone();
+        run.id = 0;
+        let json = serde_json::to_string(&run).expect("a run record encodes");
+        assert!(
+            json.starts_with(Self::UNNUMBERED),
+            "RunRecord's first field is its id"
+        );
+        RunJson(json)
+    }
+
+    /// Text read back from the log: `None` unless it is one whole JSON value
+    /// in the unnumbered form (a line torn by a crash is not).
+    pub(crate) fn parse(text: &str) -> Option<RunJson> {
+        let whole = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+        (whole && text.starts_with(Self::UNNUMBERED)).then(|| RunJson(text.to_string()))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The record numbered `id`: what the history table holds.
+    fn numbered(&self, id: u64) -> String {
+        let rest = &self.0[Self::UNNUMBERED.len()..];
+        format!("{{\"id\":{id},{rest}")
+    }
+}
+
 /// Appends `runs` to the history in `tx`, numbering them after the last.
 pub(crate) fn append_runs(
     tx: &redb::WriteTransaction,
-    runs: &[RunRecord],
+    runs: &[RunJson],
 ) -> std::result::Result<(), redb::Error> {
     let mut table = tx.open_table(RUNS)?;
     let mut next = table.last()?.map_or(1, |(k, _)| k.value() + 1);
     for run in runs {
-        let mut run = run.clone();
-        run.id = next;
-        let json = serde_json::to_string(&run).expect("a run record encodes");
-        table.insert(next, json.as_str())?;
+        table.insert(next, run.numbered(next).as_str())?;
         next += 1;
     }
     if next > RUNS_KEPT + 1 {
@@ -52,7 +89,7 @@ pub(crate) struct Batch {
     /// Stat-cache entries: absolute path → entry bytes.
     pub(crate) files: HashMap<String, Vec<u8>>,
     /// Finished runs, numbered when they commit.
-    pub(crate) runs: Vec<RunRecord>,
+    pub(crate) runs: Vec<RunJson>,
 }
 
 impl Batch {
@@ -119,5 +156,20 @@ impl Batch {
             append_runs(tx, &self.runs)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_numbered_run_is_the_record_encoded_with_its_id() {
+        let mut run = RunRecord::of(&[], std::time::Instant::now(), Some("e\"r".into()), 7);
+        let json = RunJson::of(&run);
+        assert_eq!(RunJson::parse(json.as_str()), Some(json.clone()));
+        assert_eq!(RunJson::parse(&json.as_str()[..20]), None, "torn");
+        run.id = 42;
+        assert_eq!(json.numbered(42), serde_json::to_string(&run).unwrap());
     }
 }

@@ -320,6 +320,7 @@ impl Store {
     /// Records a finished run (numbered when it reaches the index), with
     /// the next commit or within a second.
     pub(crate) fn record_run(&self, run: RunRecord) {
+        let run = batch::RunJson::of(&run);
         self.queue.push_lazy(|b| b.runs.push(run));
     }
 

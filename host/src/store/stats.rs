@@ -17,10 +17,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::batch::Batch;
+use super::batch::{Batch, RunJson};
 use super::record::Usage;
 use crate::digest::Digest;
-use crate::runs::RunRecord;
 
 /// The log's name in the cache directory.
 pub(crate) const LOG: &str = "stats.log";
@@ -30,7 +29,11 @@ pub(crate) const LOG: &str = "stats.log";
 /// statistics (about 10,000 runs, what the history keeps).
 pub(crate) const FOLD_AT: u64 = 4 << 20;
 
-/// One line of the log.
+/// How a run's line begins; the run's own JSON follows, then `}`. Runs are
+/// copied as text (see [`RunJson`]), not decoded and encoded again.
+const RUN: &str = "{\"run\":";
+
+/// One line of the log, other than a run's.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Line {
@@ -42,8 +45,6 @@ enum Line {
     },
     /// A compiled artefact was loaded at `used_ms`.
     Compiled { key: Digest, used_ms: u64 },
-    /// A finished run (numbered when it is folded into the index).
-    Run(RunRecord),
 }
 
 /// The statistics of `batch` as log text: an empty string if it holds none.
@@ -57,11 +58,16 @@ fn encode(batch: &Batch) -> String {
         key: *key,
         used_ms: *used,
     });
-    let runs = batch.runs.iter().cloned().map(Line::Run);
     let mut text = String::new();
-    for line in hits.chain(compiled).chain(runs) {
+    for line in hits.chain(compiled) {
         text.push('\n');
         text.push_str(&serde_json::to_string(&line).expect("a statistics line encodes"));
+    }
+    for run in &batch.runs {
+        text.push('\n');
+        text.push_str(RUN);
+        text.push_str(run.as_str());
+        text.push('}');
     }
     text
 }
@@ -70,20 +76,29 @@ fn encode(batch: &Batch) -> String {
 /// (torn by a crash) are skipped.
 fn decode(text: &[u8], batch: &mut Batch) {
     for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        match serde_json::from_slice(line) {
-            Ok(Line::Hit { key, hits, last_ms }) => {
-                batch.usage.entry(key).or_default().merge(Usage {
-                    hits,
-                    last_hit_ms: last_ms,
-                })
-            }
-            Ok(Line::Compiled { key, used_ms }) => {
-                let t = batch.compiled_used.entry(key).or_default();
-                *t = (*t).max(used_ms);
-            }
-            Ok(Line::Run(run)) => batch.runs.push(run),
-            Err(_) => tracing::debug!("skipping a damaged line of the statistics log"),
+        let run = (line.strip_prefix(RUN.as_bytes()))
+            .and_then(|l| l.strip_suffix(b"}"))
+            .map(|json| std::str::from_utf8(json).ok().and_then(RunJson::parse));
+        match run {
+            Some(Some(run)) => batch.runs.push(run),
+            Some(None) => tracing::debug!("skipping a damaged run in the statistics log"),
+            None => decode_line(line, batch),
         }
+    }
+}
+
+/// Adds one hit or last-use line to `batch`.
+fn decode_line(line: &[u8], batch: &mut Batch) {
+    match serde_json::from_slice(line) {
+        Ok(Line::Hit { key, hits, last_ms }) => batch.usage.entry(key).or_default().merge(Usage {
+            hits,
+            last_hit_ms: last_ms,
+        }),
+        Ok(Line::Compiled { key, used_ms }) => {
+            let t = batch.compiled_used.entry(key).or_default();
+            *t = (*t).max(used_ms);
+        }
+        Err(_) => tracing::debug!("skipping a damaged line of the statistics log"),
     }
 }
 
@@ -144,8 +159,13 @@ pub(crate) fn take(dir: &Path) -> Batch {
 mod tests {
     use super::*;
 
-    fn run(error: &str) -> RunRecord {
-        RunRecord::of(&[], std::time::Instant::now(), Some(error.into()), 1)
+    fn run(error: &str) -> RunJson {
+        RunJson::of(&crate::runs::RunRecord::of(
+            &[],
+            std::time::Instant::now(),
+            Some(error.into()),
+            1,
+        ))
     }
 
     #[test]
@@ -178,7 +198,11 @@ mod tests {
         assert_eq!(taken.usage[&key].hits, 4);
         assert_eq!(taken.usage[&key].last_hit_ms, 5);
         assert_eq!(taken.compiled_used[&key], 7);
-        let errors: Vec<_> = taken.runs.iter().map(|r| r.error.clone()).collect();
+        let error = |r: &RunJson| {
+            let record: crate::runs::RunRecord = serde_json::from_str(r.as_str()).unwrap();
+            record.error
+        };
+        let errors: Vec<_> = taken.runs.iter().map(error).collect();
         assert_eq!(errors, [Some("first".into()), Some("second".into())]);
         assert!(!pending(dir.path()));
         assert!(take(dir.path()).usage.is_empty());
