@@ -357,7 +357,10 @@ impl Host {
 
     /// Calls `task` once for each `(export, arguments)` in `calls`, on up to
     /// `jobs` threads at once (0: one per core), and returns the outcomes in
-    /// the order of `calls`. Identical calls among them execute once.
+    /// the order of `calls`. Identical calls among them execute once. The
+    /// calls see the cache as it was when they began, plus what they store:
+    /// a result another process stores meanwhile is not a hit until the
+    /// next batch.
     pub fn call_all(
         &self,
         task: &Task,
@@ -373,6 +376,7 @@ impl Host {
         let next = std::sync::atomic::AtomicUsize::new(0);
         let slots: Vec<std::sync::Mutex<Option<Result<Outcome>>>> =
             calls.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        let _snapshot = self.calls.store.hold_snapshot();
         std::thread::scope(|s| {
             for _ in 0..jobs {
                 s.spawn(|| loop {

@@ -183,6 +183,8 @@ impl Host {
                 ),
             ));
         }
+        // One read snapshot for the tasks' stat-cache and interface lookups.
+        let _snapshot = self.calls.store.hold_snapshot();
         let tasks = manifest
             .tasks
             .iter()

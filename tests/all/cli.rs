@@ -28,6 +28,70 @@ fn second_run_is_a_hit_with_the_same_result_and_nothing_executed() {
     assert_eq!(second["key"], first["key"]);
 }
 
+/// The sync calls `cairn ARGS` makes on `cache`, counted by `strace`; `None`
+/// (having said why) where strace is missing or may not trace.
+fn syncs_of(cache: &std::path::Path, args: &[&std::ffi::OsStr]) -> Option<usize> {
+    let log = cache.join("strace.log");
+    let traced = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o"])
+        .arg(&log)
+        .arg("-e")
+        .arg("trace=fsync,fdatasync,sync_file_range,syncfs,sync,msync")
+        .arg(assert_cmd::cargo::cargo_bin("cairn"))
+        .env_remove("CAIRN_CACHE_DIR")
+        .arg("--cache-dir")
+        .arg(cache)
+        .args(args)
+        .output();
+    let out = match traced {
+        Ok(out) if out.status.success() => out,
+        Ok(out) if String::from_utf8_lossy(&out.stderr).starts_with("strace: ") => {
+            eprintln!(
+                "skipped: strace cannot trace here: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        Ok(out) => panic!("cairn failed under strace: {out:?}"),
+        Err(e) => {
+            eprintln!("skipped: no strace ({e})");
+            return None;
+        }
+    };
+    assert!(out.stdout.starts_with(b"\"Hello"), "{out:?}");
+    let text = fs::read_to_string(&log).unwrap();
+    fs::remove_file(&log).unwrap();
+    Some(text.lines().filter(|l| l.contains("sync")).count())
+}
+
+#[test]
+fn a_hit_makes_no_sync_call() {
+    let cache = tempfile::tempdir().unwrap();
+    let hello = example("hello");
+    let args = [
+        "run".as_ref(),
+        hello.as_os_str(),
+        "greet".as_ref(),
+        "--name".as_ref(),
+        "Ada".as_ref(),
+    ];
+    let Some(miss) = syncs_of(cache.path(), &args) else {
+        return;
+    };
+    assert!(miss > 0, "a miss stores its result durably");
+    for run in ["first hit", "second hit"] {
+        assert_eq!(syncs_of(cache.path(), &args), Some(0), "{run}");
+    }
+    // What the hits logged reaches the run history.
+    let out = cairn(cache.path()).args(["runs"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        listed.lines().filter(|l| l.contains("greet")).count(),
+        3,
+        "{listed}"
+    );
+}
+
 #[test]
 fn a_changed_argument_misses() {
     let cache = tempfile::tempdir().unwrap();

@@ -45,6 +45,9 @@ fn a_cache_directory_that_cannot_be_created() {
     );
 }
 
+/// A hit reads the index read-only, which does not check the file's length
+/// against its layout: a cut index is reported by the first run that reads
+/// what was cut or writes (here a miss), a garbage one by any run.
 #[test]
 fn a_garbage_or_truncated_index_is_reported_and_left_in_place() {
     for damage in [
@@ -63,7 +66,7 @@ fn a_garbage_or_truncated_index_is_reported_and_left_in_place() {
                 cairn(cache.path())
                     .arg("run")
                     .arg(example("hello"))
-                    .args(["--name", "Ada"]),
+                    .args(["--name", "a name not cached yet"]),
             ),
             "move it aside",
         );

@@ -63,10 +63,10 @@ fn listed(key: Digest, bytes: &[u8], usage: Usage) -> Option<Listed> {
 }
 
 impl Store {
-    /// Every stored entry, with its manifest and usage. Queued writes are
-    /// committed first, so the listing is complete.
+    /// Every stored entry, with its manifest and usage. Queued writes and
+    /// logged statistics are committed first, so the listing is complete.
     pub(crate) fn entries(&self) -> Result<Vec<Listed>> {
-        self.flush()?;
+        self.settle()?;
         self.read(|tx| {
             let usage = tx.open_table(USAGE)?;
             let mut out = Vec::new();
@@ -88,6 +88,7 @@ impl Store {
         let Some(bytes) = self.record_bytes(key)? else {
             return Ok(None);
         };
+        self.index.fold_stats()?;
         let usage = self.read(|tx| {
             Ok(tx
                 .open_table(USAGE)?
@@ -196,7 +197,7 @@ impl Store {
 
     /// Every compiled artefact.
     pub(crate) fn compiled_entries(&self) -> Result<Vec<CompiledEntry>> {
-        self.flush()?;
+        self.settle()?;
         self.read(|tx| {
             let mut out = Vec::new();
             for row in tx.open_table(COMPILED)?.iter()? {
@@ -229,7 +230,7 @@ impl Store {
 
     /// The most recent `limit` runs, newest first.
     pub(crate) fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
-        self.flush()?;
+        self.settle()?;
         self.read(|tx| {
             let mut out = Vec::new();
             for row in tx.open_table(RUNS)?.iter()?.rev().take(limit) {
@@ -242,7 +243,7 @@ impl Store {
 
     /// Run `id`.
     pub(crate) fn run(&self, id: u64) -> Result<Option<RunRecord>> {
-        self.flush()?;
+        self.settle()?;
         self.read(|tx| {
             Ok(tx
                 .open_table(RUNS)?

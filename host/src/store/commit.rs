@@ -1,8 +1,11 @@
 //! Group commit: writes that need not be durable before the caller goes on
 //! (results, hit counts, run records, the stat cache) are queued and written
-//! by one thread, many per transaction. A commit costs an fsync (~0.4 ms
+//! by one thread, many per transaction. A commit costs fsyncs (~0.4 ms
 //! here) however much it writes, so a process storing thousands of results a
-//! second pays for a few hundred commits.
+//! second pays for a few hundred commits. A batch of statistics alone (hit
+//! counts, last-use times, finished runs: what a pure hit writes) is not
+//! worth one: it is appended to the statistics log instead, and reaches the
+//! index with the next commit ([`super::stats`]).
 //!
 //! Until its batch commits, a queued write is visible to this process
 //! through [`Queue::find`]; other processes see it after the commit. A crash
@@ -18,120 +21,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use redb::{Database, ReadableTable};
-
+use super::batch::Batch;
+use super::index::Index;
 use super::record::Usage;
-use super::tables::*;
 use crate::digest::Digest;
-use crate::runs::RunRecord;
-
-/// How many runs the history keeps; older ones are dropped as new ones come.
-pub(crate) const RUNS_KEPT: u64 = 10_000;
-
-/// Appends `runs` to the history in `tx`, numbering them after the last.
-pub(crate) fn append_runs(
-    tx: &redb::WriteTransaction,
-    runs: &[RunRecord],
-) -> std::result::Result<(), redb::Error> {
-    let mut table = tx.open_table(RUNS)?;
-    let mut next = table.last()?.map_or(1, |(k, _)| k.value() + 1);
-    for run in runs {
-        let mut run = run.clone();
-        run.id = next;
-        let json = serde_json::to_string(&run).expect("a run record encodes");
-        table.insert(next, json.as_str())?;
-        next += 1;
-    }
-    if next > RUNS_KEPT + 1 {
-        let cut = next - 1 - RUNS_KEPT;
-        table.retain_in(..=cut, |_, _| false)?;
-    }
-    Ok(())
-}
-
-/// Writes waiting for the same commit.
-#[derive(Default)]
-pub(crate) struct Batch {
-    /// Call key → record bytes (header and manifest).
-    pub(crate) results: HashMap<Digest, Arc<[u8]>>,
-    /// Objects small enough to live in the index.
-    pub(crate) objects: HashMap<Digest, Arc<[u8]>>,
-    /// (export, created ms, key) rows of the export index.
-    pub(crate) by_export: Vec<(String, u64, Digest)>,
-    /// Closure → [`crate::entry::ClosureNode`] JSON.
-    pub(crate) closures: HashMap<Digest, String>,
-    /// Hits to add to each key's usage.
-    pub(crate) usage: HashMap<Digest, Usage>,
-    /// Compiled artefact key → when it was last loaded.
-    pub(crate) compiled_used: HashMap<Digest, u64>,
-    /// Stat-cache entries: absolute path → entry bytes.
-    pub(crate) files: HashMap<String, Vec<u8>>,
-    /// Finished runs, numbered when they commit.
-    pub(crate) runs: Vec<RunRecord>,
-}
-
-impl Batch {
-    /// Whether everything queued can wait.
-    fn is_lazy_only(&self) -> bool {
-        self.results.is_empty()
-            && self.objects.is_empty()
-            && self.by_export.is_empty()
-            && self.closures.is_empty()
-            && self.files.is_empty()
-            && self.runs.is_empty()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.is_lazy_only() && self.usage.is_empty() && self.compiled_used.is_empty()
-    }
-
-    /// Writes the batch in `tx`.
-    fn write(&self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-        let mut objects = tx.open_table(OBJECTS)?;
-        for (hash, bytes) in &self.objects {
-            objects.insert(hash.as_bytes(), &bytes[..])?;
-        }
-        let mut results = tx.open_table(RESULTS)?;
-        for (key, record) in &self.results {
-            results.insert(key.as_bytes(), &record[..])?;
-        }
-        let mut by_export = tx.open_table(BY_EXPORT)?;
-        for (export, created, key) in &self.by_export {
-            by_export.insert((export.as_str(), *created, key.as_bytes()), ())?;
-        }
-        let mut closures = tx.open_table(CLOSURES)?;
-        for (closure, json) in &self.closures {
-            closures.insert(closure.as_bytes(), json.as_str())?;
-        }
-        let mut usage = tx.open_table(USAGE)?;
-        for (key, add) in &self.usage {
-            let mut u = usage
-                .get(key.as_bytes())?
-                .map(|v| Usage::from_bytes(v.value()))
-                .unwrap_or_default();
-            u.merge(*add);
-            usage.insert(key.as_bytes(), &u.to_bytes())?;
-        }
-        let mut compiled = tx.open_table(COMPILED)?;
-        for (key, used) in &self.compiled_used {
-            let found = compiled
-                .get(key.as_bytes())?
-                .and_then(|v| super::record::CompiledRecord::from_bytes(v.value()));
-            if let Some(mut r) = found {
-                r.last_used_ms = r.last_used_ms.max(*used);
-                compiled.insert(key.as_bytes(), &r.to_bytes()[..])?;
-            }
-        }
-        let mut files = tx.open_table(FILES)?;
-        for (path, entry) in &self.files {
-            files.insert(path.as_str(), &entry[..])?;
-        }
-        if !self.runs.is_empty() {
-            append_runs(tx, &self.runs)?;
-        }
-        Ok(())
-    }
-}
 
 #[derive(Default)]
 struct State {
@@ -198,7 +91,7 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    pub(crate) fn start(db: Arc<Database>) -> Queue {
+    pub(crate) fn start(index: Arc<Index>) -> Queue {
         let shared = Arc::new(Shared {
             state: Mutex::default(),
             work: Condvar::new(),
@@ -210,7 +103,7 @@ impl Queue {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("cairn-commit".into())
-            .spawn(move || committer(&s, &db))
+            .spawn(move || committer(&s, &index))
             .expect("cannot start the commit thread");
         Queue {
             shared,
@@ -263,9 +156,9 @@ impl Queue {
         u
     }
 
-    /// Adds writes that can wait (hit counts, last-use times): they go with
-    /// the next commit, or within [`LAZY_DELAY`]. Waking the committer for
-    /// each would cost a futex call per hit and an fsync per few.
+    /// Adds writes that can wait (last-use times, runs): they go with the
+    /// next commit, or within [`LAZY_DELAY`]. Waking the committer for each
+    /// would cost a futex call and a write to the log per few.
     pub(crate) fn push_lazy(&self, f: impl FnOnce(&mut Batch)) {
         f(&mut self.lock().pending);
     }
@@ -328,11 +221,11 @@ impl Drop for Queue {
     }
 }
 
-fn committer(shared: &Shared, db: &Database) {
+fn committer(shared: &Shared, index: &Index) {
     loop {
         let batch = {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            // Wait for writes; lazy ones (hit counts, last-use times) alone
+            // Wait for writes; lazy ones (statistics) alone
             // wait up to LAZY_DELAY for company (or a flush, or the end).
             let mut lazy_since: Option<Instant> = None;
             while !state.stop && !state.flushing && state.pending.is_lazy_only() {
@@ -373,20 +266,21 @@ fn committer(shared: &Shared, db: &Database) {
             state.committing = Some(batch.clone());
             batch
         };
-        let result = (|| -> Result<(), redb::Error> {
-            let tx = db.begin_write()?;
-            batch.write(&tx)?;
-            tx.commit()?;
-            Ok(())
-        })();
+        let result = match batch.is_lazy_only() {
+            true => {
+                index.append_stats(&batch);
+                Ok(())
+            }
+            false => index.writable().and_then(|()| index.commit_batch(&batch)),
+        };
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         state.committing = None;
         state.commits += 1;
         shared
             .visible
             .store(!state.pending.is_lazy_only(), Ordering::Release);
+        // Reported once: by the next flush, or when the queue is dropped.
         if let Err(e) = result {
-            tracing::warn!("cannot write results to the cache index: {e}");
             state.error = Some(e.to_string());
         }
         shared.done.notify_all();

@@ -7,6 +7,7 @@
 //!                       interfaces, closures, hit counts, run history
 //! objects/ab/cdef…      objects over 64 KiB, named by their blake3 hash
 //! compiled/KEY.cwasm    compiled components, by component hash and engine
+//! stats.log             hit counts and runs not yet in the index (unsynced)
 //! config.toml           optional settings (a size budget)
 //! ```
 //!
@@ -16,15 +17,21 @@
 //! last, in one transaction: a crash never leaves a key pointing at a missing
 //! value. Many processes may use one cache at once (redb's multi-writer
 //! mode); each write transaction is short, and most writes are grouped into
-//! shared commits (see [`commit`]).
+//! shared commits (see [`commit`]). A run that writes nothing but statistics
+//! (a hit) opens the index read-only and syncs nothing: hit counts and its
+//! run record go to a log that the next commit folds in (see [`index`],
+//! [`stats`]).
 //!
 //! Layer: a store, beside the shared tier's client (`remote/`). Imports
 //! only the bottom layer.
 
+mod batch;
 mod catalog;
 mod commit;
 mod hot;
+mod index;
 mod record;
+mod stats;
 mod tables;
 
 use std::collections::HashSet;
@@ -35,7 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redb::{ConcurrencyMode, Database, ReadableDatabase, TableHandle};
+use redb::{ConcurrencyMode, Database, TableHandle};
 
 pub(crate) use catalog::Listed;
 pub(crate) use record::ResultRecord;
@@ -48,6 +55,7 @@ use crate::entry::{ClosureNode, KeyManifest};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runs::RunRecord;
 use commit::Queue;
+use index::{damaged, open_error, Index, Redb};
 use record::{CompiledRecord, StatEntry};
 use tables::*;
 
@@ -89,7 +97,7 @@ pub(crate) struct NewEntry<'a> {
 
 /// The cache directory: index and objects.
 pub(crate) struct Store {
-    db: Arc<Database>,
+    index: Arc<Index>,
     dir: PathBuf,
     /// Bytes read from input files to hash them, since this store was opened.
     hashed: AtomicU64,
@@ -105,29 +113,13 @@ pub(crate) struct Store {
     clock: Arc<dyn Clock>,
 }
 
-type Redb<T> = std::result::Result<T, redb::Error>;
-
 impl Store {
     /// Opens (creating if needed) the cache in `dir`, keeping time by `clock`.
     pub(crate) fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Store> {
-        fs::create_dir_all(dir.join("objects")).map_err(|e| {
-            Error::io(
-                format_args!(
-                    "cannot create cache directory {} (choose another with --cache-dir)",
-                    dir.display()
-                ),
-                e,
-            )
-        })?;
-        let path = dir.join("index.redb");
-        let db = Database::builder()
-            .set_concurrency_mode(ConcurrencyMode::MultiWriter)
-            .create(&path)
-            .map_err(|e| open_error(&path, e))?;
-        let db = Arc::new(db);
+        let index = Arc::new(Index::open(dir)?);
         let store = Store {
-            queue: Queue::start(db.clone()),
-            db,
+            queue: Queue::start(index.clone()),
+            index,
             dir: dir.to_path_buf(),
             hashed: AtomicU64::new(0),
             read: AtomicU64::new(0),
@@ -214,7 +206,7 @@ impl Store {
     }
 
     fn index_path(&self) -> PathBuf {
-        self.dir.join("index.redb")
+        self.dir.join(index::FILE)
     }
 
     fn object_path(&self, hash: &Digest) -> PathBuf {
@@ -224,27 +216,32 @@ impl Store {
 
     /// Runs `f` in one read transaction.
     fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Redb<T>) -> Result<T> {
-        let run = || -> Redb<T> { f(&self.db.begin_read()?) };
-        run().map_err(|e| self.damaged(e))
+        self.index.read(f)
     }
 
     /// Runs `f` in one write transaction and commits it, now.
     fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Redb<T>) -> Result<T> {
-        let run = || -> Redb<T> {
-            let tx = self.db.begin_write()?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
-        };
-        run().map_err(|e| self.damaged(e))
+        self.index.write(f)
     }
 
-    fn damaged(&self, e: impl Into<redb::Error>) -> Error {
-        damaged(&self.index_path(), e)
+    /// Makes the index reads of a batch of calls share one snapshot (taken
+    /// again after each commit through this store) until the result is
+    /// dropped: a read transaction costs several file-lock calls. Results
+    /// other processes store meanwhile are seen by the next batch.
+    pub(crate) fn hold_snapshot(&self) -> index::Hold<'_> {
+        self.index.hold()
     }
 
-    /// Waits until every queued write is committed, so other processes see
-    /// it. Called when a host is done (and on drop).
+    /// Writable opens of the index and durable commits this store has made:
+    /// each costs fsyncs, which a hit must not.
+    #[cfg(test)]
+    pub(crate) fn durable_writes(&self) -> u64 {
+        self.index.durable_writes()
+    }
+
+    /// Waits until every queued write is committed (statistics: appended to
+    /// the log), so other processes see it. Called when a host is done (and
+    /// on drop).
     pub(crate) fn flush(&self) -> Result<()> {
         self.queue.flush().map_err(|e| {
             Error::new(
@@ -255,6 +252,13 @@ impl Store {
                 ),
             )
         })
+    }
+
+    /// [`Store::flush`], and then the statistics every process logged are
+    /// folded into the index: for readers of hit counts and run history.
+    pub(crate) fn settle(&self) -> Result<()> {
+        self.flush()?;
+        self.index.fold_stats()
     }
 
     /// The record stored under `key`, with its manifest bytes.
@@ -326,9 +330,11 @@ impl Store {
         self.queue.count_hit(key, self.now_ms());
     }
 
-    /// Records a finished run (numbered when it commits).
+    /// Records a finished run (numbered when it reaches the index), with
+    /// the next commit or within a second.
     pub(crate) fn record_run(&self, run: RunRecord) {
-        self.queue.push(|b| b.runs.push(run));
+        let run = batch::RunJson::of(&run);
+        self.queue.push_lazy(|b| b.runs.push(run));
     }
 
     /// The content of object `hash`, verified; `None` if it is missing or
@@ -757,16 +763,15 @@ impl Store {
 
     /// The interface of component `hash`, if it was described before.
     pub(crate) fn component_info(&self, hash: &Digest) -> Result<Option<ComponentInfo>> {
-        let path = self.index_path();
-        let tx = self.db.begin_read().map_err(|e| damaged(&path, e))?;
-        let table = tx.open_table(COMPONENTS).map_err(|e| damaged(&path, e))?;
-        let v = table.get(hash.as_bytes()).map_err(|e| damaged(&path, e))?;
+        let json = self.read(|tx| {
+            let table = tx.open_table(COMPONENTS)?;
+            Ok(table.get(hash.as_bytes())?.map(|v| v.value().to_string()))
+        })?;
         // An entry this build cannot parse, or made by another version of
         // `describe`, is simply described again.
-        Ok(
-            v.and_then(|v| serde_json::from_str::<ComponentInfo>(v.value()).ok())
-                .filter(|info| info.version == crate::component::INFO_VERSION),
-        )
+        Ok(json
+            .and_then(|j| serde_json::from_str::<ComponentInfo>(&j).ok())
+            .filter(|info| info.version == crate::component::INFO_VERSION))
     }
 
     /// Remembers the interface of component `hash`.
@@ -790,7 +795,7 @@ impl Store {
 /// is in the middle of a transaction: nothing was changed, try later.
 /// Returns the file's size before and after.
 pub(crate) fn compact(dir: &Path) -> Result<Option<(u64, u64)>> {
-    let path = dir.join("index.redb");
+    let path = dir.join(index::FILE);
     let size = || {
         fs::metadata(&path)
             .map(|m| m.len())
@@ -831,34 +836,6 @@ pub(crate) fn compact(dir: &Path) -> Result<Option<(u64, u64)>> {
     }
     drop(db);
     Ok(Some((before, size()?)))
-}
-
-fn open_error(path: &Path, e: redb::DatabaseError) -> Error {
-    match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => Error::new(
-            ErrorKind::Cache,
-            format!(
-                "cache {} is already open in this process (or by an old cairn holding it exclusively); \
-                 share one Host, or use another --cache-dir",
-                path.display()
-            ),
-        ),
-        redb::DatabaseError::Storage(redb::StorageError::Io(io)) if io.kind() != std::io::ErrorKind::InvalidData => {
-            Error::io(format_args!("cannot open cache {} (choose another with --cache-dir)", path.display()), io)
-        }
-        other => damaged(path, other),
-    }
-}
-
-fn damaged(path: &Path, e: impl Into<redb::Error>) -> Error {
-    let e: redb::Error = e.into();
-    Error::cache(
-        format_args!(
-            "cache index {} is unusable; move it aside (its results will be recomputed) or use another --cache-dir",
-            path.display()
-        ),
-        e,
-    )
 }
 
 #[cfg(test)]
@@ -959,6 +936,57 @@ mod tests {
         let s = open(dir.path());
         s.hit(&key);
         assert_eq!(s.entry(&key).unwrap().unwrap().usage.hits, 3);
+    }
+
+    #[test]
+    fn a_hit_writes_nothing_durable_and_its_statistics_reach_the_index_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Digest::of(b"key");
+        {
+            let s = open(dir.path());
+            put(&s, &key, b"v", &[]);
+            s.flush().unwrap();
+            assert!(s.durable_writes() >= 1, "a miss stores its result durably");
+        }
+        let run =
+            |error: &str| RunRecord::of(&[], std::time::Instant::now(), Some(error.into()), 1);
+        for hit in ["first hit", "second hit"] {
+            let s = open(dir.path());
+            assert_eq!(s.stored_value(&key).unwrap().unwrap().1, b"v");
+            s.hit(&key);
+            s.record_run(run(hit));
+            s.flush().unwrap();
+            drop(s.queue);
+            assert_eq!(
+                s.index.durable_writes(),
+                0,
+                "{hit}: no writable open, no commit"
+            );
+        }
+        // Readers of statistics fold the log in: nothing lost, nothing twice.
+        let s = open(dir.path());
+        assert_eq!(s.entry(&key).unwrap().unwrap().usage.hits, 2);
+        let runs: Vec<_> = s.runs(10).unwrap().into_iter().map(|r| r.error).collect();
+        assert_eq!(runs, [Some("second hit".into()), Some("first hit".into())]);
+        // The next commit of results carries hits counted since.
+        s.hit(&key);
+        put(&s, &Digest::of(b"other"), b"w", &[]);
+        s.flush().unwrap();
+        drop(s);
+        let s = open(dir.path());
+        assert_eq!(s.entry(&key).unwrap().unwrap().usage.hits, 3);
+    }
+
+    #[test]
+    fn a_held_snapshot_sees_this_stores_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        let key = Digest::of(b"key");
+        let _held = s.hold_snapshot();
+        assert_eq!(s.stored_value(&key).unwrap(), None, "the snapshot is taken");
+        put(&s, &key, b"v", &[]);
+        s.flush().unwrap();
+        assert_eq!(s.stored_value(&key).unwrap().unwrap().1, b"v");
     }
 
     #[test]

@@ -1,0 +1,175 @@
+//! A batch of writes for one commit of the index, and how it is written.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use redb::ReadableTable;
+
+use super::record::Usage;
+use super::tables::*;
+use crate::digest::Digest;
+use crate::runs::RunRecord;
+
+/// How many runs the history keeps; older ones are dropped as new ones come.
+pub(crate) const RUNS_KEPT: u64 = 10_000;
+
+/// A finished run as the history stores it, JSON, numbered 0 until it is
+/// appended: encoded once, on the thread that ran it, and copied as text
+/// through the statistics log into the history table.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RunJson(String);
+
+impl RunJson {
+    /// How every unnumbered record begins (`id` is [`RunRecord`]'s first
+    /// field); numbering replaces the 0.
+    const UNNUMBERED: &'static str = "{\"id\":0,";
+
+    pub(crate) fn of(run: &RunRecord) -> RunJson {
+        let mut run = run.clone();
+        run.id = 0;
+        let json = serde_json::to_string(&run).expect("a run record encodes");
+        assert!(
+            json.starts_with(Self::UNNUMBERED),
+            "RunRecord's first field is its id"
+        );
+        RunJson(json)
+    }
+
+    /// Text read back from the log: `None` unless it is one whole JSON value
+    /// in the unnumbered form (a line torn by a crash is not).
+    pub(crate) fn parse(text: &str) -> Option<RunJson> {
+        let whole = serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok();
+        (whole && text.starts_with(Self::UNNUMBERED)).then(|| RunJson(text.to_string()))
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The record numbered `id`: what the history table holds.
+    fn numbered(&self, id: u64) -> String {
+        let rest = &self.0[Self::UNNUMBERED.len()..];
+        format!("{{\"id\":{id},{rest}")
+    }
+}
+
+/// Appends `runs` to the history in `tx`, numbering them after the last.
+pub(crate) fn append_runs(
+    tx: &redb::WriteTransaction,
+    runs: &[RunJson],
+) -> std::result::Result<(), redb::Error> {
+    let mut table = tx.open_table(RUNS)?;
+    let mut next = table.last()?.map_or(1, |(k, _)| k.value() + 1);
+    for run in runs {
+        table.insert(next, run.numbered(next).as_str())?;
+        next += 1;
+    }
+    if next > RUNS_KEPT + 1 {
+        let cut = next - 1 - RUNS_KEPT;
+        table.retain_in(..=cut, |_, _| false)?;
+    }
+    Ok(())
+}
+
+/// Writes waiting for the same commit.
+#[derive(Default)]
+pub(crate) struct Batch {
+    /// Call key → record bytes (header and manifest).
+    pub(crate) results: HashMap<Digest, Arc<[u8]>>,
+    /// Objects small enough to live in the index.
+    pub(crate) objects: HashMap<Digest, Arc<[u8]>>,
+    /// (export, created ms, key) rows of the export index.
+    pub(crate) by_export: Vec<(String, u64, Digest)>,
+    /// Closure → [`crate::entry::ClosureNode`] JSON.
+    pub(crate) closures: HashMap<Digest, String>,
+    /// Hits to add to each key's usage.
+    pub(crate) usage: HashMap<Digest, Usage>,
+    /// Compiled artefact key → when it was last loaded.
+    pub(crate) compiled_used: HashMap<Digest, u64>,
+    /// Stat-cache entries: absolute path → entry bytes.
+    pub(crate) files: HashMap<String, Vec<u8>>,
+    /// Finished runs, numbered when they commit.
+    pub(crate) runs: Vec<RunJson>,
+}
+
+impl Batch {
+    /// Whether the batch holds statistics only (hit counts, last-use times,
+    /// runs): nothing worth an fsync, and nothing that needs writing before
+    /// the next commit, a flush, or [`LAZY_DELAY`].
+    pub(crate) fn is_lazy_only(&self) -> bool {
+        self.results.is_empty()
+            && self.objects.is_empty()
+            && self.by_export.is_empty()
+            && self.closures.is_empty()
+            && self.files.is_empty()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.is_lazy_only()
+            && self.usage.is_empty()
+            && self.compiled_used.is_empty()
+            && self.runs.is_empty()
+    }
+
+    /// Writes the batch in `tx`.
+    pub(crate) fn write(&self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        let mut objects = tx.open_table(OBJECTS)?;
+        for (hash, bytes) in &self.objects {
+            objects.insert(hash.as_bytes(), &bytes[..])?;
+        }
+        let mut results = tx.open_table(RESULTS)?;
+        for (key, record) in &self.results {
+            results.insert(key.as_bytes(), &record[..])?;
+        }
+        let mut by_export = tx.open_table(BY_EXPORT)?;
+        for (export, created, key) in &self.by_export {
+            by_export.insert((export.as_str(), *created, key.as_bytes()), ())?;
+        }
+        let mut closures = tx.open_table(CLOSURES)?;
+        for (closure, json) in &self.closures {
+            closures.insert(closure.as_bytes(), json.as_str())?;
+        }
+        let mut usage = tx.open_table(USAGE)?;
+        for (key, add) in &self.usage {
+            let mut u = usage
+                .get(key.as_bytes())?
+                .map(|v| Usage::from_bytes(v.value()))
+                .unwrap_or_default();
+            u.merge(*add);
+            usage.insert(key.as_bytes(), &u.to_bytes())?;
+        }
+        let mut compiled = tx.open_table(COMPILED)?;
+        for (key, used) in &self.compiled_used {
+            let found = compiled
+                .get(key.as_bytes())?
+                .and_then(|v| super::record::CompiledRecord::from_bytes(v.value()));
+            if let Some(mut r) = found {
+                r.last_used_ms = r.last_used_ms.max(*used);
+                compiled.insert(key.as_bytes(), &r.to_bytes()[..])?;
+            }
+        }
+        let mut files = tx.open_table(FILES)?;
+        for (path, entry) in &self.files {
+            files.insert(path.as_str(), &entry[..])?;
+        }
+        if !self.runs.is_empty() {
+            append_runs(tx, &self.runs)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_numbered_run_is_the_record_encoded_with_its_id() {
+        let mut run = RunRecord::of(&[], std::time::Instant::now(), Some("e\"r".into()), 7);
+        let json = RunJson::of(&run);
+        assert_eq!(RunJson::parse(json.as_str()), Some(json.clone()));
+        assert_eq!(RunJson::parse(&json.as_str()[..20]), None, "torn");
+        run.id = 42;
+        assert_eq!(json.numbered(42), serde_json::to_string(&run).unwrap());
+    }
+}
