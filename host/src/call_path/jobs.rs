@@ -7,9 +7,11 @@
 //! the host's [`Jobs`]; a flow waiting for its calls holds none, so nested
 //! flows cannot starve the tasks they wait for.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use futures::channel::oneshot;
 
@@ -66,17 +68,84 @@ pub(crate) fn spawn<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Answer<Result<T>> {
     let (tx, rx) = oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("cairn-call".into())
-        .stack_size(STACK)
-        .spawn(move || {
-            let _ = tx.send(f());
-        });
+    let started = THREADS.run(Box::new(move || {
+        let _ = tx.send(f());
+    }));
     Box::pin(async move {
-        spawned.map_err(|e| Error::internal(format!("cannot start a thread for a call: {e}")))?;
+        started.map_err(|e| Error::internal(format!("cannot start a thread for a call: {e}")))?;
         rx.await
             .unwrap_or_else(|_| Err(Error::internal("a call's thread ended without an answer")))
     })
+}
+
+/// The threads calls run on: one per call in progress, as many as there
+/// are (a flow's call may wait for calls of its own, so none may queue
+/// behind another), kept for a while when idle so that a flow making many
+/// calls does not pay a thread's creation for each.
+static THREADS: Threads = Threads {
+    state: Mutex::new(Idle {
+        work: VecDeque::new(),
+        idle: 0,
+    }),
+    ready: Condvar::new(),
+};
+
+/// How long an idle thread waits for more work before it ends.
+const KEEP_IDLE: Duration = Duration::from_secs(10);
+
+type Work = Box<dyn FnOnce() + Send>;
+
+struct Threads {
+    state: Mutex<Idle>,
+    ready: Condvar,
+}
+
+struct Idle {
+    /// Work not taken yet: never more than the idle threads waiting for it.
+    work: VecDeque<Work>,
+    /// Threads waiting for work.
+    idle: usize,
+}
+
+impl Threads {
+    /// Runs `work` on an idle thread, or on a new one if none is free.
+    fn run(&'static self, work: Work) -> std::io::Result<()> {
+        let mut state = self.state.lock().expect("poisoned");
+        if state.idle > state.work.len() {
+            state.work.push_back(work);
+            self.ready.notify_one();
+            return Ok(());
+        }
+        drop(state);
+        std::thread::Builder::new()
+            .name("cairn-call".into())
+            .stack_size(STACK)
+            .spawn(move || {
+                work();
+                self.serve();
+            })
+            .map(drop)
+    }
+
+    /// Takes work until none comes for [`KEEP_IDLE`].
+    fn serve(&'static self) {
+        let mut state = self.state.lock().expect("poisoned");
+        loop {
+            if let Some(work) = state.work.pop_front() {
+                drop(state);
+                work();
+                state = self.state.lock().expect("poisoned");
+                continue;
+            }
+            state.idle += 1;
+            let (next, waited) = self.ready.wait_timeout(state, KEEP_IDLE).expect("poisoned");
+            state = next;
+            state.idle -= 1;
+            if waited.timed_out() && state.work.is_empty() {
+                return;
+            }
+        }
+    }
 }
 
 /// A future answering `T`, sent between threads.
