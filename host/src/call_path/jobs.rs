@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::time::Duration;
 
 use futures::channel::oneshot;
@@ -30,13 +30,18 @@ pub(crate) struct Jobs {
 impl Jobs {
     /// `jobs` tasks at once; 0 means one per core.
     pub(crate) fn new(jobs: usize) -> Jobs {
-        let jobs = match jobs {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
+        let jobs = Jobs::count(jobs);
         Jobs {
             free: Mutex::new(jobs),
             freed: Condvar::new(),
+        }
+    }
+
+    /// How many `jobs` means: 0 is one per core.
+    pub(crate) fn count(jobs: usize) -> usize {
+        match jobs {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 
@@ -62,73 +67,98 @@ impl Drop for Job<'_> {
 }
 
 /// What `f` returns, computed on a thread of its own: a flow's call started
-/// through an `async` import. Dropping the future (the flow failed) lets the
-/// call finish and store its result; nobody waits for it.
+/// through an `async` import, or an embedder's call. Dropping the future
+/// (the flow failed) lets the call finish and store its result; nobody
+/// waits for it.
 pub(crate) fn spawn<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Answer<Result<T>> {
-    let (tx, rx) = oneshot::channel();
-    let started = THREADS.run(Box::new(move || {
-        let _ = tx.send(f());
-    }));
-    Box::pin(async move {
-        started.map_err(|e| Error::internal(format!("cannot start a thread for a call: {e}")))?;
-        rx.await
-            .unwrap_or_else(|_| Err(Error::internal("a call's thread ended without an answer")))
-    })
+    THREADS.answer(f)
 }
 
-/// The threads calls run on: one per call in progress, as many as there
-/// are (a flow's call may wait for calls of its own, so none may queue
-/// behind another), kept for a while when idle so that a flow making many
-/// calls does not pay a thread's creation for each.
-static THREADS: Threads = Threads {
-    state: Mutex::new(Idle {
-        work: VecDeque::new(),
-        idle: 0,
-    }),
-    ready: Condvar::new(),
-};
+/// The threads calls that may wait run on (a flow waits for its own calls,
+/// a dispatched call for a worker): one per call in progress, however many,
+/// so that none is queued behind a call that waits for it.
+static THREADS: LazyLock<Arc<Threads>> = LazyLock::new(|| Threads::new(usize::MAX));
 
 /// How long an idle thread waits for more work before it ends.
 const KEEP_IDLE: Duration = Duration::from_secs(10);
 
 type Work = Box<dyn FnOnce() + Send>;
 
-struct Threads {
+/// Threads kept for a while when idle, so that a flow making many calls
+/// does not pay a thread's creation (and wasmtime's per-thread set-up) for
+/// each; at most `max` at once, the rest of the work queued.
+pub(crate) struct Threads {
+    max: usize,
     state: Mutex<Idle>,
     ready: Condvar,
 }
 
 struct Idle {
-    /// Work not taken yet: never more than the idle threads waiting for it.
+    /// Work not taken yet.
     work: VecDeque<Work>,
     /// Threads waiting for work.
     idle: usize,
+    /// Threads alive.
+    live: usize,
 }
 
 impl Threads {
-    /// Runs `work` on an idle thread, or on a new one if none is free.
-    fn run(&'static self, work: Work) -> std::io::Result<()> {
+    /// At most `max` threads.
+    pub(crate) fn new(max: usize) -> Arc<Threads> {
+        Arc::new(Threads {
+            max: max.max(1),
+            state: Mutex::new(Idle {
+                work: VecDeque::new(),
+                idle: 0,
+                live: 0,
+            }),
+            ready: Condvar::new(),
+        })
+    }
+
+    /// What `f` returns, computed on one of these threads.
+    pub(crate) fn answer<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Answer<Result<T>> {
+        let (tx, rx) = oneshot::channel();
+        let started = self.run(Box::new(move || {
+            let _ = tx.send(f());
+        }));
+        Box::pin(async move {
+            started
+                .map_err(|e| Error::internal(format!("cannot start a thread for a call: {e}")))?;
+            rx.await
+                .unwrap_or_else(|_| Err(Error::internal("a call's thread ended without an answer")))
+        })
+    }
+
+    /// Runs `work` on an idle thread, a new one while under `max`, or queues
+    /// it for the next free one.
+    fn run(self: &Arc<Self>, work: Work) -> std::io::Result<()> {
         let mut state = self.state.lock().expect("poisoned");
-        if state.idle > state.work.len() {
-            state.work.push_back(work);
+        state.work.push_back(work);
+        if state.idle >= state.work.len() || state.live >= self.max {
             self.ready.notify_one();
             return Ok(());
         }
+        state.live += 1;
         drop(state);
-        std::thread::Builder::new()
+        let threads = self.clone();
+        let spawned = std::thread::Builder::new()
             .name("cairn-call".into())
             .stack_size(STACK)
-            .spawn(move || {
-                work();
-                self.serve();
-            })
-            .map(drop)
+            .spawn(move || threads.serve());
+        if spawned.is_err() {
+            self.state.lock().expect("poisoned").live -= 1;
+        }
+        spawned.map(drop)
     }
 
     /// Takes work until none comes for [`KEEP_IDLE`].
-    fn serve(&'static self) {
+    fn serve(&self) {
         let mut state = self.state.lock().expect("poisoned");
         loop {
             if let Some(work) = state.work.pop_front() {
@@ -142,6 +172,7 @@ impl Threads {
             state = next;
             state.idle -= 1;
             if waited.timed_out() && state.work.is_empty() {
+                state.live -= 1;
                 return;
             }
         }
@@ -184,7 +215,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    use super::{spawn, Jobs};
+    use super::{spawn, Jobs, Threads};
 
     /// However many threads ask, no more than `jobs` hold a job at once.
     #[test]
@@ -210,5 +241,31 @@ mod tests {
             .collect();
         assert_eq!(got, (0..16).collect::<Vec<_>>());
         assert!(most.load(Ordering::SeqCst) <= 2);
+    }
+
+    /// A bounded set of threads runs all its work, at most `max` at once.
+    #[test]
+    fn bounded_threads_run_everything_at_most_max_at_once() {
+        let threads = Threads::new(3);
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let pending: Vec<_> = (0..40)
+            .map(|i| {
+                let (now, most) = (now.clone(), most.clone());
+                threads.answer(move || {
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    std::thread::yield_now();
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    Ok(i)
+                })
+            })
+            .collect();
+        let got: Vec<_> = pending
+            .into_iter()
+            .map(|p| pollster::block_on(p).unwrap())
+            .collect();
+        assert_eq!(got, (0..40).collect::<Vec<_>>());
+        assert!(most.load(Ordering::SeqCst) <= 3);
+        assert!(threads.state.lock().unwrap().live <= 3);
     }
 }

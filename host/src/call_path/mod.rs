@@ -69,6 +69,10 @@ pub(crate) struct CallPath {
     flights: flight::Flights,
     /// How many tasks may execute at once.
     jobs: jobs::Jobs,
+    /// The threads a flow's concurrent calls to tasks run on, one per job:
+    /// a task's call waits for nothing but its execution (a flow's or a
+    /// dispatched call, which wait for others, get threads of their own).
+    task_threads: Arc<jobs::Threads>,
 }
 
 impl CallPath {
@@ -95,6 +99,7 @@ impl CallPath {
                 .digest(|_| unreachable!("no directories are granted"))
                 .expect("no directory to hash"),
             jobs: jobs::Jobs::new(limits.jobs),
+            task_threads: jobs::Threads::new(jobs::Jobs::count(limits.jobs)),
             limits,
             flights: flight::Flights::default(),
         }
@@ -269,10 +274,13 @@ impl Imports for Scope {
         // its calls, whenever their threads get going.
         let (place, start) = (self.next_place(), Instant::now());
         let (scope, task, export) = (self.clone(), task.clone(), export.to_owned());
-        let in_order = self.in_order.clone();
-        in_order.next(spawn(move || {
-            call_at(&scope, place, start, &task, &export, &args).map(|c| c.value)
-        }))
+        let waits = !task.bound.is_empty() || self.opts.dispatch;
+        let call = move || call_at(&scope, place, start, &task, &export, &args).map(|c| c.value);
+        let answer = match waits {
+            true => spawn(call),
+            false => self.call_path.task_threads.answer(call),
+        };
+        self.in_order.next(answer)
     }
 }
 
