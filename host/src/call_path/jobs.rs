@@ -23,16 +23,25 @@ const STACK: usize = 8 << 20;
 
 /// A counting semaphore of the tasks that may execute at once.
 pub(crate) struct Jobs {
-    free: Mutex<usize>,
+    state: Mutex<Free>,
     freed: Condvar,
+}
+
+struct Free {
+    jobs: usize,
+    /// Threads waiting for one: a job given back wakes one only if there
+    /// is one (a wake is a system call even with nobody waiting).
+    waiting: usize,
 }
 
 impl Jobs {
     /// `jobs` tasks at once; 0 means one per core.
     pub(crate) fn new(jobs: usize) -> Jobs {
-        let jobs = Jobs::count(jobs);
         Jobs {
-            free: Mutex::new(jobs),
+            state: Mutex::new(Free {
+                jobs: Jobs::count(jobs),
+                waiting: 0,
+            }),
             freed: Condvar::new(),
         }
     }
@@ -47,11 +56,13 @@ impl Jobs {
 
     /// Waits for a free job; it is free again when the returned guard drops.
     pub(crate) fn take(&self) -> Job<'_> {
-        let mut free = self.free.lock().expect("poisoned");
-        while *free == 0 {
+        let mut free = self.state.lock().expect("poisoned");
+        while free.jobs == 0 {
+            free.waiting += 1;
             free = self.freed.wait(free).expect("poisoned");
+            free.waiting -= 1;
         }
-        *free -= 1;
+        free.jobs -= 1;
         Job(self)
     }
 }
@@ -61,8 +72,11 @@ pub(crate) struct Job<'a>(&'a Jobs);
 
 impl Drop for Job<'_> {
     fn drop(&mut self) {
-        *self.0.free.lock().expect("poisoned") += 1;
-        self.0.freed.notify_one();
+        let mut free = self.0.state.lock().expect("poisoned");
+        free.jobs += 1;
+        if free.waiting > 0 {
+            self.0.freed.notify_one();
+        }
     }
 }
 
@@ -141,7 +155,9 @@ impl Threads {
         let mut state = self.state.lock().expect("poisoned");
         state.work.push_back(work);
         if state.idle >= state.work.len() || state.live >= self.max {
-            self.ready.notify_one();
+            if state.idle > 0 {
+                self.ready.notify_one();
+            }
             return Ok(());
         }
         state.live += 1;
