@@ -241,6 +241,17 @@ impl Host {
     /// connected.
     #[cfg(feature = "remote")]
     pub fn connect(&self, cfg: RemoteConfig) -> Result<bool> {
+        self.connect_on(cfg, None)
+    }
+
+    /// [`Host::connect`], the NATS client on `runtime` if given, else on a
+    /// runtime of its own.
+    #[cfg(feature = "remote")]
+    fn connect_on(
+        &self,
+        cfg: RemoteConfig,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> Result<bool> {
         let already = || {
             Error::new(
                 ErrorKind::BadArguments,
@@ -250,7 +261,7 @@ impl Host {
         if self.shared.get().is_some() {
             return Err(already());
         }
-        let Some(remote) = Remote::connect(cfg)? else {
+        let Some(remote) = Remote::connect(cfg, runtime)? else {
             return Ok(false);
         };
         let tier = Arc::new(SharedTier::new(remote, self.calls.store.clone()));
@@ -265,7 +276,9 @@ impl Host {
 
     /// [`Host::connect`] for async applications: connects on a thread of its
     /// own, and the NATS client then runs on the caller's tokio runtime
-    /// rather than on one of its own.
+    /// rather than on one of its own. That runtime must have its time and IO
+    /// drivers enabled and outlive the host, and the host's calls must then
+    /// not block its threads ([`Host::call_async`] does not).
     ///
     /// # Errors
     /// As [`Host::connect`].
@@ -276,10 +289,7 @@ impl Host {
     ) -> impl std::future::Future<Output = Result<bool>> + Send + 'static {
         let host = self.clone();
         let runtime = tokio::runtime::Handle::try_current().ok();
-        spawn(move || {
-            let _in = runtime.as_ref().map(|r| r.enter());
-            host.connect(cfg)
-        })
+        spawn(move || host.connect_on(cfg, runtime))
     }
 
     /// Results of this host's calls that were computed and stored locally
@@ -323,8 +333,10 @@ impl Host {
 
     /// Waits until every result stored so far is committed to the index, so
     /// other processes see it. Results are written in shared commits in the
-    /// background (one fsync for many); dropping the host flushes too, but
-    /// cannot report a failure.
+    /// background (one fsync for many); dropping the last clone of the host
+    /// flushes too, but cannot report a failure, and a call still running
+    /// (an abandoned [`Host::call_async`], a flow's call) holds a clone until
+    /// it ends: call this before exiting.
     ///
     /// # Errors
     /// [`ErrorKind::Cache`] if a commit failed: the results it held are not

@@ -168,13 +168,26 @@ impl Threads {
             .stack_size(STACK)
             .spawn(move || threads.serve());
         if spawned.is_err() {
-            self.state.lock().expect("poisoned").live -= 1;
+            // Nobody will take it: the caller is told, the work dropped.
+            let mut state = self.state.lock().expect("poisoned");
+            state.live -= 1;
+            state.work.pop_back();
         }
         spawned.map(drop)
     }
 
     /// Takes work until none comes for [`KEEP_IDLE`].
     fn serve(&self) {
+        // Counted out however the thread ends (a call that panicked too),
+        // so that a bounded set never shrinks for good.
+        struct Leave<'a>(&'a Threads);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+                state.live -= 1;
+            }
+        }
+        let _leave = Leave(self);
         let mut state = self.state.lock().expect("poisoned");
         loop {
             if let Some(work) = state.work.pop_front() {
@@ -188,7 +201,6 @@ impl Threads {
             state = next;
             state.idle -= 1;
             if waited.timed_out() && state.work.is_empty() {
-                state.live -= 1;
                 return;
             }
         }

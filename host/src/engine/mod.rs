@@ -73,8 +73,13 @@ struct Linked {
 /// exports in progress (nested flows each hold one); tasks and plain flows
 /// run on the calling thread's stack and need none. Each costs ~3 µs to
 /// reserve and release with the engine (1,000 cost 2.9 ms), which every
-/// process that executes pays: 32 keep that near 0.1 ms.
-const FIBER_STACKS: u32 = 32;
+/// process that executes pays: 64 keep that near 0.2 ms. Past them, a call
+/// fails with wasmtime's "maximum concurrent limit … for fibers".
+const FIBER_STACKS: u32 = 64;
+
+/// The size of a fiber's stack: as much as a thread's, since a flow's plain
+/// calls run the whole call path (and the called task's wasm) on it.
+const FIBER_STACK_SIZE: usize = 8 << 20;
 
 /// Component instances alive at once in the pool: tasks executing (at most
 /// `--jobs`) plus flows in progress.
@@ -93,6 +98,7 @@ fn engine_config(limits: &Limits, pooling: bool) -> Config {
     // Flows may import a task's functions as `async` and await several
     // calls at once (the component model's async ABI).
     config.wasm_component_model_async(true);
+    config.async_stack_size(FIBER_STACK_SIZE);
     config.cranelift_nan_canonicalization(true);
     // Deadline checks cost ~10% in tight loops: compiled in only when a
     // timeout is asked for (the artefact cache keys the two apart).
@@ -180,7 +186,8 @@ impl Runtime {
             .entry(task.link_id())
             .or_default()
             .clone();
-        let mut slot = slot.lock().expect("poisoned");
+        // A compile that panicked leaves the slot empty, not poisoned for good.
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(linked) = &*slot {
             return Ok(linked.clone());
         }

@@ -2,6 +2,9 @@
 //! and a trap the moment a write crosses it, so a task writing without end
 //! stops there instead of running on against a closed stream.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -14,6 +17,9 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 pub(crate) struct CappedPipe {
     inner: MemoryOutputPipe,
     capacity: usize,
+    /// Bytes written so far, shared by the clones: asking the pipe copies
+    /// its whole buffer, which made many small writes quadratic.
+    written: Arc<AtomicUsize>,
 }
 
 impl CappedPipe {
@@ -22,12 +28,19 @@ impl CappedPipe {
         CappedPipe {
             inner: MemoryOutputPipe::new(capacity),
             capacity,
+            written: Arc::default(),
         }
     }
 
     /// What was written.
     pub(crate) fn contents(&self) -> Bytes {
         self.inner.contents()
+    }
+
+    /// Room left before the limit.
+    fn room(&self) -> usize {
+        self.capacity
+            .saturating_sub(self.written.load(Ordering::Relaxed))
     }
 
     fn crossed() -> StreamError {
@@ -37,14 +50,18 @@ impl CappedPipe {
 
 impl OutputStream for CappedPipe {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        let room = self.capacity - self.inner.contents().len();
+        let room = self.room();
         if bytes.len() > room {
             // Keep what fits (the buffer is then full, which names the
             // limit), then stop the task.
             let _ = self.inner.write(bytes.slice(..room));
+            self.written.fetch_add(room, Ordering::Relaxed);
             return Err(Self::crossed());
         }
-        self.inner.write(bytes)
+        let len = bytes.len();
+        self.inner.write(bytes)?;
+        self.written.fetch_add(len, Ordering::Relaxed);
+        Ok(())
     }
 
     fn flush(&mut self) -> StreamResult<()> {
@@ -52,7 +69,7 @@ impl OutputStream for CappedPipe {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        let room = self.capacity - self.inner.contents().len();
+        let room = self.room();
         if room == 0 {
             return Err(Self::crossed());
         }

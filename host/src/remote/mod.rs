@@ -10,9 +10,9 @@
 //! items is the worker's (`worker.rs`).
 //!
 //! The host's call path is synchronous; the NATS client is not. A [`Remote`]
-//! blocks on a tokio runtime: the embedder's, when it connects from inside
-//! one (the call path then runs on threads of its own, never the runtime's),
-//! else a small one of its own. Every operation is bounded by a timeout.
+//! blocks on a tokio runtime: the embedder's, when it connects with
+//! `Host::connect_async` (the call path then runs on threads of its own,
+//! never the runtime's), else a small one of its own. Every operation is bounded by a timeout.
 //!
 //! Layer: a store, beside the local one. Imports only the bottom layer.
 
@@ -103,16 +103,17 @@ impl RemoteConfig {
 
 /// The runtime the NATS client runs on.
 pub(crate) enum Rt {
-    /// Connected from outside any runtime: one thread of its own.
+    /// Connected with `Host::connect`: one thread of its own.
     Own(tokio::runtime::Runtime),
-    /// Connected from inside the embedder's runtime, which it uses.
+    /// Connected with `Host::connect_async`: the embedder's runtime.
     Borrowed(tokio::runtime::Handle),
 }
 
 impl Rt {
-    /// The embedder's runtime if this thread is in one, else a new one.
-    fn new() -> Result<Rt> {
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+    /// `runtime` (the embedder's, given by `Host::connect_async`), else a
+    /// new one.
+    fn new(runtime: Option<tokio::runtime::Handle>) -> Result<Rt> {
+        if let Some(handle) = runtime {
             return Ok(Rt::Borrowed(handle));
         }
         tokio::runtime::Builder::new_multi_thread()
@@ -172,8 +173,11 @@ impl Remote {
     /// Connects, creating the buckets and the stream if they are missing.
     /// `Ok(None)` when the server cannot be reached and `cfg.optional` says
     /// to go on without it.
-    pub(crate) fn connect(cfg: RemoteConfig) -> Result<Option<Remote>> {
-        let rt = Rt::new()?;
+    pub(crate) fn connect(
+        cfg: RemoteConfig,
+        runtime: Option<tokio::runtime::Handle>,
+    ) -> Result<Option<Remote>> {
+        let rt = Rt::new(runtime)?;
         let connected = rt.block_on(async {
             let client = options(&cfg).await?.connect(cfg.url.as_str()).await?;
             let mut js = jetstream::new(client.clone());
