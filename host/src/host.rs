@@ -380,11 +380,7 @@ impl Host {
         opts: &CallOptions,
         jobs: usize,
     ) -> Vec<Result<Outcome>> {
-        let jobs = match jobs {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        }
-        .min(calls.len().max(1));
+        let jobs = crate::sandbox::jobs_or_cores(jobs).min(calls.len().max(1));
         let next = std::sync::atomic::AtomicUsize::new(0);
         let slots: Vec<std::sync::Mutex<Option<Result<Outcome>>>> =
             calls.iter().map(|_| std::sync::Mutex::new(None)).collect();

@@ -87,6 +87,14 @@ pub struct Limits {
     pub jobs: usize,
 }
 
+/// How many `jobs` means: 0 is one per core.
+pub(crate) fn jobs_or_cores(jobs: usize) -> usize {
+    match jobs {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {

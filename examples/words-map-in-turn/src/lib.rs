@@ -2,8 +2,6 @@
 //! its calls run one after the other. It exists to be compared with
 //! `words-map`, which awaits them all at once.
 
-use std::collections::HashMap;
-
 wit_bindgen::generate!({
     path: "wit",
     world: "example:words-map-in-turn/words-map-in-turn",
@@ -21,19 +19,8 @@ struct InTurn;
 
 impl Guest for InTurn {
     fn top(text: &Blob, chunks: u32, n: u32) -> Vec<WordCount> {
-        let mut merged: HashMap<String, u32> = HashMap::new();
-        for piece in pieces(text, chunks) {
-            for WordCount { word, count } in count::tally(&piece) {
-                *merged.entry(word).or_default() += count;
-            }
-        }
-        let mut all: Vec<WordCount> = merged
-            .into_iter()
-            .map(|(word, count)| WordCount { word, count })
-            .collect();
-        all.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.word.cmp(&b.word)));
-        all.truncate(n as usize);
-        all
+        let pieces = pieces(text, chunks);
+        merged_top(pieces.iter().flat_map(count::tally), n)
     }
 
     fn total(text: &Blob, chunks: u32) -> u64 {

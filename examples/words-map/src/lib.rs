@@ -3,8 +3,6 @@
 //! every chunk's count and awaits them together; cairn runs them in
 //! parallel, each through the cache, and a piece seen before is a hit.
 
-use std::collections::HashMap;
-
 use futures::future::join_all;
 
 wit_bindgen::generate!({
@@ -26,17 +24,7 @@ impl Guest for WordsMap {
     async fn top(text: &Blob, chunks: u32, n: u32) -> Vec<WordCount> {
         let pieces = pieces(text, chunks);
         let tallies = join_all(pieces.iter().map(count::tally)).await;
-        let mut merged: HashMap<String, u32> = HashMap::new();
-        for WordCount { word, count } in tallies.into_iter().flatten() {
-            *merged.entry(word).or_default() += count;
-        }
-        let mut all: Vec<WordCount> = merged
-            .into_iter()
-            .map(|(word, count)| WordCount { word, count })
-            .collect();
-        all.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.word.cmp(&b.word)));
-        all.truncate(n as usize);
-        all
+        merged_top(tallies.into_iter().flatten(), n)
     }
 
     async fn total(text: &Blob, chunks: u32) -> u64 {

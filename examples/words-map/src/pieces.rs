@@ -1,5 +1,8 @@
-// Cutting a text into pieces at word boundaries: shared by `words-map` and
-// `words-map-in-turn` (included, so that both build from the same code).
+// Cutting a text into pieces at word boundaries, and merging the pieces'
+// counts: shared by `words-map` and `words-map-in-turn` (included, so that
+// both build from the same code).
+
+use std::collections::HashMap;
 
 use cairn_guest::BlobWriter;
 
@@ -54,4 +57,20 @@ fn copy(text: &Blob, start: u64, end: u64) -> Blob {
         writer.write(&bytes);
     }
     BlobWriter::finish(writer)
+}
+
+/// The `n` most frequent words of the merged `tallies`, most frequent
+/// first, ties by word.
+fn merged_top(tallies: impl IntoIterator<Item = WordCount>, n: u32) -> Vec<WordCount> {
+    let mut merged: HashMap<String, u32> = HashMap::new();
+    for WordCount { word, count } in tallies {
+        *merged.entry(word).or_default() += count;
+    }
+    let mut all: Vec<WordCount> = merged
+        .into_iter()
+        .map(|(word, count)| WordCount { word, count })
+        .collect();
+    all.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.word.cmp(&b.word)));
+    all.truncate(n as usize);
+    all
 }

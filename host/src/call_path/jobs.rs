@@ -16,6 +16,7 @@ use std::time::Duration;
 use futures::channel::oneshot;
 
 use crate::error::{Error, Result};
+use crate::sandbox::jobs_or_cores;
 
 /// The stack of a thread running a flow's call: as much as the main
 /// thread's, since a task's wasm runs on it (reserved, not committed).
@@ -39,18 +40,10 @@ impl Jobs {
     pub(crate) fn new(jobs: usize) -> Jobs {
         Jobs {
             state: Mutex::new(Free {
-                jobs: Jobs::count(jobs),
+                jobs: jobs_or_cores(jobs),
                 waiting: 0,
             }),
             freed: Condvar::new(),
-        }
-    }
-
-    /// How many `jobs` means: 0 is one per core.
-    pub(crate) fn count(jobs: usize) -> usize {
-        match jobs {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
         }
     }
 
@@ -243,57 +236,55 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    use super::{spawn, Jobs, Threads};
+    use super::{spawn, Answer, Jobs, Threads};
+    use crate::error::Result;
+
+    /// Starts 16 calls with `start`, each counting how many run at once;
+    /// checks that every one answered, in order, and returns the most seen.
+    fn most_at_once(
+        start: impl Fn(Box<dyn FnOnce() -> usize + Send>) -> Answer<Result<usize>>,
+    ) -> usize {
+        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let pending: Vec<_> = (0..16)
+            .map(|i| {
+                let (now, most) = (now.clone(), most.clone());
+                start(Box::new(move || {
+                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    std::thread::yield_now();
+                    now.fetch_sub(1, Ordering::SeqCst);
+                    i
+                }))
+            })
+            .collect();
+        let got: Vec<usize> = pending
+            .into_iter()
+            .map(|p| pollster::block_on(p).unwrap())
+            .collect();
+        assert_eq!(got, (0..16).collect::<Vec<_>>());
+        most.load(Ordering::SeqCst)
+    }
 
     /// However many threads ask, no more than `jobs` hold a job at once.
     #[test]
     fn jobs_bound_how_many_run_at_once() {
         let jobs = Arc::new(Jobs::new(2));
-        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let pending: Vec<_> = (0..16)
-            .map(|i| {
-                let (jobs, now, most) = (jobs.clone(), now.clone(), most.clone());
-                spawn(move || {
-                    let _job = jobs.take();
-                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(n, Ordering::SeqCst);
-                    std::thread::yield_now();
-                    now.fetch_sub(1, Ordering::SeqCst);
-                    Ok(i)
-                })
+        let most = most_at_once(|count| {
+            let jobs = jobs.clone();
+            spawn(move || {
+                let _job = jobs.take();
+                Ok(count())
             })
-            .collect();
-        let got: Vec<_> = pending
-            .into_iter()
-            .map(|p| pollster::block_on(p).unwrap())
-            .collect();
-        assert_eq!(got, (0..16).collect::<Vec<_>>());
-        assert!(most.load(Ordering::SeqCst) <= 2);
+        });
+        assert!(most <= 2, "{most}");
     }
 
     /// A bounded set of threads runs all its work, at most `max` at once.
     #[test]
     fn bounded_threads_run_everything_at_most_max_at_once() {
         let threads = Threads::new(3);
-        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let pending: Vec<_> = (0..40)
-            .map(|i| {
-                let (now, most) = (now.clone(), most.clone());
-                threads.answer(move || {
-                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(n, Ordering::SeqCst);
-                    std::thread::yield_now();
-                    now.fetch_sub(1, Ordering::SeqCst);
-                    Ok(i)
-                })
-            })
-            .collect();
-        let got: Vec<_> = pending
-            .into_iter()
-            .map(|p| pollster::block_on(p).unwrap())
-            .collect();
-        assert_eq!(got, (0..40).collect::<Vec<_>>());
-        assert!(most.load(Ordering::SeqCst) <= 3);
+        let most = most_at_once(|count| threads.answer(move || Ok(count())));
+        assert!(most <= 3, "{most}");
         assert!(threads.state.lock().unwrap().live <= 3);
     }
 }

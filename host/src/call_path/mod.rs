@@ -99,7 +99,7 @@ impl CallPath {
                 .digest(|_| unreachable!("no directories are granted"))
                 .expect("no directory to hash"),
             jobs: jobs::Jobs::new(limits.jobs),
-            task_threads: jobs::Threads::new(jobs::Jobs::count(limits.jobs)),
+            task_threads: jobs::Threads::new(crate::sandbox::jobs_or_cores(limits.jobs)),
             limits,
             flights: flight::Flights::default(),
         }

@@ -238,10 +238,7 @@ pub(crate) fn serve(remote: &Remote, opts: &WorkerOptions, run: &Handler<'_>) ->
                 .map_err(async_nats::Error::from)
         })?
         .ok_or_else(|| Error::new(ErrorKind::Remote, "the shared tier is unavailable"))?;
-    let jobs = match opts.jobs {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
+    let jobs = crate::sandbox::jobs_or_cores(opts.jobs);
     let done = AtomicUsize::new(0);
     let enough = || {
         opts.max_calls
