@@ -43,7 +43,7 @@
 //!  │
 //! data       task, bind, component, report, runs, graph, key, entry, codec,
 //!            value, bytes, types, sandbox (the policy), clock, units,
-//!            digest, error
+//!            digest, error, wit_deps (a task's WIT for flows)
 //! ```
 //!
 //! Cargo features: `remote` (the shared tier on NATS JetStream, with
@@ -105,6 +105,7 @@ mod tier;
 mod types;
 pub mod units;
 mod value;
+pub mod wit_deps;
 #[cfg(feature = "remote")]
 mod worker;
 

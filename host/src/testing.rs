@@ -14,10 +14,33 @@ pub(crate) fn component_of(wit: &str, world: Option<&str>, wat: &str) -> Vec<u8>
     let mut resolve = wit_parser::Resolve::default();
     let pkg = resolve.push_str("test.wit", wit).unwrap();
     let world = resolve.select_world(&[pkg], world).unwrap();
-    let mut module = wat::parse_str(wat).unwrap();
+    encode(&resolve, world, wat::parse_str(wat).unwrap())
+}
+
+/// A component of world `world` of `wit` whose functions do nothing useful
+/// (wit-component's dummy module): for tests that read a component's
+/// interfaces, not run it.
+pub(crate) fn component_exporting(wit: &str, world: &str) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::default();
+    let pkg = resolve.push_str("test.wit", wit).unwrap();
+    let world = resolve.select_world(&[pkg], Some(world)).unwrap();
+    let mangling = wit_parser::ManglingAndAbi::Legacy(wit_parser::LiftLowerAbi::Sync);
+    encode(
+        &resolve,
+        world,
+        wit_component::dummy_module(&resolve, world, mangling),
+    )
+}
+
+/// Core `module` implementing `world`, as a component.
+fn encode(
+    resolve: &wit_parser::Resolve,
+    world: wit_parser::WorldId,
+    mut module: Vec<u8>,
+) -> Vec<u8> {
     wit_component::embed_component_metadata(
         &mut module,
-        &resolve,
+        resolve,
         world,
         wit_component::StringEncoding::UTF8,
     )

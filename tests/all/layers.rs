@@ -43,6 +43,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "clock",
             "units",
             "testing",
+            "wit_deps",
         ],
     ),
 ];

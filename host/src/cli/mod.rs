@@ -16,6 +16,7 @@ mod progress;
 mod remote;
 mod run;
 mod runs;
+mod wit;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -48,6 +49,7 @@ enum Command {
     Graph(runs::GraphArgs),
     Explain(runs::ExplainArgs),
     Worker(Box<remote::WorkerArgs>),
+    Wit(wit::WitArgs),
     Completions(CompletionsArgs),
 }
 
@@ -88,6 +90,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => runs::graph(cli.cache_dir, args),
         Command::Explain(args) => runs::explain(cli.cache_dir, args),
         Command::Worker(args) => remote::worker(cli.cache_dir, *args),
+        Command::Wit(args) => wit::wit(args),
         Command::Completions(args) => {
             let mut script = Vec::new();
             clap_complete::generate(args.shell, &mut Cli::command(), "cairn", &mut script);
