@@ -9,11 +9,6 @@ cd "$(dirname "$0")/.."
 size_mb=${1:-64}
 
 rustup target add wasm32-wasip2
-# The tests of the shared tier start a real JetStream server (Debian package).
-if ! command -v nats-server >/dev/null; then
-  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-  $sudo apt-get install -y nats-server
-fi
 cargo build -p cairn-host
 cargo build --release --target wasm32-wasip2 --manifest-path examples/Cargo.toml
 

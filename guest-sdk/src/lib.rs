@@ -27,6 +27,20 @@
 //! [dependencies]
 //! cairn-guest = "0.1"
 //! wit-bindgen = "0.60"
+//!
+//! [build-dependencies]
+//! cairn-guest = "0.1"
+//!
+//! # Only for `cargo component build`: where its WIT is.
+//! [package.metadata.component]
+//! package = "example:words"
+//!
+//! [package.metadata.component.target]
+//! path = "wit"
+//! world = "words"
+//!
+//! [package.metadata.component.target.dependencies]
+//! "cairn:task" = { path = "wit/deps/cairn-task" }
 //! ```
 //!
 //! `wit/words.wit`; the `cairn:task` package it uses goes in
@@ -87,7 +101,15 @@
 //! cairn run target/wasm32-wasip2/release/words.wasm total --text @book.txt
 //! ```
 //!
-//! The same crate also builds with `cargo component build --release`.
+//! The same crate also builds with `cargo component build --release`
+//! (cargo-component 0.21; the component lands in
+//! `target/wasm32-wasip1/release/`). Both ways are tested in CI on a crate
+//! outside cairn's workspace.
+//!
+//! A flow in its own crate imports this task's interface
+//! (`import example:words/count@0.1.0;` in its world) after
+//! `cairn wit target/wasm32-wasip2/release/words.wasm`, which writes the
+//! WIT it needs into its `wit/deps/`.
 
 #[allow(
     missing_docs,

@@ -9,6 +9,7 @@ mod support;
 
 mod cli;
 mod crash;
+mod crates;
 mod damage;
 mod fanout;
 mod flows;

@@ -1,0 +1,258 @@
+//! Tasks and flows in crates of their own, outside this workspace, as a user
+//! writes them: the task depends on `cairn-guest` by path (as it would on the
+//! published crate) and builds with plain cargo and with cargo-component; the
+//! flow gets the task's WIT from `cairn wit`, with no file copied by hand.
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use crate::support::{cairn, json, root};
+
+/// A task that upper-cases a text blob, with the `build.rs` the SDK's docs
+/// show and the metadata cargo-component needs.
+fn write_task(dir: &Path) {
+    let sdk = root().join("guest-sdk");
+    let files = [
+        (
+            "Cargo.toml",
+            format!(
+                r#"[package]
+name = "shout"
+version = "0.1.0"
+edition = "2021"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+cairn-guest = {{ path = "{sdk}" }}
+wit-bindgen = "0.60"
+
+[build-dependencies]
+cairn-guest = {{ path = "{sdk}" }}
+
+[package.metadata.component]
+package = "example:shout"
+
+[package.metadata.component.target]
+path = "wit"
+world = "shout"
+
+[package.metadata.component.target.dependencies]
+"cairn:task" = {{ path = "wit/deps/cairn-task" }}
+
+[workspace]
+"#,
+                sdk = sdk.display()
+            ),
+        ),
+        (
+            "build.rs",
+            "fn main() {\n    cairn_guest::install_wit(\"wit/deps\").expect(\"cannot write wit/deps/cairn-task\");\n}\n".into(),
+        ),
+        (
+            "wit/shout.wit",
+            r#"package example:shout@0.1.0;
+
+interface text {
+  use cairn:task/blobs@0.1.0.{blob};
+  upper: func(text: borrow<blob>) -> string;
+}
+
+world shout {
+  include cairn:task/task@0.1.0;
+  export text;
+}
+"#
+            .into(),
+        ),
+        (
+            "src/lib.rs",
+            r#"use cairn_guest::{Blob, BlobExt};
+
+wit_bindgen::generate!({
+    path: "wit",
+    world: "example:shout/shout",
+    with: { "cairn:task/blobs@0.1.0": cairn_guest::blobs },
+});
+
+struct Shout;
+
+impl exports::example::shout::text::Guest for Shout {
+    fn upper(text: &Blob) -> String {
+        String::from_utf8_lossy(&text.bytes()).to_uppercase()
+    }
+}
+
+export!(Shout);
+"#
+            .into(),
+        ),
+    ];
+    write_files(dir, &files);
+}
+
+/// A flow importing the task's interface, calling it twice.
+fn write_flow(dir: &Path) {
+    let sdk = root().join("guest-sdk");
+    let files = [
+        (
+            "Cargo.toml",
+            format!(
+                r#"[package]
+name = "twice"
+version = "0.1.0"
+edition = "2021"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+cairn-guest = {{ path = "{sdk}" }}
+wit-bindgen = "0.60"
+
+[workspace]
+"#,
+                sdk = sdk.display()
+            ),
+        ),
+        (
+            "wit/twice.wit",
+            r#"package example:twice@0.1.0;
+
+world twice {
+  include cairn:task/task@0.1.0;
+  import example:shout/text@0.1.0;
+  export twice: func(text: borrow<blob>) -> string;
+}
+"#
+            .into(),
+        ),
+        (
+            "src/lib.rs",
+            r#"use cairn_guest::Blob;
+
+wit_bindgen::generate!({
+    path: "wit",
+    world: "example:twice/twice",
+    with: { "cairn:task/blobs@0.1.0": cairn_guest::blobs },
+});
+
+struct Twice;
+
+impl Guest for Twice {
+    fn twice(text: &Blob) -> String {
+        let once = example::shout::text::upper(text);
+        format!("{once} {once}")
+    }
+}
+
+export!(Twice);
+"#
+            .into(),
+        ),
+    ];
+    write_files(dir, &files);
+}
+
+fn write_files(dir: &Path, files: &[(&str, String)]) {
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+/// Where the crates build: kept between test runs, so only the first run
+/// compiles wit-bindgen.
+fn target_dir() -> PathBuf {
+    root().join("target/own-crates")
+}
+
+/// Runs `cargo ARGS` in `dir`, the crate's own directory.
+fn cargo(dir: &Path, program: &str, args: &[&str]) {
+    let out = Process::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed in {}:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn run(cache: &Path, component: &Path, with: &[&Path], text: &Path) -> serde_json::Value {
+    let mut cmd = cairn(cache);
+    cmd.arg("run").arg(component);
+    for w in with {
+        cmd.arg("--with").arg(w);
+    }
+    let export = if with.is_empty() { "upper" } else { "twice" };
+    json(
+        cmd.arg(export)
+            .arg("--text")
+            .arg(format!("@{}", text.display())),
+    )
+}
+
+#[test]
+fn a_task_crate_outside_the_workspace_builds_both_ways_and_a_flow_imports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (task, flow) = (dir.path().join("shout"), dir.path().join("twice"));
+    write_task(&task);
+    write_flow(&flow);
+    let text = dir.path().join("text.txt");
+    std::fs::write(&text, "cairn stacks stones").unwrap();
+    let cache = dir.path().join("cache");
+
+    // `cargo build --target wasm32-wasip2`: a component as it is.
+    cargo(
+        &task,
+        env!("CARGO"),
+        &["build", "--release", "--target", "wasm32-wasip2"],
+    );
+    let plain = target_dir().join("wasm32-wasip2/release/shout.wasm");
+    let out = run(&cache, &plain, &[], &text);
+    assert_eq!(out["result"], "\"CAIRN STACKS STONES\"");
+
+    // `cargo component build`: wasm32-wasip1 plus the adapter; the same answer.
+    let installed = Process::new("cargo")
+        .args(["component", "--version"])
+        .output();
+    assert!(
+        installed.is_ok_and(|o| o.status.success()),
+        "cargo-component is missing: `cargo install cargo-component --locked` (.ci/run installs it)"
+    );
+    cargo(&task, "cargo", &["component", "build", "--release"]);
+    let adapted = target_dir().join("wasm32-wasip1/release/shout.wasm");
+    let out = run(&cache, &adapted, &[], &text);
+    assert_eq!(out["result"], "\"CAIRN STACKS STONES\"");
+    assert_eq!(out["cache"], "miss", "other bytes, another task");
+
+    // The flow's WIT deps come from the task's component.
+    let mut wit = cairn(&cache);
+    wit.current_dir(&flow).arg("wit").arg(&plain);
+    let written = json(&mut wit);
+    let imports = &written["written"][1]["imports"];
+    assert_eq!(imports[0], "example:shout/text@0.1.0", "{written}");
+    cargo(
+        &flow,
+        env!("CARGO"),
+        &["build", "--release", "--target", "wasm32-wasip2"],
+    );
+    let twice = target_dir().join("wasm32-wasip2/release/twice.wasm");
+    let first = run(&cache, &twice, &[&plain], &text);
+    assert_eq!(
+        first["result"],
+        "\"CAIRN STACKS STONES CAIRN STACKS STONES\""
+    );
+    let again = run(&cache, &twice, &[&plain], &text);
+    assert_eq!(
+        (again["cache"].as_str(), again["executed"].as_u64()),
+        (Some("hit"), Some(0))
+    );
+}
