@@ -1,7 +1,8 @@
 //! Tasks and flows in crates of their own, outside this workspace, as a user
-//! writes them: the task depends on `cairn-guest` by path (as it would on the
-//! published crate) and builds with plain cargo and with cargo-component; the
-//! flow gets the task's WIT from `cairn wit`, with no file copied by hand.
+//! writes them: the task depends on `cairn-guest` as `cargo package` makes it
+//! (what crates.io would serve) and builds with plain cargo and with
+//! cargo-component; the flow gets the task's WIT from `cairn wit`, with no
+//! file copied by hand.
 
 use std::path::{Path, PathBuf};
 use std::process::Command as Process;
@@ -10,8 +11,7 @@ use crate::support::{cairn, json, root};
 
 /// A task that upper-cases a text blob, with the `build.rs` the SDK's docs
 /// show and the metadata cargo-component needs.
-fn write_task(dir: &Path) {
-    let sdk = root().join("guest-sdk");
+fn write_task(dir: &Path, sdk: &Path) {
     let files = [
         (
             "Cargo.toml",
@@ -93,8 +93,7 @@ export!(Shout);
 }
 
 /// A flow importing the task's interface, calling it twice.
-fn write_flow(dir: &Path) {
-    let sdk = root().join("guest-sdk");
+fn write_flow(dir: &Path, sdk: &Path) {
     let files = [
         (
             "Cargo.toml",
@@ -122,6 +121,7 @@ wit-bindgen = "0.60"
 
 world twice {
   include cairn:task/task@0.1.0;
+  use cairn:task/blobs@0.1.0.{blob};
   import example:shout/text@0.1.0;
   export twice: func(text: borrow<blob>) -> string;
 }
@@ -130,12 +130,11 @@ world twice {
         ),
         (
             "src/lib.rs",
-            r#"use cairn_guest::Blob;
-
-wit_bindgen::generate!({
+            r#"wit_bindgen::generate!({
     path: "wit",
     world: "example:twice/twice",
     with: { "cairn:task/blobs@0.1.0": cairn_guest::blobs },
+    generate_all,
 });
 
 struct Twice;
@@ -161,6 +160,41 @@ fn write_files(dir: &Path, files: &[(&str, String)]) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, text).unwrap();
     }
+}
+
+/// `cairn-guest` as packaged for crates.io, unpacked under `dir`: what a
+/// user's crate gets from the registry (its WIT inside, nothing from this
+/// repository around it).
+fn packaged_sdk(dir: &Path) -> PathBuf {
+    let out = Process::new(env!("CARGO"))
+        .args([
+            "package",
+            "-p",
+            "cairn-guest",
+            "--no-verify",
+            "--allow-dirty",
+            "--target-dir",
+        ])
+        .arg(dir.join("package"))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo package: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    let krate = dir.join(format!("package/package/cairn-guest-{version}.crate"));
+    let status = Process::new("tar")
+        .arg("xzf")
+        .arg(&krate)
+        .arg("-C")
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot unpack {}", krate.display());
+    dir.join(format!("cairn-guest-{version}"))
 }
 
 /// Where the crates build: kept between test runs, so only the first run
@@ -203,8 +237,13 @@ fn run(cache: &Path, component: &Path, with: &[&Path], text: &Path) -> serde_jso
 fn a_task_crate_outside_the_workspace_builds_both_ways_and_a_flow_imports_it() {
     let dir = tempfile::tempdir().unwrap();
     let (task, flow) = (dir.path().join("shout"), dir.path().join("twice"));
-    write_task(&task);
-    write_flow(&flow);
+    let sdk = packaged_sdk(dir.path());
+    assert!(
+        sdk.join("wit/task.wit").is_file(),
+        "the packaged SDK carries its WIT"
+    );
+    write_task(&task, &sdk);
+    write_flow(&flow, &sdk);
     let text = dir.path().join("text.txt");
     std::fs::write(&text, "cairn stacks stones").unwrap();
     let cache = dir.path().join("cache");
