@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value as Json;
 
-use crate::pipeline::{each_call, text};
+use crate::pipeline::{calls, pairs};
 use crate::support::{build_python, cairn, example, json, python_example, settled_clock};
 
 /// The Python builds and a cache that has compiled them.
@@ -261,17 +261,6 @@ fn report(cache: &Path, manifest: &Path, csv: &Path, now_ms: &str) -> Json {
             .arg(manifest)
             .args(["polyglot", "--csv", &format!("@{}", csv.display())]),
     )
-}
-
-/// `(task, hit|miss)` of every call of a run, in order.
-fn calls(out: &Json) -> Vec<(String, String)> {
-    each_call(out, |c| (text(&c["component"]), text(&c["cache"])))
-}
-
-fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
 }
 
 #[test]
