@@ -18,5 +18,6 @@ mod hostile;
 mod layers;
 mod library;
 mod pipeline;
+mod python;
 mod remote;
 mod steer;

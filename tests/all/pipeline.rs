@@ -83,7 +83,7 @@ fn run_task_at(
 }
 
 /// `(task, hit|miss)` for every call of a run, in order.
-fn calls(out: &Json) -> Vec<(String, String)> {
+pub fn calls(out: &Json) -> Vec<(String, String)> {
     each_call(out, |c| (text(&c["component"]), text(&c["cache"])))
 }
 
@@ -97,7 +97,8 @@ pub fn text(v: &Json) -> String {
     v.as_str().unwrap().to_string()
 }
 
-fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+/// `v` owned, to compare with [`calls`].
+pub fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
     v.iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect()

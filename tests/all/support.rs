@@ -54,6 +54,38 @@ pub fn guest(name: &str) -> PathBuf {
         .join(format!("{name}.wasm"))
 }
 
+/// The Python example in `examples/{dir}` built by its `build.sh` into
+/// `examples/target/py/{dir with _ for -}.wasm`, once per test run.
+pub fn python_example(dir: &str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<Vec<String>>> = OnceLock::new();
+    let out = root()
+        .join("examples/target/py")
+        .join(format!("{}.wasm", dir.replace('-', "_")));
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    if !built.iter().any(|d| d == dir) {
+        build_python(dir, &out, None);
+        built.push(dir.to_string());
+    }
+    out
+}
+
+/// Runs `examples/{dir}/build.sh` (componentize-py) to build `out` from the
+/// Python sources in `app` (default: the example's own directory). The
+/// script skips the build when `out` was built from the same sources.
+pub fn build_python(dir: &str, out: &Path, app: Option<&Path>) {
+    let found = Process::new("componentize-py").arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "componentize-py is not installed; install it with `pip install componentize-py==0.25.1`"
+    );
+    let mut cmd = Process::new(root().join("examples").join(dir).join("build.sh"));
+    cmd.arg(out).args(app);
+    let status = cmd
+        .status()
+        .expect("cannot run the Python example's build.sh");
+    assert!(status.success(), "building the Python example {dir} failed");
+}
+
 /// A `cairn` command using the cache in `cache`.
 pub fn cairn(cache: &Path) -> Command {
     let mut cmd = Command::cargo_bin("cairn").unwrap();
