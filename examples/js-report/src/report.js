@@ -25,12 +25,10 @@ export const markdown = {
   head(csv, n) {
     const rows = [];
     let header = null;
-    if (n > 0 || true) {
-      for (const record of records(text(csv, HEAD_CHUNK))) {
-        if (header === null) header = record;
-        else if (rows.length < n) rows.push(record);
-        if (rows.length >= n) break;
-      }
+    for (const record of records(text(csv, HEAD_CHUNK))) {
+      if (header === null) header = record;
+      else rows.push(record);
+      if (rows.length >= n) break;
     }
     if (header === null) return '';
     const width = Math.max(header.length, ...rows.map((r) => r.length));
