@@ -6,7 +6,8 @@
 
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
-use crate::task::{host_provided, Task};
+use crate::provided::{host_namespace, host_provided, unprovided_error};
+use crate::task::Task;
 
 /// Binds the imports of `task` — and, recursively, of the tasks it binds — to
 /// the components of `pool` that export them. `choose` names the task to use
@@ -32,6 +33,10 @@ fn bind_rec(
                 chain.join(" → ")
             ),
         ));
+    }
+    let unprovided = task.unprovided_imports();
+    if !unprovided.is_empty() {
+        return Err(unprovided_error(&task.name, &unprovided));
     }
     let mut bound = Vec::new();
     for import in task.imports().iter().filter(|i| !host_provided(i)) {
@@ -71,8 +76,17 @@ fn bind_rec(
     Ok(out)
 }
 
-/// The error of a flow whose imports are not all bound.
+/// The error of a task whose imports are not all provided: the host's own
+/// namespaces first (only a rebuild helps), then a flow's unbound imports.
 pub(crate) fn unbound_error(task: &Task, unbound: &[&str]) -> Error {
+    let host: Vec<&str> = unbound
+        .iter()
+        .copied()
+        .filter(|i| host_namespace(i))
+        .collect();
+    if !host.is_empty() {
+        return unprovided_error(&task.name, &host);
+    }
     Error::new(
         ErrorKind::InvalidComponent,
         format!(

@@ -41,9 +41,9 @@
 //! stores     store/            the cache directory: redb index + objects
 //!  │         remote/           the NATS JetStream client
 //!  │
-//! data       task, bind, component, report, runs, graph, key, entry, codec,
-//!            value, bytes, types, sandbox (the policy), clock, units,
-//!            digest, error, wit_deps (a task's WIT for flows)
+//! data       task, bind, provided, component, report, runs, graph, key,
+//!            entry, codec, value, bytes, types, sandbox (the policy),
+//!            clock, units, digest, error, wit_deps (a task's WIT for flows)
 //! ```
 //!
 //! Cargo features: `remote` (the shared tier on NATS JetStream, with
@@ -92,6 +92,7 @@ pub mod graph;
 mod host;
 pub mod key;
 mod manifest;
+mod provided;
 #[cfg(feature = "remote")]
 mod remote;
 mod report;

@@ -10,6 +10,7 @@ use crate::digest::Digest;
 use crate::entry::ClosureNode;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key;
+use crate::provided::{host_namespace, host_provided};
 use crate::types::FuncType;
 
 /// A loaded component: its hash, interface, and (for a flow) the tasks bound
@@ -30,11 +31,6 @@ pub struct Task {
     pub(crate) impure: bool,
     /// How long its results stay valid; `None`: until removed.
     pub(crate) ttl: Option<std::time::Duration>,
-}
-
-/// Whether the host itself provides import `name` (WASI and `cairn:task`).
-pub(crate) fn host_provided(name: &str) -> bool {
-    name.starts_with("wasi:") || name.starts_with("cairn:task/")
 }
 
 impl Task {
@@ -161,6 +157,17 @@ impl Task {
     /// The tasks bound to this task's imports, by import name.
     pub fn bound(&self) -> &[(String, Task)] {
         &self.bound
+    }
+
+    /// Imports of WASI or `cairn:task` that the host does not provide, such
+    /// as `wasi:http/types@0.2.3`: the component cannot run under cairn
+    /// until it is rebuilt without them.
+    pub fn unprovided_imports(&self) -> Vec<&str> {
+        self.imports()
+            .iter()
+            .filter(|i| host_namespace(i) && !host_provided(i))
+            .map(String::as_str)
+            .collect()
     }
 
     /// Imports that neither the host nor a bound task provides.

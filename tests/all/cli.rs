@@ -2,7 +2,7 @@
 
 use std::fs;
 
-use crate::support::{cairn, example, failure, json, with_custom_section};
+use crate::support::{cairn, component_of, example, failure, json, with_custom_section};
 
 fn greet(cache: &std::path::Path, name: &str) -> serde_json::Value {
     json(cairn(cache).args(["run"]).arg(example("hello")).args([
@@ -566,4 +566,48 @@ fn several_invokes_and_a_batch_run_in_parallel_and_print_in_order() {
     assert!(String::from_utf8(out.stderr)
         .unwrap()
         .contains("2 calls: 1 hit, 1 executed"));
+}
+
+/// A component importing an interface cairn does not provide (here
+/// `wasi:keyvalue`) is refused in one line naming it, before it compiles;
+/// `inspect` still shows it, marked.
+#[test]
+fn an_import_cairn_does_not_provide_is_named_in_one_line() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let app = dir.path().join("app.wasm");
+    fs::write(
+        &app,
+        component_of(
+            r#"package test:app;
+package wasi:keyvalue@0.2.0 {
+  interface store { get: func() -> u32; }
+}
+world app {
+  import wasi:keyvalue/store@0.2.0;
+  export run: func() -> u32;
+}"#,
+            Some("app"),
+            r#"(module
+  (import "wasi:keyvalue/store@0.2.0" "get" (func $get (result i32)))
+  (func (export "run") (result i32) (call $get)))"#,
+        ),
+    )
+    .unwrap();
+    let (code, stderr) = failure(cairn(cache.path()).arg("run").arg(&app).arg("run"));
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line, got: {stderr}");
+    assert!(
+        stderr.contains("imports `wasi:keyvalue/store@0.2.0`, which cairn does not provide"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("rebuild the component without it"),
+        "{stderr}"
+    );
+    let inspect = json(cairn(cache.path()).arg("inspect").arg(&app));
+    assert_eq!(
+        inspect["unprovided"],
+        serde_json::json!(["wasi:keyvalue/store@0.2.0"])
+    );
 }

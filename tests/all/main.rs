@@ -3,7 +3,8 @@
 //! `cli` drives the real `cairn` binary on the components built from
 //! `examples/` (built once per test run, for wasm32-wasip2). `library` uses
 //! the `cairn-host` library on tiny components made from WAT, so it needs no wasm
-//! target.
+//! target. `javascript` builds the JS example with `guest-sdk/js`'s npm tools
+//! (`npm ci --prefix guest-sdk/js`).
 
 mod support;
 
@@ -15,6 +16,7 @@ mod fanout;
 mod flows;
 mod habits;
 mod hostile;
+mod javascript;
 mod layers;
 mod library;
 mod pipeline;

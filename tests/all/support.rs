@@ -86,6 +86,94 @@ pub fn build_python(dir: &str, out: &Path, app: Option<&Path>) {
     assert!(status.success(), "building the Python example {dir} failed");
 }
 
+/// The JavaScript guest SDK (`guest-sdk/js`), its npm tools installed;
+/// panics saying how to install them when node or the tools are missing.
+pub fn js_sdk() -> PathBuf {
+    let sdk = root().join("guest-sdk/js");
+    let node = Process::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|o| o.status.success()),
+        "the JavaScript tests need node (20 or later) on the PATH; install it (apt-get install nodejs), as .ci/run does"
+    );
+    assert!(
+        sdk.join("node_modules/@bytecodealliance/componentize-js").is_dir(),
+        "the JavaScript tests need componentize-js: run `npm ci --prefix guest-sdk/js`, as .ci/run does"
+    );
+    sdk
+}
+
+/// Builds JavaScript task `source` (world `world` of the WIT in `wit`) into
+/// `out` with the SDK's `cairn-js-build`.
+pub fn build_js(source: &Path, wit: &Path, world: &str, out: &Path) {
+    let status = Process::new("node")
+        .arg(js_sdk().join("build.mjs"))
+        .arg(source)
+        .arg("--wit")
+        .arg(wit)
+        .args(["--world", world, "-o"])
+        .arg(out)
+        .status()
+        .expect("cannot run node");
+    assert!(status.success(), "building {} failed", source.display());
+}
+
+/// Where the JavaScript examples' components go: `examples/target/js`.
+fn js_target() -> PathBuf {
+    root().join("examples/target/js")
+}
+
+/// The `js-report` example component, built once per test run by its
+/// `build.sh`.
+pub fn js_report() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            js_sdk();
+            let status = Process::new(root().join("examples/js-report/build.sh"))
+                .arg(js_target())
+                .status()
+                .expect("cannot run examples/js-report/build.sh");
+            assert!(status.success(), "examples/js-report/build.sh failed");
+            js_target().join("js-report.wasm")
+        })
+        .clone()
+}
+
+/// A task of `js-report`'s world (its functions return empty strings)
+/// built as componentize-js builds by default: with its `http` and
+/// `fetch-event` features, so importing `wasi:http`. Built once per test run.
+pub fn js_report_with_http() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = js_target().join("js-report-with-http.wasm");
+            let wit = root().join("examples/js-report/wit");
+            let script = "import { componentize } from '@bytecodealliance/componentize-js';\n\
+                 import { writeFile } from 'node:fs/promises';\n\
+                 const [src, wit, out] = process.argv.slice(1);\n\
+                 const { component } = await componentize({ sourcePath: src, witPath: wit, worldName: 'report' });\n\
+                 await writeFile(out, component);";
+            std::fs::create_dir_all(js_target()).unwrap();
+            let source = js_target().join("js-report-with-http.js");
+            std::fs::write(
+                &source,
+                "export const markdown = { table() { return ''; }, head() { return ''; } };\n",
+            )
+            .unwrap();
+            let status = Process::new("node")
+                .current_dir(js_sdk())
+                .args(["--input-type=module", "-e", script])
+                .arg(&source)
+                .arg(wit)
+                .arg(&out)
+                .status()
+                .expect("cannot run node");
+            assert!(status.success(), "the default componentize-js build failed");
+            out
+        })
+        .clone()
+}
+
 /// A `cairn` command using the cache in `cache`.
 pub fn cairn(cache: &Path) -> Command {
     let mut cmd = Command::cargo_bin("cairn").unwrap();

@@ -34,6 +34,7 @@ pub fn inspect(cache_dir: Option<PathBuf>, args: InspectArgs) -> cairn_host::Res
             "component": task.hash().to_hex(),
             "exports": exports,
             "imports": task.imports(),
+            "unprovided": task.unprovided_imports(),
         });
         return print_line(&out.to_string());
     }
@@ -44,8 +45,15 @@ pub fn inspect(cache_dir: Option<PathBuf>, args: InspectArgs) -> cairn_host::Res
     }
     if !task.imports().is_empty() {
         print_line("imports:")?;
+        let unprovided = task.unprovided_imports();
         for i in task.imports() {
-            print_line(&format!("  {i}"))?;
+            if unprovided.contains(&i.as_str()) {
+                print_line(&format!(
+                    "  {i}  (not provided by cairn: rebuild without it)"
+                ))?;
+            } else {
+                print_line(&format!("  {i}"))?;
+            }
         }
     }
     Ok(())
