@@ -14,6 +14,28 @@ fn greet(cache: &std::path::Path, name: &str) -> serde_json::Value {
 }
 
 #[test]
+fn raw_prints_a_string_result_as_its_text() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let mut cmd = cairn(cache.path());
+        cmd.arg("run").arg(example("hello")).args(extra);
+        crate::support::stdout(cmd.args([
+            "greet",
+            "--name",
+            "Ada \"the\" first",
+            "--excited",
+            "false",
+        ]))
+    };
+    assert_eq!(
+        run(&[]),
+        "\"Hello, Ada \\\"the\\\" first.\"\n",
+        "WAVE by default"
+    );
+    assert_eq!(run(&["--raw"]), "Hello, Ada \"the\" first.\n");
+}
+
+#[test]
 fn second_run_is_a_hit_with_the_same_result_and_nothing_executed() {
     let cache = tempfile::tempdir().unwrap();
     let first = greet(cache.path(), "Ada");

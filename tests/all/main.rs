@@ -20,6 +20,7 @@ mod javascript;
 mod layers;
 mod library;
 mod pipeline;
+mod polyglot;
 mod python;
 mod remote;
 mod steer;

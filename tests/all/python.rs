@@ -1,5 +1,5 @@
 //! Python tasks (componentize-py) through the CLI: the `py-stats` example
-//! alone, and the `polyglot` flow over it and the Rust task `words`.
+//! alone (the `polyglot` flow over it is in `polyglot.rs`).
 //!
 //! A componentize-py component is ~18 MB and compiling it is slow, and
 //! cairn keeps compiled code per cache: every test here starts from a copy
@@ -11,15 +11,15 @@ use std::sync::OnceLock;
 
 use serde_json::Value as Json;
 
-use crate::pipeline::{calls, pairs};
-use crate::support::{build_python, cairn, example, json, python_example, settled_clock};
+use crate::support::{build_python, cairn, js_report, json, python_example, settled_clock};
 
-/// The Python builds and a cache that has compiled them.
-struct Built {
-    stats: PathBuf,
+/// The Python builds and a cache that has compiled them (and the
+/// JavaScript `js-report`, for the polyglot flow).
+pub(crate) struct Built {
+    pub(crate) stats: PathBuf,
     /// `py-stats` with one line of its source changed: the sample standard
     /// deviation instead of the population's.
-    edited: PathBuf,
+    pub(crate) edited: PathBuf,
     warm_cache: PathBuf,
 }
 
@@ -27,7 +27,7 @@ struct Built {
 const POPULATION: &str = "stddev=math.sqrt(s.m2 / s.count),";
 const SAMPLE: &str = "stddev=math.sqrt(s.m2 / max(s.count - 1, 1)),";
 
-fn built() -> &'static Built {
+pub(crate) fn built() -> &'static Built {
     static BUILT: OnceLock<Built> = OnceLock::new();
     BUILT.get_or_init(|| {
         let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -51,6 +51,15 @@ fn built() -> &'static Built {
         for component in [&stats, &edited] {
             describe(&warm_cache, component, &csv);
         }
+        // The polyglot flow's JavaScript child, compiled once for its tests.
+        json(
+            cairn(&warm_cache)
+                .arg("run")
+                .arg(js_report())
+                .args(["head", "--csv"])
+                .arg(format!("@{}", csv.display()))
+                .args(["--n", "1"]),
+        );
         Built {
             stats,
             edited,
@@ -61,7 +70,7 @@ fn built() -> &'static Built {
 
 /// A fresh cache holding only the compiled Python builds (and the results
 /// of compiling them: a one-cell CSV no test uses).
-fn cache() -> tempfile::TempDir {
+pub(crate) fn cache() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for file in crate::support::walk(&built().warm_cache) {
         let to = dir
@@ -93,7 +102,7 @@ fn describe_at(cache: &Path, component: &Path, csv: &Path, now_ms: Option<&str>)
 /// A CSV of `rows` rows: `i` counts from 0, `x` repeats 2 4 4 4 5 5 7 9
 /// (mean 5, population standard deviation 2), `city` is text and `gap` is
 /// empty but every tenth row. `tag` makes the content unique.
-fn csv(dir: &Path, name: &str, rows: usize, tag: &str) -> PathBuf {
+pub(crate) fn csv(dir: &Path, name: &str, rows: usize, tag: &str) -> PathBuf {
     const X: [u32; 8] = [2, 4, 4, 4, 5, 5, 7, 9];
     let mut text = format!("i,x,city,gap\n-1,5,{tag},\n");
     for i in 0..rows {
@@ -236,88 +245,4 @@ fn csv_blob_is_keyed_by_content_and_a_hit_reads_nothing() {
         (Some("hit"), Some(0)),
         "an unchanged input costs a stat, not a read"
     );
-}
-
-/// A manifest of the `polyglot` flow over `stats` (a Python build) and
-/// `words`.
-fn manifest(dir: &Path, name: &str, stats: &Path) -> PathBuf {
-    let text = format!(
-        "[tasks]\nstats = {:?}\nwords = {:?}\npolyglot = {:?}\n",
-        stats.display().to_string(),
-        example("words").display().to_string(),
-        example("polyglot").display().to_string(),
-    );
-    let path = dir.join(name);
-    fs::write(&path, text).unwrap();
-    path
-}
-
-fn report(cache: &Path, manifest: &Path, csv: &Path, now_ms: &str) -> Json {
-    json(
-        cairn(cache)
-            .env("CAIRN_NOW_MS", now_ms)
-            .arg("run")
-            .arg("--manifest")
-            .arg(manifest)
-            .args(["polyglot", "--csv", &format!("@{}", csv.display())]),
-    )
-}
-
-#[test]
-fn mixed_flow_misses_then_hits_with_nothing_executed() {
-    let cache = cache();
-    let dir = tempfile::tempdir().unwrap();
-    let data = csv(dir.path(), "data.csv", 320, "mixed");
-    let m = manifest(dir.path(), "cairn.toml", &built().stats);
-    let now = settled_clock(&[&data, &m]);
-
-    let cold = report(cache.path(), &m, &data, &now);
-    assert_eq!(
-        calls(&cold),
-        pairs(&[("polyglot", "miss"), ("stats", "miss"), ("words", "miss")])
-    );
-    let result = cold["result"].as_str().unwrap();
-    // The result is a WAVE string: its line breaks are `\n` escapes.
-    let lines: Vec<Vec<&str>> = result
-        .trim_matches('"')
-        .split("\\n")
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    for line in [
-        &["Numeric", "columns", "(py-stats,", "Python)"][..],
-        &["x", "321", "5", "2", "9", "1.997"],
-        &[
-            "Most", "frequent", "words,", "numbers", "left", "out", "(words,", "Rust)",
-        ],
-        &["lima", "107"],
-    ] {
-        assert!(lines.iter().any(|l| l == line), "no {line:?} in {result}");
-    }
-
-    let warm = report(cache.path(), &m, &data, &now);
-    assert_eq!(calls(&warm), pairs(&[("polyglot", "hit")]));
-    assert_eq!(
-        (warm["executed"].as_u64(), warm["bytes_hashed"].as_u64()),
-        (Some(0), Some(0))
-    );
-    assert_eq!(warm["result"], cold["result"]);
-}
-
-#[test]
-fn edited_python_child_reruns_only_itself_and_the_flow() {
-    let cache = cache();
-    let dir = tempfile::tempdir().unwrap();
-    let data = csv(dir.path(), "data.csv", 320, "child");
-    let before = manifest(dir.path(), "before.toml", &built().stats);
-    let after = manifest(dir.path(), "after.toml", &built().edited);
-    let now = settled_clock(&[&data, &before, &after]);
-
-    let first = report(cache.path(), &before, &data, &now);
-    let changed = report(cache.path(), &after, &data, &now);
-    assert_eq!(
-        calls(&changed),
-        pairs(&[("polyglot", "miss"), ("stats", "miss"), ("words", "hit")]),
-        "only the edited Python child and the flow above it run"
-    );
-    assert_ne!(changed["result"], first["result"]);
 }

@@ -1,12 +1,9 @@
-//! `polyglot`: one report over a CSV from children in several languages —
-//! its numeric columns from the Python task `py-stats` and its most frequent
-//! words from the Rust task `words`. Each child call is cached on its own:
+//! `polyglot`: one report over a CSV from children in three languages —
+//! its first rows and its numeric columns rendered as Markdown by the
+//! JavaScript task `js-report`, the columns described by the Python task
+//! `py-stats`, and its most frequent words counted by the Rust task `words`
+//! (rendered here, by [`table`]). Each child call is cached on its own:
 //! change one child and only it (and this flow) runs again.
-//!
-//! Every section is a title and rows of cells, rendered by [`table`]; a
-//! renderer task in another language can take its place as one more import
-//! of the same shape (`table: func(title: string, rows: list<list<string>>)
-//! -> string`).
 
 wit_bindgen::generate!({
     path: "wit",
@@ -15,11 +12,16 @@ wit_bindgen::generate!({
         "cairn:task/blobs@0.1.0": cairn_guest::blobs,
         "example:stats/columns@0.1.0": generate,
         "example:words/count@0.1.0": generate,
+        "example:report/markdown@0.1.0": generate,
     },
 });
 
+use example::report::markdown;
 use example::stats::columns;
 use example::words::count;
+
+/// How many of the CSV's first records the report shows.
+const HEAD_ROWS: u32 = 3;
 
 /// How many of the most frequent words the report lists.
 const TOP_WORDS: usize = 5;
@@ -31,33 +33,38 @@ struct Polyglot;
 
 impl Guest for Polyglot {
     fn report(csv: &Blob) -> String {
-        let sections = [
-            ("Numeric columns (py-stats, Python)", stats_rows(csv)),
-            ("Most frequent words, numbers left out (words, Rust)", word_rows(csv)),
-        ];
-        sections
-            .iter()
-            .map(|(title, rows)| table(title, rows))
-            .collect::<Vec<_>>()
-            .join("\n")
+        let head = markdown::head(csv, HEAD_ROWS);
+        let stats = markdown::table(
+            "Numeric columns (py-stats, Python; js-report, JavaScript)",
+            &stats_rows(csv),
+        );
+        let words = table(
+            "Most frequent words, numbers left out (words, Rust)",
+            &word_rows(csv),
+        );
+        [
+            "## First rows (js-report, JavaScript)\n".to_string(),
+            head,
+            stats,
+            words,
+        ]
+        .join("\n")
     }
 }
 
-/// A header row, then one row per numeric column of `csv`.
-fn stats_rows(csv: &Blob) -> Vec<Vec<String>> {
-    let header = ["column", "count", "mean", "min", "max", "stddev"];
-    let mut rows = vec![header.map(String::from).to_vec()];
-    rows.extend(columns::describe(csv).into_iter().map(|c| {
-        vec![
-            c.name,
-            c.count.to_string(),
-            number(c.mean),
-            number(c.min),
-            number(c.max),
-            number(c.stddev),
-        ]
-    }));
-    rows
+/// The numeric columns of `csv`, as `js-report` renders them.
+fn stats_rows(csv: &Blob) -> Vec<markdown::Row> {
+    columns::describe(csv)
+        .into_iter()
+        .map(|c| markdown::Row {
+            name: c.name,
+            count: c.count,
+            mean: c.mean,
+            min: c.min,
+            max: c.max,
+            stddev: c.stddev,
+        })
+        .collect()
 }
 
 /// A header row, then the most frequent words of `csv` that are not
@@ -74,39 +81,19 @@ fn word_rows(csv: &Blob) -> Vec<Vec<String>> {
     rows
 }
 
-/// `x` with at most three decimals, without trailing zeros.
-fn number(x: f64) -> String {
-    let text = format!("{x:.3}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    if text == "-0" { "0" } else { text }.to_string()
-}
-
-/// `title`, then `rows` (the first is the header) in aligned columns: the
-/// first left-aligned, the others right-aligned.
+/// `rows` (the first is the header) as a Markdown table under the heading
+/// `title`, in the layout of `js-report`: the first column left-aligned,
+/// the others right-aligned.
 fn table(title: &str, rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|i| {
-            rows.iter()
-                .filter_map(|r| r.get(i))
-                .map(|c| c.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = format!("{title}\n");
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, &w))| match i {
-                0 => format!("{cell:<w$}"),
-                _ => format!("{cell:>w$}"),
-            })
+    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+    let mut out = format!("## {title}\n\n");
+    if let Some((header, body)) = rows.split_first() {
+        out.push_str(&line(header));
+        let rule: Vec<&str> = (0..header.len())
+            .map(|i| if i == 0 { ":---" } else { "---:" })
             .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
+        out.push_str(&format!("|{}|\n", rule.join("|")));
+        body.iter().for_each(|row| out.push_str(&line(row)));
     }
     out
 }

@@ -47,6 +47,9 @@ pub struct RunArgs {
     /// Print one JSON object per call (one line each): result, cache, key, executed, hits, calls, …
     #[arg(long)]
     json: bool,
+    /// Print a string result as its text (a report, a document), not as a quoted WAVE string
+    #[arg(long, conflicts_with = "json")]
+    raw: bool,
     /// Run without reading or writing the cache
     #[arg(long, conflicts_with = "refresh")]
     no_cache: bool,
@@ -157,6 +160,7 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn
     let Rest { export, pairs } = split_rest(&args.rest)?;
     let out_dir = args.out;
     let json = args.json;
+    let raw = args.raw;
     let no_cache = args.no_cache;
     let refresh = args.refresh;
     let mut invokes = args.invoke;
@@ -275,7 +279,10 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn
         } else if json {
             print_line(&report_json(&host, &task, export, &out).to_string())?;
         } else if let Some(value) = &out.value {
-            print_line(&value.to_wave())?;
+            match value {
+                cairn_host::Value::String(text) if raw => print_line(text.trim_end_matches('\n'))?,
+                _ => print_line(&value.to_wave())?,
+            }
         }
     }
     if !json && (!command || args.verbose) {
