@@ -15,21 +15,11 @@ fn write_task(dir: &Path, sdk: &Path) {
     let files = [
         (
             "Cargo.toml",
-            format!(
-                r#"[package]
-name = "shout"
-version = "0.1.0"
-edition = "2021"
-
-[lib]
-crate-type = ["cdylib"]
-
-[dependencies]
-cairn-guest = {{ path = "{sdk}" }}
-wit-bindgen = "0.60"
-
-[build-dependencies]
-cairn-guest = {{ path = "{sdk}" }}
+            manifest(
+                "shout",
+                sdk,
+                r#"[build-dependencies]
+cairn-guest = { path = "SDK" }
 
 [package.metadata.component]
 package = "example:shout"
@@ -39,11 +29,8 @@ path = "wit"
 world = "shout"
 
 [package.metadata.component.target.dependencies]
-"cairn:task" = {{ path = "wit/deps/cairn-task" }}
-
-[workspace]
+"cairn:task" = { path = "wit/deps/cairn-task" }
 "#,
-                sdk = sdk.display()
             ),
         ),
         (
@@ -95,26 +82,7 @@ export!(Shout);
 /// A flow importing the task's interface, calling it twice.
 fn write_flow(dir: &Path, sdk: &Path) {
     let files = [
-        (
-            "Cargo.toml",
-            format!(
-                r#"[package]
-name = "twice"
-version = "0.1.0"
-edition = "2021"
-
-[lib]
-crate-type = ["cdylib"]
-
-[dependencies]
-cairn-guest = {{ path = "{sdk}" }}
-wit-bindgen = "0.60"
-
-[workspace]
-"#,
-                sdk = sdk.display()
-            ),
-        ),
+        ("Cargo.toml", manifest("twice", sdk, "")),
         (
             "wit/twice.wit",
             r#"package example:twice@0.1.0;
@@ -152,6 +120,31 @@ export!(Twice);
         ),
     ];
     write_files(dir, &files);
+}
+
+/// The `Cargo.toml` of guest crate `name` (a component: a `cdylib`) using
+/// the SDK at `sdk`, with `more` (where `SDK` stands for its path), and a
+/// workspace of its own.
+fn manifest(name: &str, sdk: &Path, more: &str) -> String {
+    let sdk = sdk.display().to_string();
+    let text = format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2021"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+cairn-guest = {{ path = "SDK" }}
+wit-bindgen = "0.60"
+
+{more}
+[workspace]
+"#
+    );
+    text.replace("SDK", &sdk)
 }
 
 fn write_files(dir: &Path, files: &[(&str, String)]) {
