@@ -88,6 +88,16 @@
 //! ```
 //!
 //! The same crate also builds with `cargo component build --release`.
+//!
+//! Build with wasm's SIMD on: it stays deterministic under cairn (NaNs are
+//! canonical in vectors too) and float-heavy loops run up to ~1.3× faster,
+//! since LLVM vectorizes them where results stay the same. In the crate's
+//! (or its workspace's) `.cargo/config.toml`:
+//!
+//! ```toml
+//! [target.wasm32-wasip2]
+//! rustflags = ["-C", "target-feature=+simd128"]
+//! ```
 
 #[allow(
     missing_docs,
