@@ -110,6 +110,16 @@
 //! (`import example:words/count@0.1.0;` in its world) after
 //! `cairn wit target/wasm32-wasip2/release/words.wasm`, which writes the
 //! WIT it needs into its `wit/deps/`.
+//!
+//! Build with wasm's SIMD on: it stays deterministic under cairn (NaNs are
+//! canonical in vectors too) and float-heavy loops run up to ~1.3× faster,
+//! since LLVM vectorizes them where results stay the same. In the crate's
+//! (or its workspace's) `.cargo/config.toml`:
+//!
+//! ```toml
+//! [target.wasm32-wasip2]
+//! rustflags = ["-C", "target-feature=+simd128"]
+//! ```
 
 #[allow(
     missing_docs,

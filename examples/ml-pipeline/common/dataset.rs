@@ -1,5 +1,7 @@
-// Shared by `train` and `evaluate` (included with `include!`): the dataset
-// blob layout that `load` writes.
+// The dataset blob layout that `load` writes, and the model, shared by
+// `load`, `train` and `evaluate` (with `#[path]`) and by cairn's cold-run
+// benchmark, which compiles the very same code natively. No wasm or SDK
+// types here.
 
 /// A dataset in memory: `rows` × `cols` values, label last in each row.
 pub struct Dataset {
@@ -9,9 +11,9 @@ pub struct Dataset {
 }
 
 impl Dataset {
-    pub fn read(blob: &cairn_guest::Blob) -> Result<Dataset, String> {
-        use cairn_guest::BlobExt;
-        let bytes = blob.bytes();
+    /// The dataset in a blob's bytes: rows and columns (u32 LE), then the
+    /// values (f32 LE) row by row.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Dataset, String> {
         if bytes.len() < 8 {
             return Err("not a dataset: shorter than its header".into());
         }
@@ -20,7 +22,10 @@ impl Dataset {
         if cols < 2 || bytes.len() != 8 + rows * cols * 4 {
             return Err(format!("not a dataset of {rows} × {cols}"));
         }
-        let values = bytes[8..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let values = bytes[8..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         Ok(Dataset { rows, cols, values })
     }
 

@@ -99,6 +99,12 @@ fn engine_config(limits: &Limits, pooling: bool) -> Config {
     // calls at once (the component model's async ABI).
     config.wasm_component_model_async(true);
     config.async_stack_size(FIBER_STACK_SIZE);
+    // Every float result that is a NaN gets the one canonical bit pattern
+    // (0x7ff8…): without it, x86 and Arm make NaNs with other signs and
+    // payloads, and a guest that looks at the bits (or stores them in a
+    // result) would answer differently per machine under the same key. It
+    // costs the float-heavy examples ~2× (BENCHMARKS.md, "The cold run
+    // against native"); SIMD guests (`+simd128`) pay it once per vector.
     config.cranelift_nan_canonicalization(true);
     // Deadline checks cost ~10% in tight loops: compiled in only when a
     // timeout is asked for (the artefact cache keys the two apart).
@@ -574,7 +580,80 @@ fn last_words(stderr: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::last_words;
+    use super::{engine_config, last_words};
+    use crate::sandbox::Limits;
+
+    /// The canonical NaNs' bits, and a negative signalling NaN with a payload.
+    const F64_NAN: u64 = 0x7ff8_0000_0000_0000;
+    const F32_NAN: u32 = 0x7fc0_0000;
+    const ODD_F64_NAN: u64 = 0xfff4_0000_0000_0001;
+
+    /// A NaN made by arithmetic has the canonical bits on every machine,
+    /// scalar or SIMD: x86 makes 0/0 negative (0xfff8…) and passes input
+    /// payloads through, so without canonicalisation this fails there.
+    #[test]
+    fn every_nan_a_float_operation_makes_has_the_canonical_bits() {
+        let limits = Limits {
+            timeout: None,
+            ..Limits::default()
+        };
+        let engine = wasmtime::Engine::new(&engine_config(&limits, false)).unwrap();
+        let wat = r#"(module
+          (func (export "div") (param f64 f64) (result i64)
+            (i64.reinterpret_f64 (f64.div (local.get 0) (local.get 1))))
+          (func (export "add_bits") (param i64 f64) (result i64)
+            (i64.reinterpret_f64 (f64.add (f64.reinterpret_i64 (local.get 0)) (local.get 1))))
+          (func (export "promote") (param i32) (result i64)
+            (i64.reinterpret_f64 (f64.promote_f32 (f32.reinterpret_i32 (local.get 0)))))
+          (func (export "f32_sub") (param f32 f32) (result i32)
+            (i32.reinterpret_f32 (f32.sub (local.get 0) (local.get 1))))
+          (func (export "f64x2_div") (param f64 f64) (result i64 i64)
+            (local v128)
+            (local.set 2 (f64x2.div (f64x2.splat (local.get 0)) (f64x2.splat (local.get 1))))
+            (i64x2.extract_lane 0 (local.get 2))
+            (i64x2.extract_lane 1 (local.get 2)))
+          (func (export "f32x4_sqrt") (param f32) (result i32 i32)
+            (local v128)
+            (local.set 1 (f32x4.sqrt (f32x4.splat (local.get 0))))
+            (i32x4.extract_lane 0 (local.get 1))
+            (i32x4.extract_lane 3 (local.get 1))))"#;
+        let module = wasmtime::Module::new(&engine, wat::parse_str(wat).unwrap()).unwrap();
+        let mut store = wasmtime::Store::new(&engine, ());
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let div = instance
+            .get_typed_func::<(f64, f64), u64>(&mut store, "div")
+            .unwrap();
+        assert_eq!(div.call(&mut store, (0.0, 0.0)).unwrap(), F64_NAN);
+        assert_eq!(div.call(&mut store, (1.0, 4.0)).unwrap(), 0.25f64.to_bits());
+        let add = instance
+            .get_typed_func::<(u64, f64), u64>(&mut store, "add_bits")
+            .unwrap();
+        assert_eq!(add.call(&mut store, (ODD_F64_NAN, 1.0)).unwrap(), F64_NAN);
+        let promote = instance
+            .get_typed_func::<u32, u64>(&mut store, "promote")
+            .unwrap();
+        assert_eq!(promote.call(&mut store, 0xffa0_0001).unwrap(), F64_NAN);
+        let sub = instance
+            .get_typed_func::<(f32, f32), u32>(&mut store, "f32_sub")
+            .unwrap();
+        let inf = f32::INFINITY;
+        assert_eq!(sub.call(&mut store, (inf, inf)).unwrap(), F32_NAN);
+        let div2 = instance
+            .get_typed_func::<(f64, f64), (u64, u64)>(&mut store, "f64x2_div")
+            .unwrap();
+        assert_eq!(
+            div2.call(&mut store, (0.0, 0.0)).unwrap(),
+            (F64_NAN, F64_NAN)
+        );
+        let sqrt4 = instance
+            .get_typed_func::<f32, (u32, u32)>(&mut store, "f32x4_sqrt")
+            .unwrap();
+        assert_eq!(sqrt4.call(&mut store, -1.0).unwrap(), (F32_NAN, F32_NAN));
+        assert_eq!(
+            sqrt4.call(&mut store, 4.0).unwrap(),
+            (2.0f32.to_bits(), 2.0f32.to_bits())
+        );
+    }
 
     #[test]
     fn last_words_join_a_rust_panic_with_its_message() {

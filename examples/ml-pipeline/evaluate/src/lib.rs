@@ -1,8 +1,10 @@
 //! `evaluate`: accuracy and log-loss of a model on a dataset.
 
-use cairn_guest::Blob;
+use cairn_guest::{Blob, BlobExt};
 
-include!("../../common/dataset.rs");
+#[path = "../../common/dataset.rs"]
+mod dataset;
+mod score;
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -16,19 +18,11 @@ struct Evaluate;
 
 impl exports::example::ml::evaluate::Guest for Evaluate {
     fn score(dataset: &Blob, weights: Vec<f64>) -> Result<Report, String> {
-        let data = Dataset::read(dataset)?;
+        let data = dataset::Dataset::from_bytes(&dataset.bytes())?;
         if weights.len() != data.cols {
             return Err(format!("{} weights for {} features (+ bias)", weights.len(), data.cols - 1));
         }
-        let (mut right, mut loss) = (0u64, 0.0f64);
-        for r in 0..data.rows {
-            let (x, y) = data.row(r);
-            let p = predict(&weights, x).clamp(1e-12, 1.0 - 1e-12);
-            if (p >= 0.5) == (y >= 0.5) {
-                right += 1;
-            }
-            loss -= if y >= 0.5 { p.ln() } else { (1.0 - p).ln() };
-        }
+        let (right, loss) = score::score(&data, &weights);
         let n = data.rows.max(1) as f64;
         Ok(Report {
             rows: data.rows as u64,

@@ -1,8 +1,10 @@
 //! `train`: logistic regression by full-batch gradient descent.
 
-use cairn_guest::Blob;
+use cairn_guest::{Blob, BlobExt};
 
-include!("../../common/dataset.rs");
+#[path = "../../common/dataset.rs"]
+mod dataset;
+mod fit;
 
 wit_bindgen::generate!({
     path: "../wit",
@@ -16,29 +18,11 @@ struct Train;
 
 impl exports::example::ml::train::Guest for Train {
     fn fit(dataset: &Blob, hp: Hyperparams) -> Result<Vec<f64>, String> {
-        let data = Dataset::read(dataset)?;
+        let data = dataset::Dataset::from_bytes(&dataset.bytes())?;
         if data.rows == 0 {
             return Err("the dataset has no rows".into());
         }
-        let features = data.cols - 1;
-        let mut weights = vec![0.0f64; features + 1];
-        let mut grad = vec![0.0f64; features + 1];
-        for _ in 0..hp.epochs {
-            grad.iter_mut().for_each(|g| *g = 0.0);
-            for r in 0..data.rows {
-                let (x, y) = data.row(r);
-                let err = predict(&weights, x) - f64::from(y);
-                for (g, xi) in grad.iter_mut().zip(x) {
-                    *g += err * f64::from(*xi);
-                }
-                grad[features] += err;
-            }
-            let step = hp.learning_rate / data.rows as f64;
-            for (w, g) in weights.iter_mut().zip(&grad) {
-                *w -= step * g;
-            }
-        }
-        Ok(weights)
+        Ok(fit::fit(&data, hp.learning_rate, hp.epochs))
     }
 }
 
