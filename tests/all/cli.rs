@@ -371,8 +371,8 @@ fn inspect_hides_a_language_runtimes_own_exports_and_run_picks_the_tasks() {
     assert_eq!(
         flags,
         [
-            ("exports#init".into(), true.into(), "componentize-py".into()),
             ("double".into(), false.into(), serde_json::Value::Null),
+            ("exports#init".into(), true.into(), "componentize-py".into()),
         ]
     );
 
