@@ -105,6 +105,9 @@ pub struct Stats {
     pub output_bytes: u64,
     /// Compiled artefacts and their bytes.
     pub compiled: (u64, u64),
+    /// Compiled functions kept for components that share them (a language
+    /// runtime's), and their bytes (inside the index).
+    pub compiled_functions: (u64, u64),
     /// Size of the index file.
     pub index_bytes: u64,
     /// Size of the object files (large values, blobs and components).
@@ -291,6 +294,7 @@ impl Host {
             compiled.len() as u64,
             compiled.iter().map(|c| c.record.len).sum(),
         );
+        s.compiled_functions = store.functions_stored()?;
         (s.index_bytes, s.object_file_bytes, _) = store.disk_usage()?;
         for run in store.runs(RecentRuns::WINDOW)? {
             s.recent.runs += 1;

@@ -26,7 +26,41 @@ pub struct Export {
     pub ty: std::result::Result<FuncType, String>,
 }
 
+/// Functions a language runtime exports from every component it builds,
+/// which the task's author never wrote and users never call: (interface,
+/// function, its parameters' names, the runtime).
+const RUNTIME_INTERNALS: &[(&str, &str, &[&str], &str)] = &[
+    // componentize-py's build step calls it once, to set up the
+    // interpreter before taking its snapshot.
+    (
+        "exports",
+        "init",
+        &["app-name", "symbols", "stub-wasi"],
+        "componentize-py",
+    ),
+];
+
 impl Export {
+    /// The language runtime whose internal function this is (such as
+    /// componentize-py's `exports#init`), or `None` for the task's own
+    /// functions. Lists of exports leave internal ones out; they can still
+    /// be called by their full path.
+    pub fn runtime_internal(&self) -> Option<&'static str> {
+        let params: Option<Vec<&str>> = self
+            .ty
+            .as_ref()
+            .ok()
+            .map(|t| t.params.iter().map(|(n, _)| n.as_str()).collect());
+        RUNTIME_INTERNALS
+            .iter()
+            .find(|(iface, func, names, _)| {
+                self.interface.as_deref() == Some(*iface)
+                    && self.func == *func
+                    && params.as_deref() == Some(*names)
+            })
+            .map(|(.., runtime)| *runtime)
+    }
+
     /// The full export path: `func`, or `interface#func`.
     pub fn path(&self) -> String {
         match &self.interface {

@@ -186,18 +186,30 @@ impl Task {
             .any(|e| e.interface.as_deref() == Some(name))
     }
 
+    /// The task's own exports: all but a language runtime's internal ones
+    /// (see [`Export::runtime_internal`]).
+    pub fn own_exports(&self) -> impl Iterator<Item = &Export> {
+        self.exports()
+            .iter()
+            .filter(|e| e.runtime_internal().is_none())
+    }
+
     /// The export `query` names: its full path, its bare function name, or
-    /// `interface#func` with the interface's short name. `None` picks the only
-    /// export.
+    /// `interface#func` with the interface's short name; where that names
+    /// one of the task's own exports and a runtime's internal one, the
+    /// task's. `None` picks the only export of the task's own.
     ///
     /// # Errors
     /// [`ErrorKind::UnknownExport`] when nothing or more than one export matches;
     /// the message lists the exports.
     pub fn export(&self, query: Option<&str>) -> Result<&Export> {
-        let found: Vec<&Export> = match query {
+        let mut found: Vec<&Export> = match query {
             Some(q) => self.exports().iter().filter(|e| e.matches(q)).collect(),
-            None => self.exports().iter().collect(),
+            None => self.own_exports().collect(),
         };
+        if found.iter().any(|e| e.runtime_internal().is_none()) {
+            found.retain(|e| e.runtime_internal().is_none());
+        }
         match (found.as_slice(), query) {
             ([one], _) => Ok(one),
             ([], Some(q)) => Err(Error::new(
@@ -236,7 +248,7 @@ impl Task {
     }
 
     fn export_list(&self) -> String {
-        let names: Vec<String> = self.exports().iter().map(Export::path).collect();
+        let names: Vec<String> = self.own_exports().map(Export::path).collect();
         if names.is_empty() {
             "nothing".into()
         } else {

@@ -331,6 +331,79 @@ fn inspect_lists_exports_with_signatures() {
     assert!(text.contains("cairn:task/blobs@0.1.0"), "{text}");
 }
 
+/// A component built the way componentize-py builds one: besides the
+/// task's own `double`, the runtime's `exports#init`.
+fn with_runtime_init(dir: &std::path::Path) -> std::path::PathBuf {
+    let wit = "package test:py;\n\
+               world task {\n\
+                 export exports: interface {\n\
+                   init: func(app-name: u32, symbols: u32, stub-wasi: bool);\n\
+                 }\n\
+                 export double: func(n: u32) -> u32;\n\
+               }\n";
+    let wat = r#"(module
+  (func (export "exports#init") (param i32 i32 i32))
+  (func (export "double") (param i32) (result i32) (i32.mul (local.get 0) (i32.const 2))))"#;
+    let path = dir.join("py-like.wasm");
+    std::fs::write(&path, crate::support::component(wit, wat)).unwrap();
+    path
+}
+
+#[test]
+fn inspect_hides_a_language_runtimes_own_exports_and_run_picks_the_tasks() {
+    let cache = tempfile::tempdir().unwrap();
+    let wasm = with_runtime_init(cache.path());
+    let text = |args: &[&str]| {
+        let out = cairn(cache.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let path = wasm.to_str().unwrap();
+
+    let listed = text(&["inspect", path]);
+    assert!(
+        listed.contains("  double: func(n: u32) -> u32\n"),
+        "{listed}"
+    );
+    assert!(!listed.contains("exports#init:"), "{listed}");
+    assert!(
+        listed.contains("hidden, a language runtime's own: exports#init (componentize-py)"),
+        "{listed}"
+    );
+    let all = text(&["inspect", "--all", path]);
+    assert!(
+        all.contains("  exports#init: func(app-name: u32, symbols: u32, stub-wasi: bool)  (componentize-py internal)"),
+        "{all}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&text(&["inspect", "--json", path])).unwrap();
+    let flags: Vec<_> = json["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["name"].clone(),
+                e["internal"].clone(),
+                e["runtime"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            ("double".into(), false.into(), serde_json::Value::Null),
+            ("exports#init".into(), true.into(), "componentize-py".into()),
+        ]
+    );
+
+    // The task's own function is its only one: no need to name it.
+    let out = text(&["run", "--json", path, "--n", "21"]);
+    let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(out["result"], "42", "{out}");
+}
+
 /// Asserts a one-line error with exit code 2, and that the cache still answers.
 fn rejected(cache: &std::path::Path, cmd: &mut assert_cmd::Command, expect: &str) {
     let (code, stderr) = failure(cmd);

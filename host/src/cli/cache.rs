@@ -259,6 +259,14 @@ fn stats(host: &cairn_host::Host, json: bool) -> cairn_host::Result<()> {
             format!("{} ({} artefacts)", fmt::size(s.compiled.1), s.compiled.0),
         ),
         (
+            "Compiled functions",
+            format!(
+                "{} ({} shared by components, in the index)",
+                fmt::size(s.compiled_functions.1),
+                s.compiled_functions.0
+            ),
+        ),
+        (
             "On disk",
             format!(
                 "{} index + {} objects",

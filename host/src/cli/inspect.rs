@@ -12,9 +12,14 @@ use super::output::print_line;
 pub struct InspectArgs {
     /// The component (.wasm)
     component: PathBuf,
-    /// Print one JSON object instead of text
+    /// Print one JSON object instead of text (it lists every export, each
+    /// with `internal`)
     #[arg(long)]
     json: bool,
+    /// Also list the functions a language runtime adds to every component
+    /// it builds (componentize-py's `exports#init`), marked as such
+    #[arg(long)]
+    all: bool,
 }
 
 pub fn inspect(cache_dir: Option<PathBuf>, args: InspectArgs) -> cairn_host::Result<()> {
@@ -28,7 +33,15 @@ pub fn inspect(cache_dir: Option<PathBuf>, args: InspectArgs) -> cairn_host::Res
         let exports: Vec<_> = task
             .exports()
             .iter()
-            .map(|e| serde_json::json!({ "name": e.path(), "signature": signature(e), "callable": e.ty.is_ok() }))
+            .map(|e| {
+                serde_json::json!({
+                    "name": e.path(),
+                    "signature": signature(e),
+                    "callable": e.ty.is_ok(),
+                    "internal": e.runtime_internal().is_some(),
+                    "runtime": e.runtime_internal(),
+                })
+            })
             .collect();
         let out = serde_json::json!({
             "component": task.hash().to_hex(),
@@ -41,7 +54,26 @@ pub fn inspect(cache_dir: Option<PathBuf>, args: InspectArgs) -> cairn_host::Res
     print_line(&format!("component {}  {}", task.hash(), task.name()))?;
     print_line("exports:")?;
     for e in task.exports() {
-        print_line(&format!("  {}: {}", e.path(), signature(e)))?;
+        match e.runtime_internal() {
+            None => print_line(&format!("  {}: {}", e.path(), signature(e)))?,
+            Some(runtime) if args.all => print_line(&format!(
+                "  {}: {}  ({runtime} internal)",
+                e.path(),
+                signature(e)
+            ))?,
+            Some(_) => {}
+        }
+    }
+    let hidden: Vec<String> = task
+        .exports()
+        .iter()
+        .filter_map(|e| Some(format!("{} ({})", e.path(), e.runtime_internal()?)))
+        .collect();
+    if !hidden.is_empty() && !args.all {
+        print_line(&format!(
+            "  hidden, a language runtime's own: {} (--all lists them)",
+            hidden.join(", ")
+        ))?;
     }
     if !task.imports().is_empty() {
         print_line("imports:")?;

@@ -15,6 +15,7 @@ mod blobs;
 mod call;
 mod convert;
 mod deadline;
+mod functions;
 mod output;
 mod sandbox;
 mod traps;
@@ -34,6 +35,7 @@ use wasmtime::{
 
 pub(crate) use self::call::{Call, Execute, Execution, Imports, Pending};
 use self::convert::{from_val, to_val};
+use self::functions::Functions;
 use self::sandbox::Sandbox;
 use crate::component::Export;
 use crate::digest::Digest;
@@ -57,6 +59,8 @@ pub(crate) struct Runtime {
     limits: Limits,
     /// Where compiled artefacts are kept.
     artefacts: Arc<CacheStore>,
+    /// Compiled functions, shared by the components that contain them.
+    functions: Arc<Functions>,
 }
 
 /// A component compiled and linked, ready to instantiate.
@@ -92,8 +96,13 @@ const MAX_INSTANCES: u32 = 1000;
 /// progress hold theirs anyway); the tiny calls measured touch ~1 MiB.
 const KEEP_RESIDENT: usize = 4 << 20;
 
-fn engine_config(limits: &Limits, pooling: bool) -> Config {
+fn engine_config(limits: &Limits, pooling: bool, functions: &Arc<Functions>) -> Config {
     let mut config = Config::new();
+    // Functions already compiled for another component (a language
+    // runtime's, in every task built on it) are not compiled again.
+    config
+        .enable_incremental_compilation(functions.clone())
+        .expect("incremental compilation is compiled in");
     config.wasm_component_model(true);
     // Flows may import a task's functions as `async` and await several
     // calls at once (the component model's async ABI).
@@ -147,10 +156,11 @@ impl Runtime {
     /// with WASI and `cairn:task`. Compiled components are kept in
     /// `artefacts`.
     pub(crate) fn new(limits: &Limits, artefacts: Arc<CacheStore>) -> Result<Runtime> {
-        let engine = Engine::new(&engine_config(limits, true))
+        let functions = Arc::new(Functions::new(artefacts.clone()));
+        let engine = Engine::new(&engine_config(limits, true, &functions))
             .or_else(|e| {
                 tracing::debug!("pooling allocator unavailable ({e}); allocating on demand");
-                Engine::new(&engine_config(limits, false))
+                Engine::new(&engine_config(limits, false, &functions))
             })
             .map_err(|e| Error::internal(format!("cannot create the wasm engine: {e}")))?;
         if let Some(timeout) = limits.timeout {
@@ -179,6 +189,7 @@ impl Runtime {
             pres: Mutex::new(HashMap::new()),
             limits: limits.clone(),
             artefacts,
+            functions,
         })
     }
 
@@ -222,16 +233,19 @@ impl Runtime {
         })
     }
 
+    /// The key of `task`'s compiled artefact for this engine.
+    fn artefact_key(&self, task: &Task) -> Digest {
+        let mut h = blake3::Hasher::new_derive_key("cairn compiled artefact");
+        h.update(task.hash().as_bytes());
+        h.update(self.compat.as_bytes());
+        Digest::from(h.finalize())
+    }
+
     /// `task` compiled: from the artefact cached for this engine if there is
     /// one (verified by hash), else compiled now and cached.
     fn compile(&self, task: &Task) -> Result<Component> {
         let store = &self.artefacts;
-        let key = {
-            let mut h = blake3::Hasher::new_derive_key("cairn compiled artefact");
-            h.update(task.hash().as_bytes());
-            h.update(self.compat.as_bytes());
-            Digest::from(h.finalize())
-        };
+        let key = self.artefact_key(task);
         if let Some(bytes) = store.compiled(&key)? {
             // SAFETY: these bytes are what `Component::serialize` produced in a
             // cairn process with a compatible engine; they were verified
@@ -246,12 +260,30 @@ impl Runtime {
         }
         let bytes = task.bytes()?;
         let started = std::time::Instant::now();
-        let component = Component::new(&self.engine, &bytes).map_err(|e| {
+        let before = self.functions.counts();
+        let component = {
+            // Cranelift looks up every function: one snapshot of the index
+            // for all of them rather than a read transaction each.
+            let _snapshot = store.hold_snapshot();
+            Component::new(&self.engine, &bytes)
+        }
+        .map_err(|e| {
             Error::new(
                 ErrorKind::InvalidComponent,
                 format!("cannot compile {}: {e:#}", task.name()),
             )
         })?;
+        let after = self.functions.counts();
+        tracing::debug!(
+            "compiled {} in {:?}: {} functions from the cache, {} compiled",
+            task.name(),
+            started.elapsed(),
+            after.hits - before.hits,
+            after.compiled - before.compiled,
+        );
+        if let Err(e) = self.functions.store() {
+            tracing::warn!("cannot keep the compiled functions of {}: {e}", task.name());
+        }
         match component.serialize() {
             Ok(artefact) => {
                 if let Err(e) = store.put_compiled(&key, &artefact, started.elapsed()) {

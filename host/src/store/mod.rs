@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! index.redb            results, small objects, the stat cache, component
-//!                       interfaces, closures, hit counts, run history
+//!                       interfaces, closures, hit counts, run history,
+//!                       compiled functions (shared by components)
 //! objects/ab/cdef…      objects over 64 KiB, named by their blake3 hash
 //! compiled/KEY.cwasm    compiled components, by component hash and engine
 //! stats.log             hit counts and runs not yet in the index (unsynced)
@@ -28,6 +29,7 @@
 mod batch;
 mod catalog;
 mod commit;
+mod functions;
 mod hot;
 mod index;
 mod record;
@@ -163,6 +165,7 @@ impl Store {
                 tx.open_table(FILES)?;
                 tx.open_table(COMPONENTS)?;
                 tx.open_table(COMPILED)?;
+                tx.open_table(FUNCTIONS)?;
                 tx.open_table(USAGE)?;
                 tx.open_table(BY_EXPORT)?;
                 tx.open_table(CLOSURES)?;

@@ -23,3 +23,7 @@ pub(crate) const CLOSURES: TableDefinition<&[u8; 32], &str> = TableDefinition::n
 pub(crate) const RUNS: TableDefinition<u64, &str> = TableDefinition::new("runs");
 /// Format metadata.
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Function key (Cranelift's, hashed) → blake3 of the code, then the code:
+/// machine code of single functions, shared by every component that contains
+/// them (see [`super::functions`]).
+pub(crate) const FUNCTIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("functions");
