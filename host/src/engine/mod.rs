@@ -629,7 +629,11 @@ mod tests {
             timeout: None,
             ..Limits::default()
         };
-        let engine = wasmtime::Engine::new(&engine_config(&limits, false)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let host = crate::Host::open(dir.path()).unwrap();
+        let functions =
+            std::sync::Arc::new(super::functions::Functions::new(host.calls.store.clone()));
+        let engine = wasmtime::Engine::new(&engine_config(&limits, false, &functions)).unwrap();
         let wat = r#"(module
           (func (export "div") (param f64 f64) (result i64)
             (i64.reinterpret_f64 (f64.div (local.get 0) (local.get 1))))
