@@ -19,9 +19,13 @@ pub(crate) fn component_of(wit: &str, world: Option<&str>, wat: &str) -> Vec<u8>
 
 /// A component of world `world` of `wit` whose functions do nothing useful
 /// (wit-component's dummy module): for tests that read a component's
-/// interfaces, not run it.
+/// interfaces, not run it. `wit` may use `cairn:task`.
 pub(crate) fn component_exporting(wit: &str, world: &str) -> Vec<u8> {
     let mut resolve = wit_parser::Resolve::default();
+    // `wit` may use cairn's own package (`cairn:task/blobs`).
+    resolve
+        .push_str("task.wit", include_str!("../wit/task.wit"))
+        .unwrap();
     let pkg = resolve.push_str("test.wit", wit).unwrap();
     let world = resolve.select_world(&[pkg], Some(world)).unwrap();
     let mangling = wit_parser::ManglingAndAbi::Legacy(wit_parser::LiftLowerAbi::Sync);

@@ -210,34 +210,61 @@ fn package(
 /// already hold the same text untouched. A package file already there from
 /// another task of the same package (`load` and `train` both in
 /// `example:ml`) is merged with it: interfaces, types and functions of both,
-/// this component's winning where both define one.
+/// this component's winning where both define one. Files are replaced
+/// whole (written aside, then renamed), and nothing is written through a
+/// symbolic link (a `cairn-task` linked to cairn's own `wit/` stays as it is).
 ///
 /// # Errors
 /// [`ErrorKind::Io`] when a directory or file cannot be written;
 /// [`ErrorKind::BadArguments`] when an existing file cannot be merged with
-/// this component's WIT (it was edited by hand into something else).
+/// this component's WIT (another version of the package, a file not laid
+/// out as `cairn wit` writes it, or a merge that does not parse with the
+/// rest of `deps`), or when another file of `deps` defines the package.
 pub fn write(deps: &Path, packages: Vec<WitPackage>) -> Result<Vec<Written>> {
     let texts: Vec<(String, String)> = packages
         .iter()
         .map(|p| (p.name.clone(), p.text.clone()))
         .collect();
+    let existing = deps_files(deps);
     packages
         .into_iter()
         .map(|mut package| {
             let dir = deps.join(&package.dir);
             let path = dir.join(&package.file);
+            if let Some((other, _)) = existing
+                .iter()
+                .find(|(p, text)| *p != path && declares(text, &package.name))
+            {
+                return Err(Error::new(
+                    ErrorKind::BadArguments,
+                    format!(
+                        "{} already defines {}; remove it to let `cairn wit` write {}, or keep it and skip this task",
+                        other.display(),
+                        package.name,
+                        path.display()
+                    ),
+                ));
+            }
+            if is_link(&dir) || is_link(&path) {
+                return Ok(Written { package, path, changed: false });
+            }
             let old = std::fs::read_to_string(&path).ok();
-            if let Some(old) = &old {
-                if package.name != CAIRN_TASK_NAME {
-                    package.text = merge(old, &package.text);
-                    check(&package, &texts, &path)?;
-                }
+            if let (Some(old), false) = (&old, package.name == CAIRN_TASK_NAME) {
+                package.text = merge(old, &package.text).map_err(|why| {
+                    Error::new(
+                        ErrorKind::BadArguments,
+                        format!(
+                            "{} cannot be merged with {}'s WIT: {why}; delete it and run `cairn wit` again for each task of that package",
+                            path.display(),
+                            package.name
+                        ),
+                    )
+                })?;
+                check(&package, &texts, &existing, &path)?;
             }
             let changed = old.as_deref() != Some(&package.text);
             if changed {
-                std::fs::create_dir_all(&dir)
-                    .and_then(|()| std::fs::write(&path, &package.text))
-                    .map_err(|e| Error::io(format_args!("cannot write {}", path.display()), e))?;
+                replace(&dir, &path, &package.text)?;
             }
             Ok(Written {
                 package,
@@ -248,19 +275,76 @@ pub fn write(deps: &Path, packages: Vec<WitPackage>) -> Result<Vec<Written>> {
         .collect()
 }
 
-/// Checks that a merged `package` still parses, given the other packages
-/// written with it (its `use`s).
-fn check(package: &WitPackage, others: &[(String, String)], path: &Path) -> Result<()> {
+/// Every `.wit` file under `deps` (following links), with its text.
+fn deps_files(deps: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut todo = vec![deps.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|e| e == "wit") {
+                if let Ok(text) = std::fs::read_to_string(&path) {
+                    out.push((path, text));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether WIT `text` declares package `name` (`package name;`).
+fn declares(text: &str, name: &str) -> bool {
+    text.lines().any(|l| {
+        l.trim()
+            .strip_prefix("package ")
+            .map(|r| r.trim_end_matches(';').trim())
+            == Some(name)
+    })
+}
+
+fn is_link(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Replaces `path` (in `dir`) with `text` whole: written aside, then renamed.
+fn replace(dir: &Path, path: &Path, text: &str) -> Result<()> {
+    let failed = |e| Error::io(format_args!("cannot write {}", path.display()), e);
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let mut aside = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+    std::io::Write::write_all(&mut aside, text.as_bytes()).map_err(failed)?;
+    aside.persist(path).map_err(|e| failed(e.error))?;
+    Ok(())
+}
+
+/// Checks that a merged `package` still parses, given the packages written
+/// with it and every other file of `deps` (its `use`s).
+fn check(
+    package: &WitPackage,
+    written: &[(String, String)],
+    existing: &[(PathBuf, String)],
+    path: &Path,
+) -> Result<()> {
     let mut resolve = Resolve::default();
-    let mut todo: Vec<&String> = others
+    let mut todo: Vec<&String> = written
         .iter()
         .filter(|(name, _)| *name != package.name)
         .map(|(_, text)| text)
+        .chain(
+            existing
+                .iter()
+                .filter(|(p, text)| p != path && !written.iter().any(|(n, _)| declares(text, n)))
+                .map(|(_, text)| text),
+        )
         .collect();
     // Dependencies first: retry what failed until nothing more goes in.
     while !todo.is_empty() {
         let before = todo.len();
-        todo.retain(|t| resolve.push_str("dep.wit", t).is_err());
+        todo.retain(|t| resolve.push_str("dep.wit", t.as_str()).is_err());
         if todo.len() == before {
             break;
         }
@@ -309,7 +393,7 @@ impl Printed {
             } else if indent == 0 {
                 // `}` closing an interface, or docs above one (dropped).
             } else if let Some((_, items)) = interfaces.last_mut() {
-                if trimmed.starts_with("//") && indent == 2 {
+                if (trimmed.starts_with("//") || trimmed.starts_with('@')) && indent == 2 {
                     docs.push(line.to_string());
                 } else if indent == 2 && !trimmed.starts_with('}') {
                     let mut item = std::mem::take(&mut docs);
@@ -349,7 +433,7 @@ impl Printed {
 fn key(item: &[String]) -> String {
     let first = item
         .iter()
-        .find(|l| !l.trim_start().starts_with("//"))
+        .find(|l| !l.trim_start().starts_with("//") && !l.trim_start().starts_with('@'))
         .map_or("", |l| l.trim());
     if first.starts_with("use ") {
         return first.to_string();
@@ -364,11 +448,21 @@ fn key(item: &[String]) -> String {
 }
 
 /// `old` with `new`'s interfaces and items added, `new`'s winning where both
-/// define the same item.
-fn merge(old: &str, new: &str) -> String {
+/// define the same item. Refuses another version of the package, and a file
+/// not laid out as [`Printed`] prints (edited by hand), rather than lose
+/// what it does not understand.
+fn merge(old: &str, new: &str) -> std::result::Result<String, String> {
     let mut merged = Printed::parse(old);
+    if merged.print() != old {
+        return Err("it is not laid out as `cairn wit` writes it (edited by hand?)".into());
+    }
     let new = Printed::parse(new);
-    merged.header = new.header;
+    if merged.header != new.header {
+        return Err(format!(
+            "it says `{}`, the task `{}`",
+            merged.header, new.header
+        ));
+    }
     for (name, items) in new.interfaces {
         match merged.interfaces.iter_mut().find(|(n, _)| *n == name) {
             None => merged.interfaces.push((name, items)),
@@ -382,7 +476,7 @@ fn merge(old: &str, new: &str) -> String {
             }
         }
     }
-    merged.print()
+    Ok(merged.print())
 }
 
 #[cfg(test)]
@@ -496,11 +590,80 @@ mod tests {
         );
     }
 
+    /// One package, two tasks: `wa` uses blobs, `wb` does not.
+    const TWO: &str = r#"
+        package example:two@0.1.0;
+        interface a { use cairn:task/blobs@0.1.0.{blob}; size: func(b: borrow<blob>) -> u64; }
+        interface b { twice: func(n: u64) -> u64; }
+        world wa { export a; }
+        world wb { export b; }
+    "#;
+
+    #[test]
+    fn a_task_without_blobs_merges_after_one_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        for world in ["wa", "wb"] {
+            let bytes = crate::testing::component_exporting(TWO, world);
+            write(dir.path(), packages(&bytes, world, false).unwrap()).unwrap();
+        }
+        let text = std::fs::read_to_string(dir.path().join("example-two/two.wit")).unwrap();
+        assert!(
+            text.contains("size: func") && text.contains("twice: func"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn what_it_cannot_merge_it_refuses_and_leaves_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("example-words/words.wit");
+        let refused = |text: &str| {
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(&file, text).unwrap();
+            let err = write(dir.path(), packages(&words(), "w", false).unwrap()).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::BadArguments);
+            assert_eq!(std::fs::read_to_string(&file).unwrap(), text, "left alone");
+            err.to_string()
+        };
+        let other_version = "package example:words@0.2.0;\n\ninterface count {\n  f: func();\n}\n";
+        assert!(refused(other_version).contains("example:words@0.2.0"));
+        let by_hand = "package example:words@0.1.0;\ninterface count { f: func(); }\n";
+        assert!(refused(by_hand).contains("edited by hand"));
+        std::fs::remove_file(&file).unwrap();
+        // The package defined by another file of deps (a hand-made link).
+        std::fs::write(
+            dir.path().join("words.wit"),
+            other_version.replace("0.2.0", "0.1.0"),
+        )
+        .unwrap();
+        let err = write(dir.path(), packages(&words(), "w", false).unwrap()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("already defines example:words@0.1.0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nothing_is_written_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("cairn-task")).unwrap();
+        let bytes = crate::testing::component_exporting(TWO, "wa");
+        let written = write(dir.path(), packages(&bytes, "wa", false).unwrap()).unwrap();
+        assert_eq!(written[0].package.name, CAIRN_TASK_NAME);
+        assert!(!written[0].changed);
+        assert!(std::fs::read_dir(elsewhere.path())
+            .unwrap()
+            .next()
+            .is_none());
+    }
+
     #[test]
     fn the_task_wins_over_an_older_definition() {
         let old = "package a:b;\n\ninterface i {\n  record r {\n    x: u32,\n  }\n\n  f: func() -> r;\n}\n";
         let new = "package a:b;\n\ninterface i {\n  record r {\n    x: u32,\n    y: u32,\n  }\n}\n";
-        let merged = merge(old, new);
+        let merged = merge(old, new).unwrap();
         assert!(merged.contains("    y: u32,"), "{merged}");
         assert_eq!(merged.matches("record r").count(), 1, "{merged}");
         assert!(merged.contains("f: func() -> r;"), "{merged}");
