@@ -22,12 +22,16 @@ const WASI: &[&str] = &[
 /// Whether the host itself provides import `name`, e.g.
 /// `wasi:io/streams@0.2.12` or `cairn:task/blobs@0.1.0`. A 0.2.x WASI
 /// import links to the host's 0.2 implementation whatever its patch
-/// version; an unversioned one does not link.
+/// version; an unversioned or pre-release one does not link.
 pub(crate) fn host_provided(name: &str) -> bool {
     let Some((path, version)) = name.split_once('@') else {
         return false;
     };
     let package = path.split_once('/').map_or(path, |(p, _)| p);
+    // A pre-release (`0.2.0-rc-2023-…`) does not link to a release.
+    if version.contains('-') {
+        return false;
+    }
     (WASI.contains(&package) && version.starts_with("0.2."))
         || (package == "cairn:task" && version.starts_with("0.1."))
 }
@@ -85,6 +89,7 @@ mod tests {
             "wasi:http/outgoing-handler@0.2.3",
             "wasi:io/streams@0.3.0",
             "wasi:keyvalue/store@0.2.0",
+            "wasi:io/streams@0.2.0-rc-2023-11-10",
             "wasi:io/streams",
             "cairn:task/blobs@0.2.0",
             "example:words/count@0.1.0",

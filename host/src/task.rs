@@ -195,16 +195,26 @@ impl Task {
     }
 
     /// The export `query` names: its full path, its bare function name, or
-    /// `interface#func` with the interface's short name; where that names
-    /// one of the task's own exports and a runtime's internal one, the
-    /// task's. `None` picks the only export of the task's own.
+    /// `interface#func` with the interface's short name (a runtime's
+    /// internal export only by its full path); where that names one of the
+    /// task's own exports and a runtime's internal one, the task's. `None`
+    /// picks the only export of the task's own.
     ///
     /// # Errors
     /// [`ErrorKind::UnknownExport`] when nothing or more than one export matches;
     /// the message lists the exports.
     pub fn export(&self, query: Option<&str>) -> Result<&Export> {
         let mut found: Vec<&Export> = match query {
-            Some(q) => self.exports().iter().filter(|e| e.matches(q)).collect(),
+            // A runtime's own export only by its full path: a bare `init`
+            // must not run componentize-py's setup.
+            Some(q) => self
+                .exports()
+                .iter()
+                .filter(|e| match e.runtime_internal() {
+                    Some(_) => q == e.path(),
+                    None => e.matches(q),
+                })
+                .collect(),
             None => self.own_exports().collect(),
         };
         if found.iter().any(|e| e.runtime_internal().is_none()) {

@@ -402,6 +402,10 @@ fn inspect_hides_a_language_runtimes_own_exports_and_run_picks_the_tasks() {
     let out = text(&["run", "--json", path, "--n", "21"]);
     let out: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(out["result"], "42", "{out}");
+    // A bare `init` is not the runtime's setup; only its full path is.
+    let (code, stderr) = failure(cairn(cache.path()).args(["run", path, "init"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("has no export `init`"), "{stderr}");
 }
 
 /// Asserts a one-line error with exit code 2, and that the cache still answers.

@@ -21,6 +21,11 @@ use crate::store::Store;
 /// The cache Cranelift reads and fills, on the cairn store.
 pub(crate) struct Functions {
     store: Arc<Store>,
+    /// The engine's compatibility name, put before every Cranelift key: an
+    /// entry is only ever read by the cairn and engine settings that wrote
+    /// it, even where Cranelift's own version check could not tell two
+    /// builds apart.
+    salt: std::sync::OnceLock<Vec<u8>>,
     /// Compiled since the last [`Functions::store`]: (key, code).
     new: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
     /// Functions answered from the store, and compiled, so far.
@@ -49,10 +54,23 @@ impl Functions {
     pub(crate) fn new(store: Arc<Store>) -> Functions {
         Functions {
             store,
+            salt: std::sync::OnceLock::new(),
             new: Mutex::new(Vec::new()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
+    }
+
+    /// Sets the engine's compatibility name (once, when the engine exists,
+    /// before anything compiles).
+    pub(crate) fn salt(&self, compat: &str) {
+        let _ = self.salt.set(compat.as_bytes().to_vec());
+    }
+
+    /// Cranelift's `key`, after the engine's compatibility name.
+    fn salted(&self, key: &[u8]) -> Vec<u8> {
+        let salt = self.salt.get().map_or(&[][..], Vec::as_slice);
+        [salt, b"\0", key].concat()
     }
 
     /// Hits and misses so far, in this process.
@@ -73,7 +91,7 @@ impl Functions {
 
 impl wasmtime::CacheStore for Functions {
     fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
-        let found = self.store.function(key).unwrap_or_else(|e| {
+        let found = self.store.function(&self.salted(key)).unwrap_or_else(|e| {
             tracing::debug!("cannot read a compiled function ({e}); compiling it");
             None
         });
@@ -90,7 +108,7 @@ impl wasmtime::CacheStore for Functions {
         self.new
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((key.to_vec(), value));
+            .push((self.salted(key), value));
         true
     }
 }

@@ -182,6 +182,7 @@ impl Runtime {
                 h.finish()
             )
         };
+        functions.salt(&compat);
         Ok(Runtime {
             compat,
             engine,
