@@ -21,6 +21,10 @@ sources="$( (componentize-py --version
 if [ -f "$out" ] && [ "$(cat "$out.sources" 2>/dev/null)" = "$sources" ]; then
   exit 0
 fi
+# Built aside and renamed: an interrupted build leaves neither a cut
+# component nor a record saying it is up to date.
+rm -f "$out.sources"
 PYTHONDONTWRITEBYTECODE=1 componentize-py -q -d "$here/wit" -w stats componentize \
-  -p "$app" -p "$sdk" app -o "$out"
+  -p "$app" -p "$sdk" app -o "$out.part"
+mv "$out.part" "$out"
 echo "$sources" > "$out.sources"

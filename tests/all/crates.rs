@@ -138,7 +138,7 @@ crate-type = ["cdylib"]
 
 [dependencies]
 cairn-guest = {{ path = "SDK" }}
-wit-bindgen = "0.60"
+wit-bindgen = "=0.60.0"
 
 {more}
 [workspace]
@@ -228,9 +228,14 @@ fn run(cache: &Path, component: &Path, with: &[&Path], text: &Path) -> serde_jso
 
 #[test]
 fn a_task_crate_outside_the_workspace_builds_both_ways_and_a_flow_imports_it() {
+    // The crates sit at the same paths every run, so that their build
+    // outputs (in `target_dir()`) are reused rather than added to.
+    let work = target_dir().join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let (task, flow) = (work.join("shout"), work.join("twice"));
+    let sdk = packaged_sdk(&work);
     let dir = tempfile::tempdir().unwrap();
-    let (task, flow) = (dir.path().join("shout"), dir.path().join("twice"));
-    let sdk = packaged_sdk(dir.path());
     assert!(
         sdk.join("wit/task.wit").is_file(),
         "the packaged SDK carries its WIT"

@@ -5,17 +5,44 @@
 //! again with only the flow above it, while the other children hit.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde_json::Value as Json;
 
 use crate::pipeline::{calls, pairs};
-use crate::python::{built, cache, csv};
-use crate::support::{cairn, example, js_report, json, settled_clock};
+use crate::python::{built, csv, warm_cache};
+use crate::support::{cairn, copy_dir, example, js_report, json, settled_clock};
+
+/// A fresh cache holding the compiled Python builds and `js-report`: the
+/// Python tests' warm cache, with the JavaScript child compiled into a copy
+/// of it once per test run.
+fn cache() -> tempfile::TempDir {
+    static WARM: OnceLock<PathBuf> = OnceLock::new();
+    let warm = WARM.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("polyglot-cache");
+        let _ = fs::remove_dir_all(&dir);
+        copy_dir(warm_cache(), &dir);
+        let csv = dir.with_extension("csv");
+        fs::write(&csv, "x\n1\n").unwrap();
+        json(
+            cairn(&dir)
+                .arg("run")
+                .arg(js_report())
+                .args(["head", "--csv"])
+                .arg(format!("@{}", csv.display()))
+                .args(["--n", "1"]),
+        );
+        dir
+    });
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(warm, dir.path());
+    dir
+}
 
 /// A manifest of the `polyglot` flow with `stats` (a Python build), `words`
 /// and `report`.
-fn manifest(dir: &Path, name: &str, stats: &Path) -> std::path::PathBuf {
+fn manifest(dir: &Path, name: &str, stats: &Path) -> PathBuf {
     let text = format!(
         "[tasks]\nstats = {:?}\nwords = {:?}\nreport = {:?}\npolyglot = {:?}\n",
         stats.display().to_string(),

@@ -11,10 +11,9 @@ use std::sync::OnceLock;
 
 use serde_json::Value as Json;
 
-use crate::support::{build_python, cairn, js_report, json, python_example, settled_clock};
+use crate::support::{build_python, cairn, copy_dir, json, python_example, settled_clock};
 
-/// The Python builds and a cache that has compiled them (and the
-/// JavaScript `js-report`, for the polyglot flow).
+/// The Python builds and a cache that has compiled them.
 pub(crate) struct Built {
     pub(crate) stats: PathBuf,
     /// `py-stats` with one line of its source changed: the sample standard
@@ -51,15 +50,6 @@ pub(crate) fn built() -> &'static Built {
         for component in [&stats, &edited] {
             describe(&warm_cache, component, &csv);
         }
-        // The polyglot flow's JavaScript child, compiled once for its tests.
-        json(
-            cairn(&warm_cache)
-                .arg("run")
-                .arg(js_report())
-                .args(["head", "--csv"])
-                .arg(format!("@{}", csv.display()))
-                .args(["--n", "1"]),
-        );
         Built {
             stats,
             edited,
@@ -72,14 +62,13 @@ pub(crate) fn built() -> &'static Built {
 /// of compiling them: a one-cell CSV no test uses).
 pub(crate) fn cache() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for file in crate::support::walk(&built().warm_cache) {
-        let to = dir
-            .path()
-            .join(file.strip_prefix(&built().warm_cache).unwrap());
-        fs::create_dir_all(to.parent().unwrap()).unwrap();
-        fs::copy(&file, &to).unwrap();
-    }
+    copy_dir(&built().warm_cache, dir.path());
     dir
+}
+
+/// The cache the Python builds were compiled into, to copy from.
+pub(crate) fn warm_cache() -> &'static Path {
+    &built().warm_cache
 }
 
 fn describe(cache: &Path, component: &Path, csv: &Path) -> Json {

@@ -93,7 +93,7 @@ pub fn js_sdk() -> PathBuf {
     let node = Process::new("node").arg("--version").output();
     assert!(
         node.is_ok_and(|o| o.status.success()),
-        "the JavaScript tests need node (20 or later) on the PATH; install it (apt-get install nodejs), as .ci/run does"
+        "the JavaScript tests need node (20.19 or later) on the PATH; install it (apt-get install nodejs), as .ci/run does"
     );
     assert!(
         sdk.join("node_modules/@bytecodealliance/componentize-js").is_dir(),
@@ -208,6 +208,15 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Copies every file under `from` to the same place under `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    for file in walk(from) {
+        let target = to.join(file.strip_prefix(from).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+    }
 }
 
 /// What a command that must succeed printed on stdout.
