@@ -152,9 +152,13 @@ pub struct GcReport {
     pub expired: usize,
     /// Compiled artefacts removed.
     pub compiled_removed: usize,
+    /// Compiled functions dropped (all of them, when the budget needed
+    /// room: they are the first to go, since they only spare compiling).
+    pub functions_removed: u64,
     /// Entries kept.
     pub kept: usize,
-    /// Bytes of results and compiled artefacts before and after.
+    /// Bytes of results, compiled artefacts and compiled functions before
+    /// and after.
     pub size_before: u64,
     /// See [`GcReport::size_before`].
     pub size_after: u64,
@@ -176,6 +180,8 @@ pub struct Compaction {
 enum Kind {
     Entry(Digest),
     Compiled(Digest),
+    /// The whole table of compiled functions.
+    Functions,
 }
 
 struct Item {
@@ -272,6 +278,15 @@ impl Host {
                 });
             }
         }
+        let (functions, function_bytes) = store.functions_stored()?;
+        report.size_before += function_bytes;
+        if functions > 0 {
+            items.push(Item {
+                kind: Kind::Functions,
+                bytes: function_bytes,
+                score: f64::NEG_INFINITY,
+            });
+        }
         let mut size: u64 = items.iter().map(|i| i.bytes).sum();
         if let Some(budget) = opts.max_size {
             items.sort_by(|a, b| a.score.total_cmp(&b.score));
@@ -282,6 +297,7 @@ impl Host {
                     match item.kind {
                         Kind::Entry(key) => report.removed.push(key),
                         Kind::Compiled(key) => compiled_gone.push(key),
+                        Kind::Functions => report.functions_removed = functions,
                     }
                 } else {
                     keep.push(item);
@@ -305,7 +321,12 @@ impl Host {
             .map(|c| c.record.len)
             .sum();
         store.remove_compiled(&compiled_gone)?;
-        report.freed = store.sweep(SWEEP_GRACE)?.bytes + freed_compiled;
+        let mut freed_functions = 0;
+        if report.functions_removed > 0 {
+            store.clear_functions()?;
+            freed_functions = function_bytes;
+        }
+        report.freed = store.sweep(SWEEP_GRACE)?.bytes + freed_compiled + freed_functions;
         Ok(report)
     }
 
@@ -449,6 +470,37 @@ mod tests {
         let left: Vec<Digest> = host.entries().unwrap().iter().map(|e| e.key).collect();
         assert_eq!(left, [keys[0]]);
         assert!(r.freed >= 1000, "the dropped value is deleted: {r:?}");
+    }
+
+    #[test]
+    fn compiled_functions_count_in_the_budget_and_go_first() {
+        let (_dir, host, keys) = cache_with(&[("training", Duration::from_secs(5))]);
+        let store = &host.calls.store;
+        store
+            .put_functions(&[(b"f".to_vec(), vec![7; 600])])
+            .unwrap();
+        let within = host
+            .gc(&GcOptions {
+                max_size: Some(4000),
+                ..GcOptions::default()
+            })
+            .unwrap();
+        assert_eq!(within.functions_removed, 0, "{within:?}");
+        assert!(within.size_before > 1600, "counted: {within:?}");
+        let over = host
+            .gc(&GcOptions {
+                max_size: Some(1200),
+                ..GcOptions::default()
+            })
+            .unwrap();
+        assert_eq!(
+            (over.functions_removed, over.removed.len()),
+            (1, 0),
+            "{over:?}"
+        );
+        assert_eq!(store.functions_stored().unwrap().0, 0);
+        let left: Vec<Digest> = host.entries().unwrap().iter().map(|e| e.key).collect();
+        assert_eq!(left, keys, "the result stays");
     }
 
     #[test]

@@ -537,10 +537,11 @@ fn gc(host: cairn_host::Host, a: &GcArgs) -> cairn_host::Result<()> {
     });
     let verb = if a.dry_run { "would remove" } else { "removed" };
     print_line(&format!(
-        "{verb} {} entries ({} expired) and {} compiled artefacts; kept {} entries; {} → {}; freed {} on disk{index} in {}",
+        "{verb} {} entries ({} expired), {} compiled artefacts and {} compiled functions; kept {} entries; {} → {}; freed {} on disk{index} in {}",
         r.removed.len(),
         r.expired,
         r.compiled_removed,
+        r.functions_removed,
         r.kept,
         fmt::size(r.size_before),
         fmt::size(r.size_after),
