@@ -82,7 +82,11 @@ impl Store {
     /// Drops every compiled function (the size budget's first victim: they
     /// only spare compiling again).
     pub(crate) fn clear_functions(&self) -> Result<()> {
-        self.write(|tx| tx.delete_table(FUNCTIONS).map(drop).map_err(redb::Error::from))
+        self.write(|tx| {
+            tx.delete_table(FUNCTIONS)
+                .map(drop)
+                .map_err(redb::Error::from)
+        })
     }
 
     /// Flips a byte of every stored function (for tests of damage).
