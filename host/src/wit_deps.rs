@@ -42,7 +42,7 @@ pub struct WitPackage {
     pub text: String,
 }
 
-/// What [`write`] did with one package.
+/// What [`write()`] did with one package.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Written {
     /// The package.
