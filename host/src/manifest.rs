@@ -84,6 +84,23 @@ fn yes() -> bool {
 }
 
 impl Manifest {
+    /// The task named `name`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::BadArguments`], listing the tasks, if there is none.
+    pub fn task(&self, name: &str) -> Result<&TaskEntry> {
+        self.tasks.iter().find(|t| t.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.tasks.iter().map(|t| t.name.as_str()).collect();
+            Error::new(
+                ErrorKind::BadArguments,
+                format!(
+                    "the manifest has no task `{name}`; it has: {}",
+                    names.join(", ")
+                ),
+            )
+        })
+    }
+
     /// Reads and parses the manifest at `path`.
     ///
     /// # Errors
@@ -173,16 +190,7 @@ impl Host {
     /// [`ErrorKind::BadArguments`] if the manifest has no task `name`; those of
     /// [`Host::load`] and [`Host::bind`].
     pub fn load_from_manifest(&self, manifest: &Manifest, name: &str) -> Result<Task> {
-        if !manifest.tasks.iter().any(|t| t.name == name) {
-            let names: Vec<&str> = manifest.tasks.iter().map(|t| t.name.as_str()).collect();
-            return Err(Error::new(
-                ErrorKind::BadArguments,
-                format!(
-                    "the manifest has no task `{name}`; it has: {}",
-                    names.join(", ")
-                ),
-            ));
-        }
+        manifest.task(name)?;
         // One read snapshot for the tasks' stat-cache and interface lookups.
         let _snapshot = self.calls.store.hold_snapshot();
         let tasks = manifest

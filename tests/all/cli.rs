@@ -710,3 +710,37 @@ world app {
         serde_json::json!(["wasi:keyvalue/store@0.2.0"])
     );
 }
+
+#[test]
+fn wit_takes_a_manifest_task_by_name() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "[tasks]\nwords = {:?}\n",
+        example("words").display().to_string()
+    );
+    fs::write(dir.path().join("cairn.toml"), manifest).unwrap();
+    let mut cmd = cairn(cache.path());
+    cmd.current_dir(dir.path()).args(["wit", "words"]);
+    let written = json(&mut cmd);
+    assert_eq!(
+        written["written"][1]["imports"][0], "example:words/count@0.1.0",
+        "{written}"
+    );
+    let wit = fs::read_to_string(dir.path().join("wit/deps/example-words/words.wit")).unwrap();
+    assert!(
+        wit.contains("top: func(text: borrow<blob>, n: u32)"),
+        "{wit}"
+    );
+
+    let (code, stderr) = failure(
+        cairn(cache.path())
+            .current_dir(dir.path())
+            .args(["wit", "sentences"]),
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("no task `sentences`; it has: words"),
+        "{stderr}"
+    );
+}

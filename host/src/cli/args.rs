@@ -1,10 +1,21 @@
 //! Flag groups more than one subcommand takes (`--remote…`, the limits of
 //! each call), and opening the host `--cache-dir` names.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
+
+/// The manifest that names `component` as a task: `manifest` if given,
+/// else `./cairn.toml` when `component` is not a file and that exists.
+pub fn manifest_for<'a>(component: &Path, manifest: Option<&'a Path>) -> Option<&'a Path> {
+    let implicit = Path::new("cairn.toml");
+    match manifest {
+        Some(m) => Some(m),
+        None if !component.is_file() && implicit.is_file() => Some(implicit),
+        None => None,
+    }
+}
 
 /// Opens the host on `--cache-dir`, `$CAIRN_CACHE_DIR` or the user's cache dir.
 pub fn open_host(

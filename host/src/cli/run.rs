@@ -540,13 +540,7 @@ fn load_task(
     manifest: Option<&Path>,
     with: &[PathBuf],
 ) -> cairn_host::Result<cairn_host::Task> {
-    let implicit = Path::new("cairn.toml");
-    let manifest = match manifest {
-        Some(m) => Some(m),
-        None if !component.is_file() && implicit.is_file() => Some(implicit),
-        None => None,
-    };
-    if let Some(path) = manifest {
+    if let Some(path) = super::args::manifest_for(component, manifest) {
         let name = component.to_string_lossy();
         return host.load_from_manifest(&cairn_host::Manifest::read(path)?, &name);
     }

@@ -48,7 +48,7 @@ pub fn wit(args: WitArgs) -> cairn_host::Result<()> {
         return print_line(&serde_json::json!({ "written": files }).to_string());
     }
     for w in &written {
-        let state = if w.changed { "wrote" } else { "up to date" };
+        let state = if w.changed { "wrote" } else { "unchanged" };
         print_line(&format!(
             "{state:>10}  {}  ({})",
             w.path.display(),
@@ -65,25 +65,14 @@ pub fn wit(args: WitArgs) -> cairn_host::Result<()> {
 
 /// `component` itself, or the path of the manifest's task of that name.
 fn component_path(component: &Path, manifest: Option<&Path>) -> cairn_host::Result<PathBuf> {
-    let implicit = Path::new("cairn.toml");
-    let manifest = match manifest {
-        Some(m) => m,
-        None if !component.is_file() && implicit.is_file() => implicit,
-        None => return Ok(component.to_path_buf()),
-    };
-    let name = component.to_string_lossy();
-    cairn_host::Manifest::read(manifest)?
-        .tasks
-        .into_iter()
-        .find(|t| t.name == name)
-        .map(|t| t.path)
-        .ok_or_else(|| {
-            cairn_host::Error::new(
-                cairn_host::ErrorKind::BadArguments,
-                format!(
-                    "{} names no task `{name}`; give a component path or one of its tasks",
-                    manifest.display()
-                ),
-            )
-        })
+    match super::args::manifest_for(component, manifest) {
+        Some(manifest) => {
+            let name = component.to_string_lossy();
+            Ok(cairn_host::Manifest::read(manifest)?
+                .task(&name)?
+                .path
+                .clone())
+        }
+        None => Ok(component.to_path_buf()),
+    }
 }
