@@ -196,15 +196,14 @@ impl Task {
 
     /// The export `query` names: its full path, its bare function name, or
     /// `interface#func` with the interface's short name (a runtime's
-    /// internal export only by its full path); where that names one of the
-    /// task's own exports and a runtime's internal one, the task's. `None`
-    /// picks the only export of the task's own.
+    /// internal export only by its full path). `None` picks the only export
+    /// of the task's own.
     ///
     /// # Errors
     /// [`ErrorKind::UnknownExport`] when nothing or more than one export matches;
     /// the message lists the exports.
     pub fn export(&self, query: Option<&str>) -> Result<&Export> {
-        let mut found: Vec<&Export> = match query {
+        let found: Vec<&Export> = match query {
             // A runtime's own export only by its full path: a bare `init`
             // must not run componentize-py's setup.
             Some(q) => self
@@ -217,9 +216,6 @@ impl Task {
                 .collect(),
             None => self.own_exports().collect(),
         };
-        if found.iter().any(|e| e.runtime_internal().is_none()) {
-            found.retain(|e| e.runtime_internal().is_none());
-        }
         match (found.as_slice(), query) {
             ([one], _) => Ok(one),
             ([], Some(q)) => Err(Error::new(
