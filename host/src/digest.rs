@@ -39,7 +39,16 @@ impl Digest {
 
     /// 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
+        self.with_hex(str::to_string)
+    }
+
+    /// `f` of the 64 hex digits, written on the stack: `hex::encode`
+    /// collects a `String` a `char` at a time, which the hit path (run
+    /// records, statistics) paid per key.
+    fn with_hex<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        let mut buf = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut buf).expect("64 digits for 32 bytes");
+        f(std::str::from_utf8(&buf).expect("hex digits are ASCII"))
     }
 
     /// The first 12 hex digits, for people.
@@ -50,7 +59,7 @@ impl Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        self.with_hex(|hex| f.write_str(hex))
     }
 }
 
@@ -64,7 +73,7 @@ impl fmt::Debug for Digest {
 impl serde::Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            s.serialize_str(&self.to_hex())
+            self.with_hex(|hex| s.serialize_str(hex))
         } else {
             serde::Serialize::serialize(&self.0, s)
         }
