@@ -19,6 +19,7 @@ use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase};
 
 use super::batch::Batch;
 use super::stats;
+use super::tables::{OBJECTS, RESULTS};
 use crate::error::{Error, ErrorKind, Result};
 
 /// What redb's calls return.
@@ -40,7 +41,51 @@ pub(crate) struct Index {
     /// Live [`Hold`]s.
     holds: AtomicUsize,
     /// The snapshot reads share while held, and the commit count it saw.
-    snapshot: Mutex<Option<(Arc<redb::ReadTransaction>, u64)>>,
+    snapshot: Mutex<Option<(Arc<Reading>, u64)>>,
+}
+
+/// A table of call keys or object hashes, opened for reading.
+pub(crate) type KeyTable = redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>;
+
+/// A read transaction, and the two tables a hit reads opened at most once
+/// in it: a held snapshot serves a whole batch of hits, and opening a table
+/// (a walk of the table tree) cost each hit as much as its lookup.
+pub(crate) struct Reading {
+    tx: redb::ReadTransaction,
+    results: OnceLock<KeyTable>,
+    objects: OnceLock<KeyTable>,
+}
+
+impl Reading {
+    fn new(tx: redb::ReadTransaction) -> Reading {
+        Reading {
+            tx,
+            results: OnceLock::new(),
+            objects: OnceLock::new(),
+        }
+    }
+
+    /// The results table.
+    pub(crate) fn results(&self) -> Redb<&KeyTable> {
+        self.table(&self.results, RESULTS)
+    }
+
+    /// The table of small objects.
+    pub(crate) fn objects(&self) -> Redb<&KeyTable> {
+        self.table(&self.objects, OBJECTS)
+    }
+
+    fn table<'a>(
+        &'a self,
+        slot: &'a OnceLock<KeyTable>,
+        def: redb::TableDefinition<'static, &'static [u8; 32], &'static [u8]>,
+    ) -> Redb<&'a KeyTable> {
+        if let Some(t) = slot.get() {
+            return Ok(t);
+        }
+        let table = self.tx.open_table(def)?;
+        Ok(slot.get_or_init(|| table))
+    }
 }
 
 /// Reads share one snapshot while this lives (see the module's note).
@@ -114,9 +159,14 @@ impl Index {
     /// is one (so that this process reads what it wrote), else read-only;
     /// the shared snapshot while one is held.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Redb<T>) -> Result<T> {
+        self.reading(|r| f(&r.tx))
+    }
+
+    /// [`Index::read`], with the hit path's tables opened once per snapshot.
+    pub(crate) fn reading<T>(&self, f: impl FnOnce(&Reading) -> Redb<T>) -> Result<T> {
         let run = || -> Redb<T> {
             match self.holds.load(Ordering::SeqCst) {
-                0 => f(&self.begin_read()?),
+                0 => f(&Reading::new(self.begin_read()?)),
                 _ => f(&*self.snapshot()?),
             }
         };
@@ -132,7 +182,7 @@ impl Index {
     }
 
     /// The shared snapshot, taken now if there is none since the last commit.
-    fn snapshot(&self) -> Redb<Arc<redb::ReadTransaction>> {
+    fn snapshot(&self) -> Redb<Arc<Reading>> {
         // Read before the snapshot is taken: a commit landing meanwhile
         // makes the next read take another.
         let commits = self.durable.load(Ordering::SeqCst);
@@ -142,7 +192,7 @@ impl Index {
                 return Ok(tx.clone());
             }
         }
-        let tx = Arc::new(self.begin_read()?);
+        let tx = Arc::new(Reading::new(self.begin_read()?));
         *held = Some((tx.clone(), commits));
         Ok(tx)
     }

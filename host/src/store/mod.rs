@@ -293,17 +293,16 @@ impl Store {
             Some((record, None)) => (record, self.inline_object(&record.value)?),
             // Committed: record and small value in one read transaction.
             None => {
-                let found = self.read(|tx| {
-                    let results = tx.open_table(RESULTS)?;
-                    let Some(record) = results
+                let found = self.index.reading(|r| {
+                    let Some(record) = r
+                        .results()?
                         .get(key.as_bytes())?
                         .and_then(|v| ResultRecord::from_bytes(v.value()))
                     else {
                         return Ok(None);
                     };
                     let inline = if record.value_len as usize <= INLINE_MAX {
-                        let objects = tx.open_table(OBJECTS)?;
-                        let v = objects.get(record.value.as_bytes())?;
+                        let v = r.objects()?.get(record.value.as_bytes())?;
                         v.map(|v| v.value().to_vec())
                     } else {
                         None
@@ -336,7 +335,7 @@ impl Store {
     /// Records a finished run (numbered when it reaches the index), with
     /// the next commit or within a second.
     pub(crate) fn record_run(&self, run: RunRecord) {
-        let run = batch::RunJson::of(&run);
+        let run = batch::RunJson::of(run);
         self.queue.push_lazy(|b| b.runs.push(run));
     }
 
