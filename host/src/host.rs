@@ -16,7 +16,7 @@ use crate::component::{self, ComponentInfo};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::report::{CacheStatus, CallOptions, Outcome, Report};
-use crate::runs::RunRecord;
+use crate::runs::{RunCall, RunRecord};
 use crate::sandbox::{Grants, Limits};
 use crate::store::Store;
 use crate::task::Task;
@@ -372,7 +372,8 @@ impl Host {
     /// the order of `calls`. Identical calls among them execute once. The
     /// calls see the cache as it was when they began, plus what they store:
     /// a result another process stores meanwhile is not a hit until the
-    /// next batch.
+    /// next batch. With [`CallOptions::record_run`], the batch is recorded
+    /// as one run whose top-level calls are the batch's, in order.
     pub fn call_all(
         &self,
         task: &Task,
@@ -380,10 +381,11 @@ impl Host {
         opts: &CallOptions,
         jobs: usize,
     ) -> Vec<Result<Outcome>> {
+        let start = Instant::now();
         let jobs = crate::sandbox::jobs_or_cores(jobs).min(calls.len().max(1));
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let slots: Vec<std::sync::Mutex<Option<Result<Outcome>>>> =
-            calls.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        type Slot = std::sync::Mutex<Option<(Result<Outcome>, Vec<RunCall>)>>;
+        let slots: Vec<Slot> = calls.iter().map(|_| Slot::new(None)).collect();
         let _snapshot = self.calls.store.hold_snapshot();
         std::thread::scope(|s| {
             for _ in 0..jobs {
@@ -392,15 +394,30 @@ impl Host {
                     let Some((export, args)) = calls.get(i) else {
                         break;
                     };
-                    let out = self.call_with(task, export, args, opts);
+                    let out = self.call_traced(task, export, args, opts, start);
                     *slots[i].lock().expect("poisoned") = Some(out);
                 });
             }
         });
-        slots
+        let (outcomes, trees): (Vec<_>, Vec<_>) = slots
             .into_iter()
             .map(|s| s.into_inner().expect("poisoned").expect("every call ran"))
-            .collect()
+            .unzip();
+        if opts.record_run {
+            // One run for the whole batch: a record per call cost a batch of
+            // hits as much as the calls themselves.
+            let failed: Vec<&Error> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+            let error = failed
+                .first()
+                .map(|e| match (failed.len(), outcomes.len()) {
+                    (1, 1) => e.to_string(),
+                    (n, m) => format!("{n} of {m} calls failed; the first: {e}"),
+                });
+            let now = self.calls.store.now_ms();
+            let run = RunRecord::of_trees(trees, start, error, now);
+            self.calls.store.record_run(run);
+        }
+        outcomes
     }
 
     /// [`Host::call_with`] for async applications: the call runs on a thread
@@ -447,19 +464,39 @@ impl Host {
         opts: &CallOptions,
     ) -> Result<Outcome> {
         let start = Instant::now();
-        let (called, calls) = self.calls.run(task, export, args, opts, true);
+        let (out, tree) = self.call_traced(task, export, args, opts, start);
         if opts.record_run {
-            let error = called.as_ref().err().map(|e| e.to_string());
-            self.calls.store.record_run(RunRecord::of(
-                &calls,
-                start,
-                error,
-                self.calls.store.now_ms(),
-            ));
+            let error = out.as_ref().err().map(|e| e.to_string());
+            let now = self.calls.store.now_ms();
+            let run = RunRecord::of_trees([tree], start, error, now);
+            self.calls.store.record_run(run);
         }
-        let called = called?;
+        out
+    }
+
+    /// [`Host::call_with`], without recording a run: its outcome, and, if
+    /// `opts.record_run`, its calls as a run that started at `origin`
+    /// records them.
+    fn call_traced(
+        &self,
+        task: &Task,
+        export: &str,
+        args: &[Value],
+        opts: &CallOptions,
+        origin: Instant,
+    ) -> (Result<Outcome>, Vec<RunCall>) {
+        let start = Instant::now();
+        let (called, calls) = self.calls.run(task, export, args, opts, true);
+        let tree = match opts.record_run {
+            true => RunCall::tree(&calls, (start - origin).as_micros() as u64),
+            false => Vec::new(),
+        };
+        let called = match called {
+            Ok(called) => called,
+            Err(e) => return (Err(e), tree),
+        };
         let count = |c: CacheStatus| calls.iter().filter(|r| r.cache == c).count() as u32;
-        Ok(Outcome {
+        let outcome = Outcome {
             value: called.value,
             report: Report {
                 cache: called.cache,
@@ -471,7 +508,8 @@ impl Host {
                 run: called.run,
                 calls,
             },
-        })
+        };
+        (Ok(outcome), tree)
     }
 }
 

@@ -10,7 +10,8 @@ use std::time::Instant;
 use crate::digest::Digest;
 use crate::report::{CacheStatus, CallRecord};
 
-/// One recorded run: a top-level call and every call it made.
+/// One recorded run: a top-level call (or, for a batch, each of its
+/// top-level calls) and every call it made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct RunRecord {
@@ -23,7 +24,7 @@ pub struct RunRecord {
     /// Why the run failed, if it did.
     pub error: Option<String>,
     /// Every call, the root first, each followed by the calls it made in
-    /// the order it made them.
+    /// the order it made them; a batch's roots follow one another so.
     pub calls: Vec<RunCall>,
 }
 
@@ -52,21 +53,15 @@ pub struct RunCall {
     pub parent: Option<usize>,
 }
 
-impl RunRecord {
-    /// The record of a run that started at `start` and made `calls` (each
-    /// followed by its own, with depths), ending at `now_ms` by the cache's clock;
-    /// numbered when it is stored.
-    pub(crate) fn of(
-        calls: &[CallRecord],
-        start: Instant,
-        error: Option<String>,
-        now_ms: u64,
-    ) -> RunRecord {
-        let started_ms = now_ms.saturating_sub(start.elapsed().as_millis() as u64);
+impl RunCall {
+    /// The calls of one top-level call as a run records them: `calls`, each
+    /// followed by the calls it made (with depths), which started
+    /// `offset_us` after the run; parents are indices into the result.
+    pub(crate) fn tree(calls: &[CallRecord], offset_us: u64) -> Vec<RunCall> {
         // Each call is followed by the calls it made: a call's parent is the
         // nearest earlier call one level up.
         let mut open: Vec<usize> = Vec::new();
-        let calls = calls
+        calls
             .iter()
             .enumerate()
             .map(|(i, c)| {
@@ -78,13 +73,47 @@ impl RunRecord {
                     export: c.export.clone(),
                     key: c.key,
                     cache: c.cache,
-                    start_us: c.start.as_micros() as u64,
+                    start_us: offset_us + c.start.as_micros() as u64,
                     elapsed_us: c.elapsed.as_micros() as u64,
                     run_us: c.run.as_micros() as u64,
                     parent,
                 }
             })
-            .collect();
+            .collect()
+    }
+}
+
+impl RunRecord {
+    /// The record of a run that started at `start` and made `calls` (each
+    /// followed by its own, with depths), ending at `now_ms` by the cache's clock;
+    /// numbered when it is stored.
+    #[cfg(test)]
+    pub(crate) fn of(
+        calls: &[CallRecord],
+        start: Instant,
+        error: Option<String>,
+        now_ms: u64,
+    ) -> RunRecord {
+        RunRecord::of_trees([RunCall::tree(calls, 0)], start, error, now_ms)
+    }
+
+    /// The record of a run of several top-level calls (`cairn run --batch`):
+    /// one [`RunCall::tree`] each, in order.
+    pub(crate) fn of_trees(
+        trees: impl IntoIterator<Item = Vec<RunCall>>,
+        start: Instant,
+        error: Option<String>,
+        now_ms: u64,
+    ) -> RunRecord {
+        let started_ms = now_ms.saturating_sub(start.elapsed().as_millis() as u64);
+        let mut calls = Vec::new();
+        for tree in trees {
+            let base = calls.len();
+            calls.extend(tree.into_iter().map(|c| RunCall {
+                parent: c.parent.map(|p| p + base),
+                ..c
+            }));
+        }
         RunRecord {
             id: 0,
             started_ms,
@@ -94,9 +123,16 @@ impl RunRecord {
         }
     }
 
-    /// The root call, if the run got as far as making one.
+    /// The root call, if the run got as far as making one: the first of a
+    /// batch's.
     pub fn root(&self) -> Option<&RunCall> {
         self.calls.first()
+    }
+
+    /// The top-level calls: one, or each of a batch's (`cairn run --batch`
+    /// or several `--invoke`s record one run).
+    pub fn roots(&self) -> impl Iterator<Item = &RunCall> {
+        self.calls.iter().filter(|c| c.parent.is_none())
     }
 
     /// Calls answered from the cache.
@@ -121,5 +157,39 @@ impl RunRecord {
 
     fn count(&self, f: impl Fn(&RunCall) -> bool) -> usize {
         self.calls.iter().filter(|c| f(c)).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn call(name: &str, depth: u32, start_us: u64) -> CallRecord {
+        let key = Digest::of(name.as_bytes());
+        CallRecord::started(
+            name.into(),
+            "f".into(),
+            key,
+            depth,
+            Duration::from_micros(start_us),
+        )
+    }
+
+    #[test]
+    fn a_batch_is_one_run_whose_roots_are_its_calls_in_order() {
+        // A flow calling two tasks, then a task alone, 500 µs into the run.
+        let flow = [call("flow", 0, 0), call("a", 1, 10), call("b", 1, 20)];
+        let trees = [
+            RunCall::tree(&flow, 0),
+            RunCall::tree(&[call("c", 0, 0)], 500),
+        ];
+        let run = RunRecord::of_trees(trees, Instant::now(), None, 1_000);
+        let parents: Vec<_> = run.calls.iter().map(|c| c.parent).collect();
+        assert_eq!(parents, [None, Some(0), Some(0), None]);
+        let roots: Vec<_> = run.roots().map(|c| c.component.as_str()).collect();
+        assert_eq!(roots, ["flow", "c"]);
+        assert_eq!(run.calls[3].start_us, 500, "offset by when the call began");
+        assert_eq!(run.calls[2].start_us, 20);
     }
 }

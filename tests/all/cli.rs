@@ -665,6 +665,34 @@ fn several_invokes_and_a_batch_run_in_parallel_and_print_in_order() {
     assert!(String::from_utf8(out.stderr)
         .unwrap()
         .contains("2 calls: 1 hit, 1 executed"));
+
+    // Each `cairn run` is one run in the history, however many calls it made.
+    let out = cairn(cache.path())
+        .args(["runs", "--json"])
+        .output()
+        .unwrap();
+    let runs: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let roots = |run: &serde_json::Value| -> Vec<(String, String)> {
+        let calls = run["calls"].as_array().unwrap();
+        let roots = calls.iter().filter(|c| c["parent"].is_null());
+        roots
+            .map(|c| (c["key"].to_string(), c["cache"].as_str().unwrap().into()))
+            .collect()
+    };
+    assert_eq!(runs.len(), 2, "newest first: the batch, then the invokes");
+    let batch = roots(&runs[0]);
+    let statuses: Vec<&str> = batch.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(statuses, ["hit", "miss"], "the batch's calls, in order");
+    let invokes = roots(&runs[1]);
+    assert_eq!(invokes.len(), names.len());
+    assert_eq!(invokes[0].0, batch[0].0, "greet(\"a\", false) both times");
+    let table = cairn(cache.path()).arg("runs").output().unwrap();
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.contains("hello greet and 1 more"), "{table}");
 }
 
 /// A component importing an interface cairn does not provide (here

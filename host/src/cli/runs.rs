@@ -67,6 +67,10 @@ pub fn runs(cache_dir: Option<PathBuf>, args: RunsArgs) -> cairn_host::Result<()
         let root = r.root().map_or("-".to_string(), |c| {
             format!("{} {}", fmt::stem(&c.component), c.export)
         });
+        let root = match r.roots().count() {
+            0 | 1 => root,
+            n => format!("{root} and {} more", n - 1),
+        };
         let root = match &r.error {
             Some(_) => format!("{root} (failed)"),
             None => root,

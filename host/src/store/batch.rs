@@ -24,8 +24,7 @@ impl RunJson {
     /// field); numbering replaces the 0.
     const UNNUMBERED: &'static str = "{\"id\":0,";
 
-    pub(crate) fn of(run: &RunRecord) -> RunJson {
-        let mut run = run.clone();
+    pub(crate) fn of(mut run: RunRecord) -> RunJson {
         run.id = 0;
         let json = serde_json::to_string(&run).expect("a run record encodes");
         assert!(
@@ -166,7 +165,7 @@ mod tests {
     #[test]
     fn a_numbered_run_is_the_record_encoded_with_its_id() {
         let mut run = RunRecord::of(&[], std::time::Instant::now(), Some("e\"r".into()), 7);
-        let json = RunJson::of(&run);
+        let json = RunJson::of(run.clone());
         assert_eq!(RunJson::parse(json.as_str()), Some(json.clone()));
         assert_eq!(RunJson::parse(&json.as_str()[..20]), None, "torn");
         run.id = 42;

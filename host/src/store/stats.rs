@@ -160,7 +160,7 @@ mod tests {
     use super::*;
 
     fn run(error: &str) -> RunJson {
-        RunJson::of(&crate::runs::RunRecord::of(
+        RunJson::of(crate::runs::RunRecord::of(
             &[],
             std::time::Instant::now(),
             Some(error.into()),
