@@ -6,7 +6,7 @@ use cairn_host::{CacheMode, CallArgs, CallOptions};
 use clap::Args;
 
 use super::args::{open_host, LimitArgs, RemoteArgs};
-use super::output::print_line;
+use super::output::Lines;
 use super::progress::Progress;
 
 /// Call an export of a component or of a manifest's task; print its result in WAVE.
@@ -237,6 +237,7 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn
     let mut first_error = None;
     let mut command_failed = false;
     let mut totals = Totals::default();
+    let mut lines = Lines::new();
     for ((export, _), out) in parsed.iter().zip(outcomes) {
         let out = match out {
             Ok(out) => out,
@@ -245,8 +246,9 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn
                     let v = serde_json::json!({
                         "error": e.to_string(), "kind": e.kind().as_str(), "export": export,
                     });
-                    print_line(&v.to_string())?;
+                    lines.line(&v.to_string())?;
                 } else {
+                    lines.flush()?;
                     eprintln!("error: {export}: {e}");
                 }
                 first_error.get_or_insert(e);
@@ -255,6 +257,7 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn
             Err(e) => return Err(e),
         };
         if args.explain && !json {
+            lines.flush()?;
             let calls = out.report.calls.iter().map(|c| {
                 (
                     c.component.as_str(),
@@ -268,23 +271,29 @@ pub fn run(cache_dir: Option<PathBuf>, args: RunArgs, moved: &[String]) -> cairn
             }
         }
         if let (Some(dir), Some(value)) = (&out_dir, &out.value) {
+            lines.flush()?;
             for (path, len) in host.write_blobs(value, dir)? {
                 eprintln!("cairn: wrote {} ({len} bytes)", path.display());
             }
         }
         totals.add(&out.report);
         if command {
+            lines.flush()?;
             let status = pass_through(&out)?;
             command_failed |= status;
         } else if json {
-            print_line(&report_json(&host, &task, export, &out).to_string())?;
+            lines.line(&report_json(&host, &task, export, &out).to_string())?;
         } else if let Some(value) = &out.value {
             match value {
-                cairn_host::Value::String(text) if raw => print_line(text.trim_end_matches('\n'))?,
-                _ => print_line(&value.to_wave())?,
+                cairn_host::Value::String(text) if raw => {
+                    lines.line(text.trim_end_matches('\n'))?
+                }
+                _ => lines.line(&value.to_wave())?,
             }
         }
     }
+    lines.flush()?;
+    drop(lines);
     if !json && (!command || args.verbose) {
         eprintln!("cairn: {}", totals.summary());
     }
