@@ -41,6 +41,13 @@ impl RunJson {
         (whole && text.starts_with(Self::UNNUMBERED)).then(|| RunJson(text.to_string()))
     }
 
+    /// Text known to be one whole record (its hash matched): `None` unless
+    /// it is in the unnumbered form.
+    pub(crate) fn trusted(text: &str) -> Option<RunJson> {
+        text.starts_with(Self::UNNUMBERED)
+            .then(|| RunJson(text.to_string()))
+    }
+
     pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
@@ -108,6 +115,17 @@ impl Batch {
             && self.usage.is_empty()
             && self.compiled_used.is_empty()
             && self.runs.is_empty()
+    }
+
+    /// Adds `u` to the usage of `key`.
+    pub(crate) fn add_usage(&mut self, key: Digest, u: Usage) {
+        self.usage.entry(key).or_default().merge(u);
+    }
+
+    /// Records that compiled artefact `key` was loaded at `used_ms`.
+    pub(crate) fn add_compiled(&mut self, key: Digest, used_ms: u64) {
+        let t = self.compiled_used.entry(key).or_default();
+        *t = (*t).max(used_ms);
     }
 
     /// Writes the batch in `tx`.

@@ -69,7 +69,7 @@ impl Shared {
         for shard in &self.hits {
             let hits = mem::take(&mut *shard.lock().unwrap_or_else(|e| e.into_inner()));
             for (key, u) in hits {
-                batch.usage.entry(key).or_default().merge(u);
+                batch.add_usage(key, u);
             }
         }
     }

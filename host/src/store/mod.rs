@@ -506,7 +506,7 @@ impl Store {
         if bytes.is_some() {
             let now = self.now_ms();
             self.queue.push_lazy(|b| {
-                b.compiled_used.insert(*key, now);
+                b.add_compiled(*key, now);
             });
         }
         Ok(bytes)

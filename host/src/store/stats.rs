@@ -5,17 +5,29 @@
 //! log and writes its content in the same transaction (see
 //! [`super::index`]).
 //!
-//! One JSON object a line. Each append is one `write` under an exclusive
-//! lock on the file, and starts with a newline, so a record torn by a crash
-//! spoils only itself: it does not parse and is skipped. A crash (or a
-//! failed commit) may lose the statistics of a fold, or, on a power loss
-//! at the wrong moment, apply them twice; results are never in the log.
+//! One record a line, in text that costs little to write and to read
+//! back (a `--batch` of hits appends thousands):
+//!
+//! - `h KEY HITS LAST_MS;` hits of a result, and the last one's time;
+//! - `c KEY USED_MS;` a compiled artefact was loaded;
+//! - `r LEN HASH JSON` a finished run: its JSON ([`RunJson`], copied as
+//!   text, not decoded and encoded again), `LEN` bytes whose blake3 is
+//!   `HASH`, so that a record need not be parsed to be trusted.
+//!
+//! Each append is one `write` under an exclusive lock on the file, and
+//! starts with a newline, so a record torn by a crash spoils only itself:
+//! it lacks its `;` or its length, or its hash does not match (as neither
+//! does a block of zeros a power loss may leave), and is skipped. A crash
+//! (or a failed commit) may lose the statistics of a fold, or, on a power
+//! loss at the wrong moment, apply them twice; results are never in the
+//! log. Lines of the JSON form an earlier cairn appended are read too.
 
+use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::batch::{Batch, RunJson};
 use super::record::Usage;
@@ -29,45 +41,37 @@ pub(crate) const LOG: &str = "stats.log";
 /// statistics (about 10,000 runs, what the history keeps).
 pub(crate) const FOLD_AT: u64 = 4 << 20;
 
-/// How a run's line begins; the run's own JSON follows, then `}`. Runs are
-/// copied as text (see [`RunJson`]), not decoded and encoded again.
-const RUN: &str = "{\"run\":";
+/// How an earlier cairn began a run's line; the run's JSON followed, then `}`.
+const JSON_RUN: &str = "{\"run\":";
 
-/// One line of the log, other than a run's.
-#[derive(Serialize, Deserialize)]
+/// A line other than a run's, as an earlier cairn wrote it.
+#[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
-enum Line {
-    /// Hits of a result, and the last one's time.
+enum JsonLine {
     Hit {
         key: Digest,
         hits: u64,
         last_ms: u64,
     },
-    /// A compiled artefact was loaded at `used_ms`.
-    Compiled { key: Digest, used_ms: u64 },
+    Compiled {
+        key: Digest,
+        used_ms: u64,
+    },
 }
 
 /// The statistics of `batch` as log text: an empty string if it holds none.
 fn encode(batch: &Batch) -> String {
-    let hits = batch.usage.iter().map(|(key, u)| Line::Hit {
-        key: *key,
-        hits: u.hits,
-        last_ms: u.last_hit_ms,
-    });
-    let compiled = (batch.compiled_used.iter()).map(|(key, used)| Line::Compiled {
-        key: *key,
-        used_ms: *used,
-    });
     let mut text = String::new();
-    for line in hits.chain(compiled) {
-        text.push('\n');
-        text.push_str(&serde_json::to_string(&line).expect("a statistics line encodes"));
+    for (key, u) in &batch.usage {
+        let _ = write!(text, "\nh {key} {} {};", u.hits, u.last_hit_ms);
+    }
+    for (key, used) in &batch.compiled_used {
+        let _ = write!(text, "\nc {key} {used};");
     }
     for run in &batch.runs {
-        text.push('\n');
-        text.push_str(RUN);
-        text.push_str(run.as_str());
-        text.push('}');
+        let json = run.as_str();
+        let hash = Digest::of(json.as_bytes());
+        let _ = write!(text, "\nr {} {hash} {json}", json.len());
     }
     text
 }
@@ -75,31 +79,73 @@ fn encode(batch: &Batch) -> String {
 /// Adds the statistics in log `text` to `batch`; lines that do not parse
 /// (torn by a crash) are skipped.
 fn decode(text: &[u8], batch: &mut Batch) {
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let run = (line.strip_prefix(RUN.as_bytes()))
-            .and_then(|l| l.strip_suffix(b"}"))
-            .map(|json| std::str::from_utf8(json).ok().and_then(RunJson::parse));
-        match run {
-            Some(Some(run)) => batch.runs.push(run),
-            Some(None) => tracing::debug!("skipping a damaged run in the statistics log"),
-            None => decode_line(line, batch),
+    // Bytes that are not UTF-8 (damage) become U+FFFD: their line does not
+    // parse, or its hash does not match.
+    let text = match std::str::from_utf8(text) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(text),
+    };
+    for line in text.split('\n').filter(|l| !l.is_empty()) {
+        let added = match line.split_at_checked(2) {
+            Some(("h ", rest)) => hit(rest).map(|(key, u)| batch.add_usage(key, u)),
+            Some(("c ", rest)) => compiled(rest).map(|(key, t)| batch.add_compiled(key, t)),
+            Some(("r ", rest)) => run(rest).map(|r| batch.runs.push(r)),
+            _ => json_line(line, batch),
+        };
+        if added.is_none() {
+            tracing::debug!("skipping a damaged line of the statistics log");
         }
     }
 }
 
-/// Adds one hit or last-use line to `batch`.
-fn decode_line(line: &[u8], batch: &mut Batch) {
-    match serde_json::from_slice(line) {
-        Ok(Line::Hit { key, hits, last_ms }) => batch.usage.entry(key).or_default().merge(Usage {
-            hits,
-            last_hit_ms: last_ms,
-        }),
-        Ok(Line::Compiled { key, used_ms }) => {
-            let t = batch.compiled_used.entry(key).or_default();
-            *t = (*t).max(used_ms);
-        }
-        Err(_) => tracing::debug!("skipping a damaged line of the statistics log"),
+/// The numbers of a line that ends in `;`, after its key.
+fn fields<const N: usize>(rest: &str) -> Option<(Digest, [u64; N])> {
+    let mut words = rest.strip_suffix(';')?.split(' ');
+    let key = Digest::from_hex(words.next()?)?;
+    let mut numbers = [0; N];
+    for n in &mut numbers {
+        *n = words.next()?.parse().ok()?;
     }
+    words.next().is_none().then_some((key, numbers))
+}
+
+fn hit(rest: &str) -> Option<(Digest, Usage)> {
+    let (key, [hits, last_hit_ms]) = fields(rest)?;
+    Some((key, Usage { hits, last_hit_ms }))
+}
+
+fn compiled(rest: &str) -> Option<(Digest, u64)> {
+    let (key, [used]) = fields(rest)?;
+    Some((key, used))
+}
+
+/// A run's record, if it is whole: its length and hash match.
+fn run(rest: &str) -> Option<RunJson> {
+    let (len, rest) = rest.split_once(' ')?;
+    let (hash, json) = rest.split_once(' ')?;
+    let whole = json.len() == len.parse::<usize>().ok()?
+        && Digest::from_hex(hash)? == Digest::of(json.as_bytes());
+    whole.then(|| RunJson::trusted(json)).flatten()
+}
+
+/// A line of the JSON form an earlier cairn appended.
+fn json_line(line: &str, batch: &mut Batch) -> Option<()> {
+    if let Some(json) = line.strip_prefix(JSON_RUN) {
+        let run = RunJson::parse(json.strip_suffix('}')?)?;
+        batch.runs.push(run);
+        return Some(());
+    }
+    match serde_json::from_str(line).ok()? {
+        JsonLine::Hit { key, hits, last_ms } => batch.add_usage(
+            key,
+            Usage {
+                hits,
+                last_hit_ms: last_ms,
+            },
+        ),
+        JsonLine::Compiled { key, used_ms } => batch.add_compiled(key, used_ms),
+    }
+    Some(())
 }
 
 /// Appends the statistics of `batch` to the log in `dir`, unsynced.
@@ -190,6 +236,14 @@ mod tests {
             .open(dir.path().join(LOG))
             .unwrap();
         f.write_all(b"\n{\"hit\":{\"key\":").unwrap();
+        let mut only_run = Batch::default();
+        only_run.runs.push(run("torn"));
+        let whole = encode(&only_run);
+        let (torn_run, torn_hit) = (&whole[..whole.len() - 9], format!("\nh {key} 100 1"));
+        f.write_all(torn_run.as_bytes()).unwrap();
+        f.write_all(torn_hit.as_bytes()).unwrap();
+        // What a power loss may leave of an append: its length, in zeros.
+        f.write_all(&vec![0; 64]).unwrap();
         b.runs = vec![run("second")];
         b.compiled_used.clear();
         assert!(append(dir.path(), &b).unwrap() > 0);
@@ -206,5 +260,30 @@ mod tests {
         assert_eq!(errors, [Some("first".into()), Some("second".into())]);
         assert!(!pending(dir.path()));
         assert!(take(dir.path()).usage.is_empty());
+    }
+
+    /// A log an earlier cairn appended (JSON lines) is still taken.
+    #[test]
+    fn lines_of_the_json_form_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Digest::of(b"k");
+        let first = run("first");
+        let text = format!(
+            "\n{{\"hit\":{{\"key\":\"{key}\",\"hits\":3,\"last_ms\":9}}}}\
+             \n{{\"compiled\":{{\"key\":\"{key}\",\"used_ms\":4}}}}\
+             \n{JSON_RUN}{}}}",
+            first.as_str()
+        );
+        fs::write(dir.path().join(LOG), text).unwrap();
+        let taken = take(dir.path());
+        assert_eq!(
+            taken.usage[&key],
+            Usage {
+                hits: 3,
+                last_hit_ms: 9
+            }
+        );
+        assert_eq!(taken.compiled_used[&key], 4);
+        assert_eq!(taken.runs, [first]);
     }
 }
