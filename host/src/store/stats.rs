@@ -243,7 +243,7 @@ mod tests {
         f.write_all(torn_run.as_bytes()).unwrap();
         f.write_all(torn_hit.as_bytes()).unwrap();
         // What a power loss may leave of an append: its length, in zeros.
-        f.write_all(&vec![0; 64]).unwrap();
+        f.write_all(&[0; 64]).unwrap();
         b.runs = vec![run("second")];
         b.compiled_used.clear();
         assert!(append(dir.path(), &b).unwrap() > 0);
