@@ -1,6 +1,7 @@
 //! A batch of writes for one commit of the index, and how it is written.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use redb::ReadableTable;
@@ -90,29 +91,74 @@ pub(crate) struct Batch {
     pub(crate) files: HashMap<String, Vec<u8>>,
     /// Finished runs, numbered when they commit.
     pub(crate) runs: Vec<RunJson>,
+    /// Compiled functions: row key → entry (see [`super::functions`]).
+    pub(crate) functions: HashMap<Digest, Arc<[u8]>>,
+    /// Compiled artefact key → record (its file is written and synced).
+    pub(crate) compiled: HashMap<Digest, Vec<u8>>,
+    /// Component hash → interface JSON.
+    pub(crate) components: HashMap<Digest, String>,
+    /// Directories whose new entries (object and artefact files, other
+    /// directories) must be durable before anything in the batch is: synced
+    /// once each, before the commit (see [`Batch::sync_dirs`]).
+    pub(crate) dirs: BTreeSet<PathBuf>,
 }
 
 impl Batch {
     /// Whether the batch holds statistics only (hit counts, last-use times,
     /// runs): nothing worth an fsync, and nothing that needs writing before
-    /// the next commit, a flush, or [`LAZY_DELAY`].
+    /// the next commit, a flush, or the queue's delay.
     pub(crate) fn is_lazy_only(&self) -> bool {
-        self.results.is_empty()
+        !self.needs_commit() && self.dirs.is_empty()
+    }
+
+    /// Whether the batch holds anything for the index but statistics
+    /// (directories to sync alone need no commit).
+    pub(crate) fn needs_commit(&self) -> bool {
+        !(self.results.is_empty()
             && self.objects.is_empty()
             && self.by_export.is_empty()
             && self.closures.is_empty()
             && self.files.is_empty()
+            && self.functions.is_empty()
+            && self.compiled.is_empty()
+            && self.components.is_empty())
+    }
+
+    /// Syncs the directories the batch names, each once: the files and
+    /// directories made in them become durable before any index entry that
+    /// names them does. The first failure stops the batch (nothing of it is
+    /// committed).
+    pub(crate) fn sync_dirs(&self) -> std::io::Result<()> {
+        for dir in &self.dirs {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the batch holds results or statistics: what should reach
+    /// the index (or the log) soon, not only what spares work.
+    pub(crate) fn is_urgent(&self) -> bool {
+        !(self.results.is_empty()
+            && self.objects.is_empty()
+            && self.by_export.is_empty()
+            && self.closures.is_empty())
+            || self.has_stats()
+    }
+
+    /// Whether the batch holds statistics.
+    pub(crate) fn has_stats(&self) -> bool {
+        !(self.usage.is_empty() && self.compiled_used.is_empty() && self.runs.is_empty())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.is_lazy_only()
-            && self.usage.is_empty()
-            && self.compiled_used.is_empty()
-            && self.runs.is_empty()
+        self.is_lazy_only() && !self.has_stats()
     }
 
     /// Writes the batch in `tx`.
     pub(crate) fn write(&self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        self.write_compiled(tx)?;
         let mut objects = tx.open_table(OBJECTS)?;
         for (hash, bytes) in &self.objects {
             objects.insert(hash.as_bytes(), &bytes[..])?;
@@ -139,6 +185,7 @@ impl Batch {
             usage.insert(key.as_bytes(), &u.to_bytes())?;
         }
         let mut compiled = tx.open_table(COMPILED)?;
+        // After the records of this batch: a new artefact loaded since counts.
         for (key, used) in &self.compiled_used {
             let found = compiled
                 .get(key.as_bytes())?
@@ -154,6 +201,23 @@ impl Batch {
         }
         if !self.runs.is_empty() {
             append_runs(tx, &self.runs)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what compiling left: functions, artefact records, interfaces.
+    fn write_compiled(&self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        let mut functions = tx.open_table(FUNCTIONS)?;
+        for (row, entry) in &self.functions {
+            functions.insert(row.as_bytes(), &entry[..])?;
+        }
+        let mut compiled = tx.open_table(COMPILED)?;
+        for (key, record) in &self.compiled {
+            compiled.insert(key.as_bytes(), &record[..])?;
+        }
+        let mut components = tx.open_table(COMPONENTS)?;
+        for (hash, json) in &self.components {
+            components.insert(hash.as_bytes(), json.as_str())?;
         }
         Ok(())
     }
