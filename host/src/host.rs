@@ -345,6 +345,15 @@ impl Host {
         self.calls.store.flush()
     }
 
+    /// [`Host::flush`] for every host open in this process, waiting at most
+    /// `within`: for a process about to end without dropping them (a Ctrl-C
+    /// handler), so that what calls finished meanwhile (and what was
+    /// compiled) stays. Failures are logged. Returns whether it was all
+    /// done in time.
+    pub fn flush_all(within: std::time::Duration) -> bool {
+        crate::store::flush_all(within)
+    }
+
     /// Calls `export` of `task` with `args`, answering from the cache when it can.
     ///
     /// ```no_run

@@ -114,6 +114,59 @@ fn a_hit_makes_no_sync_call() {
     );
 }
 
+/// A run that executes makes one commit of the index, whatever it stores:
+/// results, compiled code, interfaces. What it syncs: redb's writable open
+/// (1), the commit (2, one more if the file grows), redb's close (4: a
+/// commit recording the allocator state, then the clean-shutdown header),
+/// each new file (1) and each directory given a new entry (1). A separate
+/// commit for compiled code or an interface would cost 2 more each.
+#[test]
+fn an_executing_run_makes_one_commit() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hello = example("hello");
+    let changed = dir.path().join("changed.wasm");
+    fs::write(
+        &changed,
+        with_custom_section(&fs::read(&hello).unwrap(), b"2"),
+    )
+    .unwrap();
+    let run = |wasm: &std::path::Path, name: &str| {
+        let args = ["run".as_ref(), wasm.as_os_str(), "greet".as_ref()];
+        syncs_of(
+            cache.path(),
+            &[&args[..], &["--name".as_ref(), name.as_ref()]].concat(),
+        )
+    };
+    // A fresh cache: redb makes the file (3) and the tables (a commit, 2);
+    // the artefact and the component (2 files; compiled/, objects/ and one
+    // of its subdirectories, and the cache directory: 4 directories). Three
+    // commits more before.
+    let Some(fresh) = run(&hello, "Ada") else {
+        return;
+    };
+    assert!(fresh <= 18, "{fresh} sync calls in a fresh cache");
+    // A changed component in a warm cache: compiled (2 files, at most 3
+    // directories). Five commits more before.
+    let compiled = run(&changed, "Ada").unwrap();
+    assert!(
+        compiled <= 13,
+        "{compiled} sync calls for a changed component"
+    );
+    // A new argument: the result alone.
+    let warm = run(&hello, "Bob").unwrap();
+    assert!(warm <= 8, "{warm} sync calls for a new argument");
+    for (wasm, name) in [(&hello, "Ada"), (&changed, "Ada"), (&hello, "Bob")] {
+        let out = json(
+            cairn(cache.path())
+                .arg("run")
+                .arg(wasm)
+                .args(["greet", "--name", name]),
+        );
+        assert_eq!(out["cache"], "hit", "{name} by {}: {out}", wasm.display());
+    }
+}
+
 #[test]
 fn a_changed_argument_misses() {
     let cache = tempfile::tempdir().unwrap();

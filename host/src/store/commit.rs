@@ -24,7 +24,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -76,7 +76,55 @@ struct Shared {
     delays: (Duration, Duration),
 }
 
+/// The queues of this process's open stores, for [`flush_all`].
+static OPEN: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+/// Commits what every open store of this process has queued, waiting at
+/// most `within`: for a process about to end without dropping its stores
+/// (Ctrl-C). Whether it was all done in time.
+pub(crate) fn flush_all(within: Duration) -> bool {
+    let open: Vec<Arc<Shared>> = (OPEN.lock().unwrap_or_else(|e| e.into_inner()).iter())
+        .filter_map(Weak::upgrade)
+        .collect();
+    let (done, wait) = std::sync::mpsc::channel();
+    let flush = move || {
+        for shared in open {
+            if let Err(e) = shared.flush() {
+                tracing::warn!("the last results could not be written to the cache: {e}");
+            }
+        }
+        let _ = done.send(());
+    };
+    std::thread::Builder::new()
+        .name("cairn-flush".into())
+        .spawn(flush)
+        .is_ok_and(|_| wait.recv_timeout(within).is_ok())
+}
+
 impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// See [`Queue::flush`].
+    fn flush(&self) -> Result<(), String> {
+        let mut state = self.lock();
+        self.drain_hits(&mut state.pending);
+        let target = state.commits
+            + u64::from(state.committing.is_some())
+            + u64::from(!state.pending.is_empty());
+        state.flushing = true;
+        self.work.notify_one();
+        while state.commits < target {
+            state = self.done.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.flushing = false;
+        match state.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// Moves the hits gathered so far into `batch`.
     fn drain_hits(&self, batch: &mut Batch) {
         self.hits_waiting.store(false, Ordering::SeqCst);
@@ -127,6 +175,10 @@ impl Queue {
             hits_waiting: AtomicBool::new(false),
             delays,
         });
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|q| q.strong_count() > 0);
+        open.push(Arc::downgrade(&shared));
+        drop(open);
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("cairn-commit".into())
@@ -139,7 +191,7 @@ impl Queue {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.lock()
     }
 
     /// Adds writes to the next commit (see the module's note for when).
@@ -213,25 +265,7 @@ impl Queue {
     /// of a failed commit since the last flush, if any (its writes are lost;
     /// they were results, which are recomputed).
     pub(crate) fn flush(&self) -> Result<(), String> {
-        let mut state = self.lock();
-        self.shared.drain_hits(&mut state.pending);
-        let target = state.commits
-            + u64::from(state.committing.is_some())
-            + u64::from(!state.pending.is_empty());
-        state.flushing = true;
-        self.shared.work.notify_one();
-        while state.commits < target {
-            state = self
-                .shared
-                .done
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        state.flushing = false;
-        match state.error.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.shared.flush()
     }
 }
 

@@ -47,6 +47,7 @@ use std::time::Duration;
 use redb::{ConcurrencyMode, Database, TableHandle};
 
 pub(crate) use catalog::Listed;
+pub(crate) use commit::flush_all;
 pub(crate) use record::ResultRecord;
 
 use crate::bytes::FileStamp;
@@ -1014,15 +1015,26 @@ mod tests {
             assert!(err.to_string().contains("cannot sync"), "{err}");
         }
         let s = open(dir.path());
-        assert_eq!(s.record_bytes(&key).unwrap(), None, "no key names the object");
-        assert_eq!(s.record_bytes(&other).unwrap(), None, "the batch is one commit");
+        assert_eq!(
+            s.record_bytes(&key).unwrap(),
+            None,
+            "no key names the object"
+        );
+        assert_eq!(
+            s.record_bytes(&other).unwrap(),
+            None,
+            "the batch is one commit"
+        );
         // Stored again, it is all there.
         put(&s, &key, b"value", &[&big[..]]);
         s.flush().unwrap();
         drop(s);
         let s = open(dir.path());
         assert_eq!(s.stored_value(&key).unwrap().unwrap().1, b"value");
-        assert_eq!(s.object(&Digest::of(&big), big.len() as u64).unwrap(), Some(big));
+        assert_eq!(
+            s.object(&Digest::of(&big), big.len() as u64).unwrap(),
+            Some(big)
+        );
     }
 
     #[test]
