@@ -98,6 +98,7 @@ impl Store {
     /// Flips a byte of every stored function (for tests of damage).
     #[cfg(test)]
     pub(crate) fn damage_functions(&self) -> Result<()> {
+        self.flush()?;
         self.write(|tx| {
             let mut table = tx.open_table(FUNCTIONS)?;
             let rows: Vec<([u8; 32], Vec<u8>)> = table
