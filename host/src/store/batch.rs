@@ -158,23 +158,16 @@ impl Batch {
 
     /// Writes the batch in `tx`.
     pub(crate) fn write(&self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-        self.write_compiled(tx)?;
-        let mut objects = tx.open_table(OBJECTS)?;
-        for (hash, bytes) in &self.objects {
-            objects.insert(hash.as_bytes(), &bytes[..])?;
-        }
-        let mut results = tx.open_table(RESULTS)?;
-        for (key, record) in &self.results {
-            results.insert(key.as_bytes(), &record[..])?;
-        }
+        insert_all(tx, FUNCTIONS, &self.functions, |v| &v[..])?;
+        insert_all(tx, COMPILED, &self.compiled, |v| &v[..])?;
+        insert_all(tx, COMPONENTS, &self.components, String::as_str)?;
+        insert_all(tx, OBJECTS, &self.objects, |v| &v[..])?;
+        insert_all(tx, RESULTS, &self.results, |v| &v[..])?;
         let mut by_export = tx.open_table(BY_EXPORT)?;
         for (export, created, key) in &self.by_export {
             by_export.insert((export.as_str(), *created, key.as_bytes()), ())?;
         }
-        let mut closures = tx.open_table(CLOSURES)?;
-        for (closure, json) in &self.closures {
-            closures.insert(closure.as_bytes(), json.as_str())?;
-        }
+        insert_all(tx, CLOSURES, &self.closures, String::as_str)?;
         let mut usage = tx.open_table(USAGE)?;
         for (key, add) in &self.usage {
             let mut u = usage
@@ -204,23 +197,20 @@ impl Batch {
         }
         Ok(())
     }
+}
 
-    /// Writes what compiling left: functions, artefact records, interfaces.
-    fn write_compiled(&self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-        let mut functions = tx.open_table(FUNCTIONS)?;
-        for (row, entry) in &self.functions {
-            functions.insert(row.as_bytes(), &entry[..])?;
-        }
-        let mut compiled = tx.open_table(COMPILED)?;
-        for (key, record) in &self.compiled {
-            compiled.insert(key.as_bytes(), &record[..])?;
-        }
-        let mut components = tx.open_table(COMPONENTS)?;
-        for (hash, json) in &self.components {
-            components.insert(hash.as_bytes(), json.as_str())?;
-        }
-        Ok(())
+/// Inserts `rows` into `table`, each value as `view` shows it.
+fn insert_all<V: redb::Value + 'static, T>(
+    tx: &redb::WriteTransaction,
+    table: redb::TableDefinition<&'static [u8; 32], V>,
+    rows: &HashMap<Digest, T>,
+    view: impl for<'a> Fn(&'a T) -> V::SelfType<'a>,
+) -> Result<(), redb::Error> {
+    let mut table = tx.open_table(table)?;
+    for (key, value) in rows {
+        table.insert(key.as_bytes(), view(value))?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -14,14 +14,15 @@
 //!
 //! Every object read is verified against its hash; a mismatch is a miss, and
 //! the damaged object is dropped so the next run repairs it. Writes go object
-//! first (files written to a temporary name, synced, then renamed), index
-//! last, in one transaction: a crash never leaves a key pointing at a missing
-//! value. Many processes may use one cache at once (redb's multi-writer
-//! mode); each write transaction is short, and most writes are grouped into
-//! shared commits (see [`commit`]). A run that writes nothing but statistics
-//! (a hit) opens the index read-only and syncs nothing: hit counts and its
-//! run record go to a log that the next commit folds in (see [`index`],
-//! [`stats`]).
+//! first (files written to a temporary name, synced, then renamed; the
+//! directories renamed into synced before the commit), index last, in one
+//! transaction: a crash never leaves a key pointing at a missing value. Many
+//! processes may use one cache at once (redb's multi-writer mode); each
+//! write transaction is short, and a run's writes are grouped into one
+//! commit (see [`commit`]), which other processes see when it lands. A run
+//! that writes nothing but statistics (a hit) opens the index read-only and
+//! syncs nothing: hit counts and its run record go to a log that the next
+//! commit folds in (see [`index`], [`stats`]).
 //!
 //! Layer: a store, beside the shared tier's client (`remote/`). Imports
 //! only the bottom layer.
