@@ -333,10 +333,11 @@ impl Host {
 
     /// Waits until every result stored so far is committed to the index, so
     /// other processes see it. Results are written in shared commits in the
-    /// background (one fsync for many); dropping the last clone of the host
-    /// flushes too, but cannot report a failure, and a call still running
-    /// (an abandoned [`Host::call_async`], a flow's call) holds a clone until
-    /// it ends: call this before exiting.
+    /// background (one fsync for many), within a second of being stored
+    /// (compiled code within ten) if nothing flushes sooner; dropping the
+    /// last clone of the host flushes too, but cannot report a failure, and
+    /// a call still running (an abandoned [`Host::call_async`], a flow's
+    /// call) holds a clone until it ends: call this before exiting.
     ///
     /// # Errors
     /// [`ErrorKind::Cache`] if a commit failed: the results it held are not
