@@ -333,16 +333,26 @@ impl Host {
 
     /// Waits until every result stored so far is committed to the index, so
     /// other processes see it. Results are written in shared commits in the
-    /// background (one fsync for many); dropping the last clone of the host
-    /// flushes too, but cannot report a failure, and a call still running
-    /// (an abandoned [`Host::call_async`], a flow's call) holds a clone until
-    /// it ends: call this before exiting.
+    /// background (one fsync for many), within a second of being stored
+    /// (compiled code within ten) if nothing flushes sooner; dropping the
+    /// last clone of the host flushes too, but cannot report a failure, and
+    /// a call still running (an abandoned [`Host::call_async`], a flow's
+    /// call) holds a clone until it ends: call this before exiting.
     ///
     /// # Errors
     /// [`ErrorKind::Cache`] if a commit failed: the results it held are not
     /// stored (they will be recomputed), nothing stored before is lost.
     pub fn flush(&self) -> Result<()> {
         self.calls.store.flush()
+    }
+
+    /// [`Host::flush`] for every host open in this process, waiting at most
+    /// `within`: for a process about to end without dropping them (a Ctrl-C
+    /// handler), so that what calls finished meanwhile (and what was
+    /// compiled) stays. Failures are logged. Returns whether it was all
+    /// done in time.
+    pub fn flush_all(within: std::time::Duration) -> bool {
+        crate::store::flush_all(within)
     }
 
     /// Calls `export` of `task` with `args`, answering from the cache when it can.

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command as Process, Stdio};
 
-use crate::support::{cairn, example, guest, stdout};
+use crate::support::{cairn, example, guest, json, stdout};
 
 /// Runs `cairn` with `args` on `cache`: (exit code, stdout, stderr).
 fn run_args(cache: &Path, args: &[OsString]) -> (i32, String, String) {
@@ -200,6 +200,11 @@ fn ctrl_c_stops_a_runaway_guest_with_one_line_and_exit_130() {
     assert_eq!(errors, ["error: interrupted; nothing was cached"], "{rest}");
     let ls = stdout(cairn(cache.path()).args(["cache", "ls", "--json"]));
     assert!(ls.trim().is_empty(), "nothing stored: {ls}");
+    // What was queued for the cache before the interrupt (here the hash of
+    // the component file, remembered so that it is not read again) is
+    // committed, not dropped with the process.
+    let stats = json(cairn(cache.path()).args(["cache", "stats"]));
+    assert_eq!(stats["files_remembered"], 1, "{stats}");
 }
 
 #[test]

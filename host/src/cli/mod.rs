@@ -256,9 +256,12 @@ fn subcommands(path: &[String]) -> Vec<String> {
 /// Ctrl-C (SIGINT): stop at once with one line and exit 130. The result of
 /// the interrupted call has not been stored: results are stored after the
 /// call returns, and the cache is safe against a process that stops at any
-/// point (see `tests/all/crash.rs`).
+/// point (see `tests/all/crash.rs`). What was queued for the cache (results
+/// of calls that returned, compiled code) is committed first, for up to a
+/// second.
 fn interrupt_on_ctrl_c(json: bool) {
     let handler = move || {
+        cairn_host::Host::flush_all(std::time::Duration::from_secs(1));
         report_error(
             json,
             "interrupted; nothing was cached",

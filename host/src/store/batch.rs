@@ -1,6 +1,7 @@
 //! A batch of writes for one commit of the index, and how it is written.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use redb::ReadableTable;
@@ -96,25 +97,69 @@ pub(crate) struct Batch {
     pub(crate) files: HashMap<String, Vec<u8>>,
     /// Finished runs, numbered when they commit.
     pub(crate) runs: Vec<RunJson>,
+    /// Compiled functions: row key → entry (see [`super::functions`]).
+    pub(crate) functions: HashMap<Digest, Arc<[u8]>>,
+    /// Compiled artefact key → record (its file is written and synced).
+    pub(crate) compiled: HashMap<Digest, Vec<u8>>,
+    /// Component hash → interface JSON.
+    pub(crate) components: HashMap<Digest, String>,
+    /// Directories whose new entries (object and artefact files, other
+    /// directories) must be durable before anything in the batch is: synced
+    /// once each, before the commit (see [`Batch::sync_dirs`]).
+    pub(crate) dirs: BTreeSet<PathBuf>,
 }
 
 impl Batch {
     /// Whether the batch holds statistics only (hit counts, last-use times,
     /// runs): nothing worth an fsync, and nothing that needs writing before
-    /// the next commit, a flush, or [`LAZY_DELAY`].
+    /// the next commit, a flush, or the queue's delay.
     pub(crate) fn is_lazy_only(&self) -> bool {
-        self.results.is_empty()
+        !self.needs_commit() && self.dirs.is_empty()
+    }
+
+    /// Whether the batch holds anything for the index but statistics
+    /// (directories to sync alone need no commit).
+    pub(crate) fn needs_commit(&self) -> bool {
+        !(self.results.is_empty()
             && self.objects.is_empty()
             && self.by_export.is_empty()
             && self.closures.is_empty()
             && self.files.is_empty()
+            && self.functions.is_empty()
+            && self.compiled.is_empty()
+            && self.components.is_empty())
+    }
+
+    /// Syncs the directories the batch names, each once: the files and
+    /// directories made in them become durable before any index entry that
+    /// names them does. The first failure stops the batch (nothing of it is
+    /// committed).
+    pub(crate) fn sync_dirs(&self) -> std::io::Result<()> {
+        for dir in &self.dirs {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the batch holds results or statistics: what should reach
+    /// the index (or the log) soon, not only what spares work.
+    pub(crate) fn is_urgent(&self) -> bool {
+        !(self.results.is_empty()
+            && self.objects.is_empty()
+            && self.by_export.is_empty()
+            && self.closures.is_empty())
+            || self.has_stats()
+    }
+
+    /// Whether the batch holds statistics.
+    pub(crate) fn has_stats(&self) -> bool {
+        !(self.usage.is_empty() && self.compiled_used.is_empty() && self.runs.is_empty())
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.is_lazy_only()
-            && self.usage.is_empty()
-            && self.compiled_used.is_empty()
-            && self.runs.is_empty()
+        self.is_lazy_only() && !self.has_stats()
     }
 
     /// Adds `u` to the usage of `key`.
@@ -130,22 +175,16 @@ impl Batch {
 
     /// Writes the batch in `tx`.
     pub(crate) fn write(&self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-        let mut objects = tx.open_table(OBJECTS)?;
-        for (hash, bytes) in &self.objects {
-            objects.insert(hash.as_bytes(), &bytes[..])?;
-        }
-        let mut results = tx.open_table(RESULTS)?;
-        for (key, record) in &self.results {
-            results.insert(key.as_bytes(), &record[..])?;
-        }
+        insert_all(tx, FUNCTIONS, &self.functions, |v| &v[..])?;
+        insert_all(tx, COMPILED, &self.compiled, |v| &v[..])?;
+        insert_all(tx, COMPONENTS, &self.components, String::as_str)?;
+        insert_all(tx, OBJECTS, &self.objects, |v| &v[..])?;
+        insert_all(tx, RESULTS, &self.results, |v| &v[..])?;
         let mut by_export = tx.open_table(BY_EXPORT)?;
         for (export, created, key) in &self.by_export {
             by_export.insert((export.as_str(), *created, key.as_bytes()), ())?;
         }
-        let mut closures = tx.open_table(CLOSURES)?;
-        for (closure, json) in &self.closures {
-            closures.insert(closure.as_bytes(), json.as_str())?;
-        }
+        insert_all(tx, CLOSURES, &self.closures, String::as_str)?;
         let mut usage = tx.open_table(USAGE)?;
         for (key, add) in &self.usage {
             let mut u = usage
@@ -156,6 +195,7 @@ impl Batch {
             usage.insert(key.as_bytes(), &u.to_bytes())?;
         }
         let mut compiled = tx.open_table(COMPILED)?;
+        // After the records of this batch: a new artefact loaded since counts.
         for (key, used) in &self.compiled_used {
             let found = compiled
                 .get(key.as_bytes())?
@@ -174,6 +214,20 @@ impl Batch {
         }
         Ok(())
     }
+}
+
+/// Inserts `rows` into `table`, each value as `view` shows it.
+fn insert_all<V: redb::Value + 'static, T>(
+    tx: &redb::WriteTransaction,
+    table: redb::TableDefinition<&'static [u8; 32], V>,
+    rows: &HashMap<Digest, T>,
+    view: impl for<'a> Fn(&'a T) -> V::SelfType<'a>,
+) -> Result<(), redb::Error> {
+    let mut table = tx.open_table(table)?;
+    for (key, value) in rows {
+        table.insert(key.as_bytes(), view(value))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,25 +1,32 @@
 //! Group commit: writes that need not be durable before the caller goes on
-//! (results, hit counts, run records, the stat cache) are queued and written
-//! by one thread, many per transaction. A commit costs fsyncs (~0.4 ms
-//! here) however much it writes, so a process storing thousands of results a
-//! second pays for a few hundred commits. A batch of statistics alone (hit
-//! counts, last-use times, finished runs: what a pure hit writes) is not
-//! worth one: it is appended to the statistics log instead, and reaches the
-//! index with the next commit ([`super::stats`]).
+//! (results, compiled code, component interfaces, hit counts, run records,
+//! the stat cache) are queued and written by one thread, many per
+//! transaction. A commit costs two fsyncs however much it writes (redb
+//! commits in two phases when processes share the file), so writes wait for
+//! company: until a flush (the end of a run), or [`DELAY`] after the first
+//! result or statistic waiting, or [`SPARE_DELAY`] after the first write
+//! that only spares work (compiled code, interfaces, the stat cache). A run
+//! that stores its results within a second makes one commit however many
+//! calls it executes and components it compiles; a process storing
+//! thousands of results a second makes one a second. A batch of statistics
+//! alone (hit counts, last-use times, finished runs: what a pure hit writes)
+//! is not worth one: it is appended to the statistics log instead, and
+//! reaches the index with the next commit ([`super::stats`]).
 //!
 //! Until its batch commits, a queued write is visible to this process
 //! through [`Queue::find`]; other processes see it after the commit. A crash
 //! loses the queued writes, never a committed one, and never leaves an entry
-//! pointing at a missing object: large objects are files written and synced
-//! before their entry is queued.
+//! pointing at a missing object: object and artefact files are written and
+//! synced before their entry is queued, and the directories they were
+//! renamed into (each once) before the batch that names them commits.
 
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::batch::Batch;
 use super::index::Index;
@@ -40,8 +47,13 @@ struct State {
     flushing: bool,
 }
 
-/// How long hit counts may wait for a commit.
-const LAZY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long a result or a statistic may wait for company before it is
+/// committed (statistics alone: appended to the log).
+const DELAY: Duration = Duration::from_secs(1);
+
+/// How long what only spares work (compiled code, interfaces, the stat
+/// cache) may wait, unless a result or a statistic comes to take it along.
+const SPARE_DELAY: Duration = Duration::from_secs(10);
 
 /// Hit counts are gathered in this many shards, each thread using its own
 /// (mostly), so that hits on several threads do not contend for one lock.
@@ -60,9 +72,59 @@ struct Shared {
     hits: [Mutex<HashMap<Digest, Usage>>; HIT_SHARDS],
     /// Whether some shard holds hits.
     hits_waiting: AtomicBool,
+    /// [`DELAY`] and [`SPARE_DELAY`].
+    delays: (Duration, Duration),
+}
+
+/// The queues of this process's open stores, for [`flush_all`].
+static OPEN: Mutex<Vec<Weak<Shared>>> = Mutex::new(Vec::new());
+
+/// Commits what every open store of this process has queued, waiting at
+/// most `within`: for a process about to end without dropping its stores
+/// (Ctrl-C). Whether it was all done in time.
+pub(crate) fn flush_all(within: Duration) -> bool {
+    let open: Vec<Arc<Shared>> = (OPEN.lock().unwrap_or_else(|e| e.into_inner()).iter())
+        .filter_map(Weak::upgrade)
+        .collect();
+    let (done, wait) = std::sync::mpsc::channel();
+    let flush = move || {
+        for shared in open {
+            if let Err(e) = shared.flush() {
+                tracing::warn!("the last results could not be written to the cache: {e}");
+            }
+        }
+        let _ = done.send(());
+    };
+    std::thread::Builder::new()
+        .name("cairn-flush".into())
+        .spawn(flush)
+        .is_ok_and(|_| wait.recv_timeout(within).is_ok())
 }
 
 impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// See [`Queue::flush`].
+    fn flush(&self) -> Result<(), String> {
+        let mut state = self.lock();
+        self.drain_hits(&mut state.pending);
+        let target = state.commits
+            + u64::from(state.committing.is_some())
+            + u64::from(!state.pending.is_empty());
+        state.flushing = true;
+        self.work.notify_one();
+        while state.commits < target {
+            state = self.done.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.flushing = false;
+        match state.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// Moves the hits gathered so far into `batch`.
     fn drain_hits(&self, batch: &mut Batch) {
         self.hits_waiting.store(false, Ordering::SeqCst);
@@ -92,6 +154,18 @@ pub(crate) struct Queue {
 
 impl Queue {
     pub(crate) fn start(index: Arc<Index>) -> Queue {
+        Queue::start_with(index, (DELAY, SPARE_DELAY))
+    }
+
+    /// A queue that commits on a flush or at the end only (for tests that
+    /// act between a write and its commit).
+    #[cfg(test)]
+    pub(crate) fn start_held(index: Arc<Index>) -> Queue {
+        let day = Duration::from_secs(24 * 3600);
+        Queue::start_with(index, (day, day))
+    }
+
+    fn start_with(index: Arc<Index>, delays: (Duration, Duration)) -> Queue {
         let shared = Arc::new(Shared {
             state: Mutex::default(),
             work: Condvar::new(),
@@ -99,7 +173,12 @@ impl Queue {
             visible: AtomicBool::new(false),
             hits: Default::default(),
             hits_waiting: AtomicBool::new(false),
+            delays,
         });
+        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|q| q.strong_count() > 0);
+        open.push(Arc::downgrade(&shared));
+        drop(open);
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("cairn-commit".into())
@@ -112,10 +191,10 @@ impl Queue {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared.lock()
     }
 
-    /// Adds writes to the next commit, which starts at once.
+    /// Adds writes to the next commit (see the module's note for when).
     pub(crate) fn push(&self, f: impl FnOnce(&mut Batch)) {
         let mut state = self.lock();
         f(&mut state.pending);
@@ -125,7 +204,7 @@ impl Queue {
     }
 
     /// Counts a hit of `key` at `now_ms`: written with the next commit, or
-    /// within [`LAZY_DELAY`]. Takes this thread's shard lock only.
+    /// within [`DELAY`]. Takes this thread's shard lock only.
     pub(crate) fn count_hit(&self, key: &Digest, now_ms: u64) {
         let mut shard = self.shared.hits[shard()]
             .lock()
@@ -157,7 +236,7 @@ impl Queue {
     }
 
     /// Adds writes that can wait (last-use times, runs): they go with the
-    /// next commit, or within [`LAZY_DELAY`]. Waking the committer for each
+    /// next commit, or within [`DELAY`]. Waking the committer for each
     /// would cost a futex call and a write to the log per few.
     pub(crate) fn push_lazy(&self, f: impl FnOnce(&mut Batch)) {
         f(&mut self.lock().pending);
@@ -186,25 +265,7 @@ impl Queue {
     /// of a failed commit since the last flush, if any (its writes are lost;
     /// they were results, which are recomputed).
     pub(crate) fn flush(&self) -> Result<(), String> {
-        let mut state = self.lock();
-        self.shared.drain_hits(&mut state.pending);
-        let target = state.commits
-            + u64::from(state.committing.is_some())
-            + u64::from(!state.pending.is_empty());
-        state.flushing = true;
-        self.shared.work.notify_one();
-        while state.commits < target {
-            state = self
-                .shared
-                .done
-                .wait(state)
-                .unwrap_or_else(|e| e.into_inner());
-        }
-        state.flushing = false;
-        match state.error.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.shared.flush()
     }
 }
 
@@ -225,21 +286,23 @@ fn committer(shared: &Shared, index: &Index) {
     loop {
         let batch = {
             let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            // Wait for writes; lazy ones (statistics) alone
-            // wait up to LAZY_DELAY for company (or a flush, or the end).
-            let mut lazy_since: Option<Instant> = None;
-            while !state.stop && !state.flushing && state.pending.is_lazy_only() {
-                let lazy = !state.pending.is_empty() || shared.hits_waiting.load(Ordering::SeqCst);
-                let wait = match lazy {
-                    true => {
-                        let since = *lazy_since.get_or_insert_with(Instant::now);
-                        match LAZY_DELAY.checked_sub(since.elapsed()) {
-                            Some(left) if !left.is_zero() => left,
-                            _ => break,
-                        }
-                    }
+            // Writes wait for company (or a flush, or the end): up to
+            // DELAY after the first result or statistic, SPARE_DELAY after
+            // the first write of any kind.
+            let (delay, spare_delay) = shared.delays;
+            let (mut first, mut first_urgent) = (None, None);
+            while !state.stop && !state.flushing {
+                let hits = shared.hits_waiting.load(Ordering::SeqCst);
+                let now = Instant::now();
+                let spare = (hits || !state.pending.is_empty())
+                    .then(|| *first.get_or_insert(now) + spare_delay);
+                let urgent = (hits || state.pending.is_urgent())
+                    .then(|| *first_urgent.get_or_insert(now) + delay);
+                let wait = match [spare, urgent].into_iter().flatten().min() {
+                    Some(at) if at <= now => break,
+                    Some(at) => at - now,
                     // Idle: look again for hits now and then.
-                    false => LAZY_DELAY,
+                    None => DELAY,
                 };
                 state = shared
                     .work
@@ -257,7 +320,7 @@ fn committer(shared: &Shared, index: &Index) {
                     // wait for more instead of spinning until it wakes.
                     let _ = shared
                         .work
-                        .wait_timeout(state, LAZY_DELAY)
+                        .wait_timeout(state, DELAY)
                         .unwrap_or_else(|e| e.into_inner());
                 }
                 continue;
@@ -266,13 +329,7 @@ fn committer(shared: &Shared, index: &Index) {
             state.committing = Some(batch.clone());
             batch
         };
-        let result = match batch.is_lazy_only() {
-            true => {
-                index.append_stats(&batch);
-                Ok(())
-            }
-            false => index.writable().and_then(|()| index.commit_batch(&batch)),
-        };
+        let result = write(index, &batch);
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         state.committing = None;
         state.commits += 1;
@@ -284,5 +341,22 @@ fn committer(shared: &Shared, index: &Index) {
             state.error = Some(e.to_string());
         }
         shared.done.notify_all();
+    }
+}
+
+/// Writes `batch`: its directories synced, then one commit, or its
+/// statistics alone appended to the log.
+fn write(index: &Index, batch: &Batch) -> crate::error::Result<()> {
+    batch
+        .sync_dirs()
+        .map_err(|e| crate::error::Error::io("cannot sync a cache directory", e))?;
+    match batch.needs_commit() {
+        true => index.writable().and_then(|()| index.commit_batch(batch)),
+        false => {
+            if batch.has_stats() {
+                index.append_stats(batch);
+            }
+            Ok(())
+        }
     }
 }

@@ -42,6 +42,9 @@ impl Store {
     /// `None` if absent or damaged.
     pub(crate) fn function(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let row = row_key(key);
+        if let Some(entry) = self.queue.find(|b| b.functions.get(&row).cloned()) {
+            return Ok(verified(&entry));
+        }
         self.read(|tx| match tx.open_table(FUNCTIONS) {
             Ok(table) => Ok(table.get(row.as_bytes())?.and_then(|v| verified(v.value()))),
             // A cache made before this table existed.
@@ -50,22 +53,23 @@ impl Store {
         })
     }
 
-    /// Stores compiled functions by Cranelift's key, in one commit.
+    /// Stores compiled functions by Cranelift's key, with the next shared
+    /// commit.
     pub(crate) fn put_functions(&self, functions: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
         if functions.is_empty() {
             return Ok(());
         }
-        self.write(|tx| {
-            let mut table = tx.open_table(FUNCTIONS)?;
-            for (key, value) in functions {
-                table.insert(row_key(key).as_bytes(), &entry(value)[..])?;
-            }
-            Ok(())
-        })
+        let rows: Vec<(Digest, std::sync::Arc<[u8]>)> = functions
+            .iter()
+            .map(|(key, value)| (row_key(key), entry(value).into()))
+            .collect();
+        self.queue.push(|b| b.functions.extend(rows));
+        Ok(())
     }
 
     /// How many compiled functions are stored, and their bytes.
     pub(crate) fn functions_stored(&self) -> Result<(u64, u64)> {
+        self.flush()?;
         self.read(|tx| match tx.open_table(FUNCTIONS) {
             Ok(table) => {
                 let mut bytes = 0;
@@ -82,6 +86,8 @@ impl Store {
     /// Drops every compiled function (the size budget's first victim: they
     /// only spare compiling again).
     pub(crate) fn clear_functions(&self) -> Result<()> {
+        // Queued ones too: none is written after the table is dropped.
+        self.flush()?;
         self.write(|tx| {
             tx.delete_table(FUNCTIONS)
                 .map(drop)
@@ -92,6 +98,7 @@ impl Store {
     /// Flips a byte of every stored function (for tests of damage).
     #[cfg(test)]
     pub(crate) fn damage_functions(&self) -> Result<()> {
+        self.flush()?;
         self.write(|tx| {
             let mut table = tx.open_table(FUNCTIONS)?;
             let rows: Vec<([u8; 32], Vec<u8>)> = table

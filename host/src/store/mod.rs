@@ -14,14 +14,15 @@
 //!
 //! Every object read is verified against its hash; a mismatch is a miss, and
 //! the damaged object is dropped so the next run repairs it. Writes go object
-//! first (files written to a temporary name, synced, then renamed), index
-//! last, in one transaction: a crash never leaves a key pointing at a missing
-//! value. Many processes may use one cache at once (redb's multi-writer
-//! mode); each write transaction is short, and most writes are grouped into
-//! shared commits (see [`commit`]). A run that writes nothing but statistics
-//! (a hit) opens the index read-only and syncs nothing: hit counts and its
-//! run record go to a log that the next commit folds in (see [`index`],
-//! [`stats`]).
+//! first (files written to a temporary name, synced, then renamed; the
+//! directories renamed into synced before the commit), index last, in one
+//! transaction: a crash never leaves a key pointing at a missing value. Many
+//! processes may use one cache at once (redb's multi-writer mode); each
+//! write transaction is short, and a run's writes are grouped into one
+//! commit (see [`commit`]), which other processes see when it lands. A run
+//! that writes nothing but statistics (a hit) opens the index read-only and
+//! syncs nothing: hit counts and its run record go to a log that the next
+//! commit folds in (see [`index`], [`stats`]).
 //!
 //! Layer: a store, beside the shared tier's client (`remote/`). Imports
 //! only the bottom layer.
@@ -36,7 +37,7 @@ mod record;
 mod stats;
 mod tables;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,7 @@ use std::time::Duration;
 use redb::{ConcurrencyMode, Database, TableHandle};
 
 pub(crate) use catalog::Listed;
+pub(crate) use commit::flush_all;
 pub(crate) use record::ResultRecord;
 
 use crate::bytes::FileStamp;
@@ -118,9 +120,17 @@ pub(crate) struct Store {
 impl Store {
     /// Opens (creating if needed) the cache in `dir`, keeping time by `clock`.
     pub(crate) fn open(dir: &Path, clock: Arc<dyn Clock>) -> Result<Store> {
+        Store::open_with(dir, clock, Queue::start)
+    }
+
+    fn open_with(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        queue: impl FnOnce(Arc<Index>) -> Queue,
+    ) -> Result<Store> {
         let index = Arc::new(Index::open(dir)?);
         let store = Store {
-            queue: Queue::start(index.clone()),
+            queue: queue(index.clone()),
             index,
             dir: dir.to_path_buf(),
             hashed: AtomicU64::new(0),
@@ -430,16 +440,20 @@ impl Store {
         })
     }
 
-    fn write_object_file(&self, hash: &Digest, bytes: &[u8]) -> Result<()> {
+    /// Writes object `hash` to its file; its directory goes to `dirs`.
+    fn write_object_file(&self, hash: &Digest, bytes: &[u8], dirs: &mut Dirs) -> Result<()> {
         let path = self.object_path(hash);
         // Content-addressed: a file that already holds this content stays;
         // a missing, cut or altered one is replaced.
         let intact = fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64)
             && crate::digest::hash_file(&path).is_ok_and(|(h, _)| h == *hash);
         if intact {
+            // Its content was synced before it got its name; the name may
+            // be another process's, not yet synced.
+            dirs.insert(parent(&path).to_path_buf());
             return Ok(());
         }
-        self.write_file(&path, bytes)
+        self.write_file(&path, bytes, dirs)
     }
 
     /// Whether object `hash` of `len` bytes is present, by `stat` (or index
@@ -461,24 +475,24 @@ impl Store {
         .unwrap_or(false)
     }
 
-    /// Writes `bytes` to `path` atomically: a synced temporary file, renamed.
-    fn write_file(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let parent = path.parent().expect("cache files live in a subdirectory");
+    /// Writes `bytes` to `path` atomically: a synced temporary file,
+    /// renamed. The rename (and any directory made for it) is durable once
+    /// the directories added to `dirs` are synced, which the commit that
+    /// first names the file does first.
+    fn write_file(&self, path: &Path, bytes: &[u8], dirs: &mut Dirs) -> Result<()> {
+        let parent = parent(path);
         let fail = |e| {
             Error::io(
                 format_args!("cannot write to cache {}", self.dir.display()),
                 e,
             )
         };
-        fs::create_dir_all(parent).map_err(fail)?;
+        make_dir(parent, dirs).map_err(fail)?;
         let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(fail)?;
         tmp.write_all(bytes).map_err(fail)?;
         tmp.as_file().sync_data().map_err(fail)?;
         tmp.persist(path).map_err(|e| fail(e.error))?;
-        // Make the rename itself durable before the index points at the file.
-        fs::File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(fail)?;
+        dirs.insert(parent.to_path_buf());
         Ok(())
     }
 
@@ -491,12 +505,16 @@ impl Store {
     /// The compiled artefact stored under `key`, verified against the hash
     /// recorded when it was written; `None` if absent or altered.
     pub(crate) fn compiled(&self, key: &Digest) -> Result<Option<Vec<u8>>> {
-        let found = self.read(|tx| {
-            let table = tx.open_table(COMPILED)?;
-            Ok(table
-                .get(key.as_bytes())?
-                .and_then(|v| CompiledRecord::from_bytes(v.value())))
-        })?;
+        let queued = self.queue.find(|b| b.compiled.get(key).cloned());
+        let found = match queued {
+            Some(bytes) => CompiledRecord::from_bytes(&bytes),
+            None => self.read(|tx| {
+                let table = tx.open_table(COMPILED)?;
+                Ok(table
+                    .get(key.as_bytes())?
+                    .and_then(|v| CompiledRecord::from_bytes(v.value())))
+            })?,
+        };
         let Some(record) = found else {
             return Ok(None);
         };
@@ -512,30 +530,34 @@ impl Store {
         Ok(bytes)
     }
 
-    /// Stores a compiled artefact under `key`; compiling it took `took`.
+    /// Stores a compiled artefact under `key`, compiling it took `took`:
+    /// the file now, its record with the next shared commit (it only spares
+    /// compiling again).
     pub(crate) fn put_compiled(&self, key: &Digest, bytes: &[u8], took: Duration) -> Result<()> {
-        self.write_file(&self.compiled_path(key), bytes)?;
+        let mut dirs = Dirs::new();
+        self.write_file(&self.compiled_path(key), bytes, &mut dirs)?;
         let record = CompiledRecord {
             hash: Digest::of(bytes),
             compile_us: took.as_micros() as u64,
             last_used_ms: self.now_ms(),
             len: bytes.len() as u64,
         };
-        self.write(|tx| {
-            tx.open_table(COMPILED)?
-                .insert(key.as_bytes(), &record.to_bytes()[..])?;
-            Ok(())
-        })
+        self.queue.push(|b| {
+            b.compiled.insert(*key, record.to_bytes());
+            b.dirs.extend(dirs);
+        });
+        Ok(())
     }
 
-    /// Stages object `bytes`: a large one is written to its file now, a
-    /// small one is added to `inline` for the next shared commit.
-    fn stage(&self, bytes: &[u8], inline: &mut Vec<(Digest, Arc<[u8]>)>) -> Result<(Digest, u64)> {
+    /// Stages object `bytes`: a large one is written to its file now (its
+    /// directory added to `staged.dirs`), a small one is added to
+    /// `staged.inline` for the next shared commit.
+    fn stage(&self, bytes: &[u8], staged: &mut Staged) -> Result<(Digest, u64)> {
         let hash = Digest::of(bytes);
         if bytes.len() > INLINE_MAX {
-            self.write_object_file(&hash, bytes)?;
+            self.write_object_file(&hash, bytes, &mut staged.dirs)?;
         } else {
-            inline.push((hash, bytes.into()));
+            staged.inline.push((hash, bytes.into()));
         }
         Ok((hash, bytes.len() as u64))
     }
@@ -543,8 +565,8 @@ impl Store {
     /// Stores a call's result: object files now, everything else with the
     /// next shared commit (visible to this process at once).
     pub(crate) fn put_result(&self, new: NewEntry<'_>) -> Result<()> {
-        let mut inline: Vec<(Digest, Arc<[u8]>)> = Vec::new();
-        let mut put = |bytes: &[u8]| self.stage(bytes, &mut inline);
+        let mut staged = Staged::default();
+        let mut put = |bytes: &[u8]| self.stage(bytes, &mut staged);
         let mut stored = 0;
         for blob in new.blobs {
             stored += put(blob)?.1;
@@ -574,7 +596,7 @@ impl Store {
         let bytes: Arc<[u8]> = record.to_bytes(new.manifest)?.into();
         self.hot.forget(&new.key);
         self.queue.push(|b| {
-            b.objects.extend(inline);
+            staged.into(b);
             b.results.insert(new.key, bytes);
             b.by_export
                 .push((new.manifest.export.clone(), created_ms, new.key));
@@ -634,14 +656,14 @@ impl Store {
         created_ms: u64,
         objects: &[Vec<u8>],
     ) -> Result<()> {
-        let mut inline = Vec::new();
+        let mut staged = Staged::default();
         for bytes in objects {
-            self.stage(bytes, &mut inline)?;
+            self.stage(bytes, &mut staged)?;
         }
         let record: Arc<[u8]> = record.into();
         self.hot.forget(key);
         self.queue.push(|b| {
-            b.objects.extend(inline);
+            staged.into(b);
             b.results.insert(*key, record);
             b.by_export.push((export.to_string(), created_ms, *key));
         });
@@ -655,11 +677,9 @@ impl Store {
         allow(dead_code, reason = "used by the shared tier (feature `remote`)")
     )]
     pub(crate) fn put_object(&self, bytes: &[u8]) -> Result<Digest> {
-        let mut inline = Vec::new();
-        let (hash, _) = self.stage(bytes, &mut inline)?;
-        if !inline.is_empty() {
-            self.queue.push(|b| b.objects.extend(inline));
-        }
+        let mut staged = Staged::default();
+        let (hash, _) = self.stage(bytes, &mut staged)?;
+        self.queue.push(|b| staged.into(b));
         Ok(hash)
     }
 
@@ -765,10 +785,13 @@ impl Store {
 
     /// The interface of component `hash`, if it was described before.
     pub(crate) fn component_info(&self, hash: &Digest) -> Result<Option<ComponentInfo>> {
-        let json = self.read(|tx| {
-            let table = tx.open_table(COMPONENTS)?;
-            Ok(table.get(hash.as_bytes())?.map(|v| v.value().to_string()))
-        })?;
+        let json = match self.queue.find(|b| b.components.get(hash).cloned()) {
+            Some(json) => Some(json),
+            None => self.read(|tx| {
+                let table = tx.open_table(COMPONENTS)?;
+                Ok(table.get(hash.as_bytes())?.map(|v| v.value().to_string()))
+            })?,
+        };
         // An entry this build cannot parse, or made by another version of
         // `describe`, is simply described again.
         Ok(json
@@ -776,16 +799,59 @@ impl Store {
             .filter(|info| info.version == crate::component::INFO_VERSION))
     }
 
-    /// Remembers the interface of component `hash`.
+    /// Remembers the interface of component `hash` (with the next shared
+    /// commit: it is described again if lost).
     pub(crate) fn put_component_info(&self, hash: &Digest, info: &ComponentInfo) -> Result<()> {
         let json = serde_json::to_string(info)
             .map_err(|e| Error::internal(format!("cannot encode interface: {e}")))?;
-        self.write(|tx| {
-            tx.open_table(COMPONENTS)?
-                .insert(hash.as_bytes(), json.as_str())?;
-            Ok(())
-        })
+        self.queue.push(|b| {
+            b.components.insert(*hash, json);
+        });
+        Ok(())
     }
+}
+
+/// Directories to sync before a commit (see [`batch::Batch::dirs`]).
+type Dirs = BTreeSet<PathBuf>;
+
+/// Objects of one entry, staged for its commit.
+#[derive(Default)]
+struct Staged {
+    /// Small objects, for the index.
+    inline: Vec<(Digest, Arc<[u8]>)>,
+    /// Directories that large objects were written into.
+    dirs: Dirs,
+}
+
+impl Staged {
+    fn into(self, batch: &mut batch::Batch) {
+        batch.objects.extend(self.inline);
+        batch.dirs.extend(self.dirs);
+    }
+}
+
+/// The directory a cache file lives in.
+fn parent(path: &Path) -> &Path {
+    path.parent().expect("cache files live in a subdirectory")
+}
+
+/// Makes directory `dir` and any missing parents; the parent of each one
+/// made goes to `dirs`, to be synced before an entry names a file in it.
+fn make_dir(dir: &Path, dirs: &mut Dirs) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let up = dir.parent().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the cache directory is gone")
+    })?;
+    make_dir(up, dirs)?;
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) => return Err(e),
+    }
+    dirs.insert(up.to_path_buf());
+    Ok(())
 }
 
 /// Rewrites the index in `dir` without its free pages: a copy-on-write
@@ -846,6 +912,11 @@ mod tests {
 
     fn open(dir: &Path) -> Store {
         Store::open(dir, Arc::new(crate::clock::SystemClock)).unwrap()
+    }
+
+    /// A store whose writes wait for a flush (or its end) to commit.
+    fn open_held(dir: &Path) -> Store {
+        Store::open_with(dir, Arc::new(crate::clock::SystemClock), Queue::start_held).unwrap()
     }
 
     fn manifest() -> KeyManifest {
@@ -923,6 +994,47 @@ mod tests {
         assert_eq!(s.stored_value(&Digest::of(b"other")).unwrap(), None);
         let stored = s.entry(&key).unwrap().unwrap().manifest.unwrap();
         assert_eq!(stored.blobs, [(big_hash, big.len() as u64)]);
+    }
+
+    #[test]
+    fn an_entry_commits_only_once_the_directory_of_its_object_is_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, other) = (Digest::of(b"key"), Digest::of(b"other"));
+        let big = vec![3u8; INLINE_MAX + 1];
+        {
+            let s = open_held(dir.path());
+            put(&s, &key, b"value", &[&big[..]]);
+            put(&s, &other, b"small", &[]);
+            // The object file has its name, not yet durable: a directory
+            // that cannot be synced now (it vanished) stops the commit
+            // that would name the file.
+            let file = s.object_file(&Digest::of(&big));
+            assert!(file.is_file());
+            fs::remove_dir_all(file.parent().unwrap()).unwrap();
+            let err = s.flush().unwrap_err();
+            assert!(err.to_string().contains("cannot sync"), "{err}");
+        }
+        let s = open(dir.path());
+        assert_eq!(
+            s.record_bytes(&key).unwrap(),
+            None,
+            "no key names the object"
+        );
+        assert_eq!(
+            s.record_bytes(&other).unwrap(),
+            None,
+            "the batch is one commit"
+        );
+        // Stored again, it is all there.
+        put(&s, &key, b"value", &[&big[..]]);
+        s.flush().unwrap();
+        drop(s);
+        let s = open(dir.path());
+        assert_eq!(s.stored_value(&key).unwrap().unwrap().1, b"value");
+        assert_eq!(
+            s.object(&Digest::of(&big), big.len() as u64).unwrap(),
+            Some(big)
+        );
     }
 
     #[test]
