@@ -216,7 +216,7 @@ fn a_damaged_argument_object_is_reported_by_verify_and_the_result_still_answers(
 }
 
 #[test]
-fn a_damaged_compiled_artefact_is_reported_by_verify() {
+fn a_damaged_or_torn_compiled_artefact_is_reported_and_compiled_again() {
     let cache = warm_cache();
     let artefact = walk(&cache.path().join("compiled"))
         .into_iter()
@@ -239,4 +239,17 @@ fn a_damaged_compiled_artefact_is_reported_by_verify() {
         "{audit}"
     );
     assert_eq!(audit["damaged"].as_array().unwrap().len(), 0, "{audit}");
+
+    // What a power loss may leave of it (its file is not synced): nothing.
+    fs::write(&artefact, b"").unwrap();
+    let out = json(
+        cairn(cache.path())
+            .arg("run")
+            .arg(example("hello"))
+            .args(["--name", "Bob"]),
+    );
+    assert_eq!(out["result"], "\"Hello, Bob.\"", "{out}");
+    assert!(fs::metadata(&artefact).unwrap().len() > 0, "written again");
+    let verified = cairn(cache.path()).args(["cache", "verify"]).output();
+    assert!(verified.unwrap().status.success(), "nothing damaged now");
 }

@@ -453,7 +453,7 @@ impl Store {
             dirs.insert(parent(&path).to_path_buf());
             return Ok(());
         }
-        self.write_file(&path, bytes, dirs)
+        self.write_file(&path, bytes, Some(dirs))
     }
 
     /// Whether object `hash` of `len` bytes is present, by `stat` (or index
@@ -478,8 +478,10 @@ impl Store {
     /// Writes `bytes` to `path` atomically: a synced temporary file,
     /// renamed. The rename (and any directory made for it) is durable once
     /// the directories added to `dirs` are synced, which the commit that
-    /// first names the file does first.
-    fn write_file(&self, path: &Path, bytes: &[u8], dirs: &mut Dirs) -> Result<()> {
+    /// first names the file does first. Without `dirs`, nothing is synced:
+    /// for a file whose reader checks it against a recorded hash and makes
+    /// it again if it is missing or torn.
+    fn write_file(&self, path: &Path, bytes: &[u8], dirs: Option<&mut Dirs>) -> Result<()> {
         let parent = parent(path);
         let fail = |e| {
             Error::io(
@@ -487,10 +489,15 @@ impl Store {
                 e,
             )
         };
+        let mut unsynced = Dirs::new();
+        let durable = dirs.is_some();
+        let dirs = dirs.unwrap_or(&mut unsynced);
         make_dir(parent, dirs).map_err(fail)?;
         let mut tmp = tempfile::NamedTempFile::new_in(parent).map_err(fail)?;
         tmp.write_all(bytes).map_err(fail)?;
-        tmp.as_file().sync_data().map_err(fail)?;
+        if durable {
+            tmp.as_file().sync_data().map_err(fail)?;
+        }
         tmp.persist(path).map_err(|e| fail(e.error))?;
         dirs.insert(parent.to_path_buf());
         Ok(())
@@ -532,10 +539,12 @@ impl Store {
 
     /// Stores a compiled artefact under `key`, compiling it took `took`:
     /// the file now, its record with the next shared commit (it only spares
-    /// compiling again).
+    /// compiling again). Neither file nor directory is synced: a crash may
+    /// leave the record naming a missing or torn file, which
+    /// [`Store::compiled`] checks against the record's hash and turns into
+    /// compiling again.
     pub(crate) fn put_compiled(&self, key: &Digest, bytes: &[u8], took: Duration) -> Result<()> {
-        let mut dirs = Dirs::new();
-        self.write_file(&self.compiled_path(key), bytes, &mut dirs)?;
+        self.write_file(&self.compiled_path(key), bytes, None)?;
         let record = CompiledRecord {
             hash: Digest::of(bytes),
             compile_us: took.as_micros() as u64,
@@ -544,7 +553,6 @@ impl Store {
         };
         self.queue.push(|b| {
             b.compiled.insert(*key, record.to_bytes());
-            b.dirs.extend(dirs);
         });
         Ok(())
     }
