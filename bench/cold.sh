@@ -5,7 +5,8 @@
 # counted) and by `native` (host/examples/native.rs: the same source files
 # compiled natively), in alternating rounds; CPU time (user + sys) of each
 # process. Then `compare` after `pipeline` (a fresh cache each round): the
-# wall and CPU time of compare's one new call. With BASE_CAIRN and
+# wall and CPU time of compare's one new call, and its sync calls (strace).
+# With BASE_CAIRN and
 # BASE_WASM (another commit's release build and examples), every round also
 # runs them. Prints medians, and the medians of the per-round ratios.
 #
@@ -58,8 +59,9 @@ def steps(side):
                                "--weights", weights],
             "words": pre + [f"{w}/words.wasm", "top", "--text", "@" + text, "--n", "3"]}
 
-def compare(side):
-    """compare after pipeline, on a fresh cache: wall and CPU of compare."""
+def compare(side, trace=()):
+    """compare after pipeline, on a fresh cache: wall and CPU of compare
+    (run under `trace`, if given)."""
     c, w = sides[side]
     cache = f"{work}/cold-compare-{side}"
     shutil.rmtree(cache, ignore_errors=True)
@@ -70,7 +72,15 @@ def compare(side):
     base = [c, "--cache-dir", cache, "run", "--manifest", manifest]
     for e in ("10", "20"):
         run(base + ["pipeline", "--data", "@" + csv, "--hp", f"{{learning-rate: 0.5, epochs: {e}}}"])
-    return run(base + ["compare", "--data", "@" + csv, "--hp", hp])[:2]
+    return run(list(trace) + base + ["compare", "--data", "@" + csv, "--hp", hp])[:2]
+
+def compare_syncs(side):
+    """Sync calls of compare's first run, by strace."""
+    out = f"{work}/cold-compare-{side}.strace"
+    compare(side, ["strace", "-f", "-c", "-o", out, "-e",
+                   "trace=fsync,fdatasync,sync_file_range,syncfs,msync"])
+    total = [l.split() for l in open(out) if l.rstrip().endswith("total")]
+    return total[0][3] if total else "0"
 
 all_sides = list(sides) + ["native"]
 outputs = {}
@@ -103,5 +113,6 @@ for k in ["parse", "train", "evaluate", "words"]:
     print(f"| {k} | " + " | ".join(med + rat) + " |")
 for s in sides:
     print(f"{s}: compare after pipeline: wall {st.median(cpu[(s, 'compare wall')]) * 1e3:.1f} ms, "
-          f"CPU {st.median(cpu[(s, 'compare cpu')]) * 1e3:.1f} ms")
+          f"CPU {st.median(cpu[(s, 'compare cpu')]) * 1e3:.1f} ms, "
+          f"{compare_syncs(s) if shutil.which('strace') else '?'} sync calls")
 EOF_PY
