@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crate::call_path::{spawn, CallPath};
 use crate::clock::{Clock, SystemClock};
-use crate::component::{self, ComponentInfo};
+use crate::component::{self, Interface};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::report::{CacheStatus, CallOptions, Outcome, Report};
@@ -165,10 +165,10 @@ impl Host {
         ))
     }
 
-    fn describe(&self, hash: Digest, bytes: &[u8], name: &str) -> Result<ComponentInfo> {
+    fn describe(&self, hash: Digest, bytes: &[u8], name: &str) -> Result<Interface> {
         let info = component::describe(bytes, name)?;
         self.calls.store.put_component_info(&hash, &info)?;
-        Ok(info)
+        Ok(info.into())
     }
 
     /// Binds the imports of `flow` to the tasks in `tasks` that export them,

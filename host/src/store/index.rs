@@ -10,12 +10,16 @@
 //! instead, taken again after each commit through this index: the batch
 //! reads the cache as of its start plus its own writes.
 
+use std::any::Any;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase};
+use redb::{
+    ConcurrencyMode, Database, Key, ReadOnlyDatabase, ReadOnlyTable, ReadableDatabase,
+    TableDefinition, TableError, TableHandle, Value,
+};
 
 use super::batch::Batch;
 use super::stats;
@@ -40,7 +44,18 @@ pub(crate) struct Index {
     /// Live [`Hold`]s.
     holds: AtomicUsize,
     /// The snapshot reads share while held, and the commit count it saw.
-    snapshot: Mutex<Option<(Arc<redb::ReadTransaction>, u64)>>,
+    snapshot: Mutex<Option<Snapshot>>,
+}
+
+/// A shared read snapshot and the tables opened in it so far: opening a
+/// table looks it up in redb's table tree, which costs as much as the
+/// lookup it serves.
+struct Snapshot {
+    tx: Arc<redb::ReadTransaction>,
+    /// The commit count when it was taken.
+    seen: u64,
+    /// Tables opened in it, by name (`None`: the cache has no such table).
+    tables: Vec<(String, Option<Arc<dyn Any + Send + Sync>>)>,
 }
 
 /// Reads share one snapshot while this lives (see the module's note).
@@ -133,18 +148,64 @@ impl Index {
 
     /// The shared snapshot, taken now if there is none since the last commit.
     fn snapshot(&self) -> Redb<Arc<redb::ReadTransaction>> {
+        self.with_snapshot(|s| Ok(s.tx.clone()))
+    }
+
+    /// Runs `f` on the shared snapshot, taken now if there is none since the
+    /// last commit.
+    fn with_snapshot<T>(&self, f: impl FnOnce(&mut Snapshot) -> Redb<T>) -> Redb<T> {
         // Read before the snapshot is taken: a commit landing meanwhile
         // makes the next read take another.
         let commits = self.durable.load(Ordering::SeqCst);
         let mut held = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((tx, seen)) = held.as_ref() {
-            if *seen == commits {
-                return Ok(tx.clone());
-            }
+        match held.as_mut() {
+            Some(s) if s.seen == commits => f(s),
+            _ => f(held.insert(Snapshot {
+                tx: Arc::new(self.begin_read()?),
+                seen: commits,
+                tables: Vec::new(),
+            })),
         }
-        let tx = Arc::new(self.begin_read()?);
-        *held = Some((tx.clone(), commits));
-        Ok(tx)
+    }
+
+    /// Runs `f` on table `def` as the next read would see it (see
+    /// [`Index::read`]), or on `None` if the cache has no such table yet
+    /// (one made before it existed). While a [`Hold`] lives the opened
+    /// table is kept for the next reads of the batch.
+    pub(crate) fn read_table<
+        K: Key + Send + Sync + 'static,
+        V: Value + Send + Sync + 'static,
+        T,
+    >(
+        &self,
+        def: TableDefinition<'static, K, V>,
+        f: impl FnOnce(Option<&ReadOnlyTable<K, V>>) -> Redb<T>,
+    ) -> Result<T> {
+        let open = |tx: &redb::ReadTransaction| match tx.open_table(def) {
+            Ok(table) => Ok(Some(table)),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(redb::Error::from(e)),
+        };
+        let run = || -> Redb<T> {
+            if self.holds.load(Ordering::SeqCst) == 0 {
+                return f(open(&self.begin_read()?)?.as_ref());
+            }
+            let name = def.name();
+            let table = self.with_snapshot(|s| {
+                if let Some((_, t)) = s.tables.iter().find(|(n, _)| *n == name) {
+                    return Ok(t.clone());
+                }
+                let t = open(&s.tx)?.map(|t| Arc::new(t) as Arc<dyn Any + Send + Sync>);
+                s.tables.push((name.to_owned(), t.clone()));
+                Ok(t)
+            })?;
+            let table = table.map(|t| {
+                t.downcast::<ReadOnlyTable<K, V>>()
+                    .expect("a table's name names its key and value types")
+            });
+            f(table.as_deref())
+        };
+        run().map_err(|e| damaged(&self.path, e))
     }
 
     /// Makes reads share one snapshot until the result is dropped.

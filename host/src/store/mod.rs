@@ -51,7 +51,7 @@ pub(crate) use record::ResultRecord;
 
 use crate::bytes::FileStamp;
 use crate::clock::Clock;
-use crate::component::ComponentInfo;
+use crate::component::{ComponentInfo, Interface};
 use crate::digest::Digest;
 use crate::entry::{ClosureNode, KeyManifest};
 use crate::error::{Error, ErrorKind, Result};
@@ -163,7 +163,7 @@ impl Store {
                 tx.open_table(RESULTS)?;
                 tx.open_table(OBJECTS)?;
                 tx.open_table(FILES)?;
-                tx.open_table(COMPONENTS)?;
+                tx.open_table(INTERFACES)?;
                 tx.open_table(COMPILED)?;
                 tx.open_table(FUNCTIONS)?;
                 tx.open_table(USAGE)?;
@@ -685,9 +685,8 @@ impl Store {
         let current = FileStamp::of(&meta);
         let remembered = match self.queue.find(|b| b.files.get(&key).cloned()) {
             Some(bytes) => StatEntry::from_bytes(&bytes),
-            None => self.read(|tx| {
-                let table = tx.open_table(FILES)?;
-                let v = table.get(key.as_str())?;
+            None => self.index.read_table(FILES, |table| {
+                let v = table.map(|t| t.get(key.as_str())).transpose()?.flatten();
                 Ok(v.and_then(|v| StatEntry::from_bytes(v.value())))
             })?,
         };
@@ -765,25 +764,21 @@ impl Store {
     }
 
     /// The interface of component `hash`, if it was described before.
-    pub(crate) fn component_info(&self, hash: &Digest) -> Result<Option<ComponentInfo>> {
-        let json = self.read(|tx| {
-            let table = tx.open_table(COMPONENTS)?;
-            Ok(table.get(hash.as_bytes())?.map(|v| v.value().to_string()))
-        })?;
-        // An entry this build cannot parse, or made by another version of
-        // `describe`, is simply described again.
-        Ok(json
-            .and_then(|j| serde_json::from_str::<ComponentInfo>(&j).ok())
-            .filter(|info| info.version == crate::component::INFO_VERSION))
+    pub(crate) fn component_info(&self, hash: &Digest) -> Result<Option<Interface>> {
+        self.index.read_table(INTERFACES, |table| {
+            let row = table.map(|t| t.get(hash.as_bytes())).transpose()?.flatten();
+            // An entry this build cannot decode, or made by another version
+            // of `describe`, is simply described again.
+            Ok(row.and_then(|v| Interface::decode(v.value())))
+        })
     }
 
     /// Remembers the interface of component `hash`.
     pub(crate) fn put_component_info(&self, hash: &Digest, info: &ComponentInfo) -> Result<()> {
-        let json = serde_json::to_string(info)
-            .map_err(|e| Error::internal(format!("cannot encode interface: {e}")))?;
+        let bytes = info.encode();
         self.write(|tx| {
-            tx.open_table(COMPONENTS)?
-                .insert(hash.as_bytes(), json.as_str())?;
+            tx.open_table(INTERFACES)?
+                .insert(hash.as_bytes(), &bytes[..])?;
             Ok(())
         })
     }

@@ -8,8 +8,9 @@ pub(crate) const RESULTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::n
 pub(crate) const OBJECTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("objects");
 /// Absolute path → stat-cache entry: files hashed before.
 pub(crate) const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("files");
-/// Component hash → its interface ([`crate::ComponentInfo`] as JSON).
-pub(crate) const COMPONENTS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("components");
+/// Component hash → its interface ([`crate::ComponentInfo`] in postcard).
+/// (Caches made before it kept JSON in a table "components", no longer read.)
+pub(crate) const INTERFACES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("interfaces");
 /// Artefact key (component × engine) → compiled record.
 pub(crate) const COMPILED: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("compiled2");
 /// Call key → hits and last hit.
