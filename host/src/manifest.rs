@@ -203,10 +203,9 @@ impl Host {
         let mut tasks = Vec::with_capacity(manifest.tasks.len());
         let mut broken = Vec::new();
         for t in &manifest.tasks {
-            match self.load(&t.path) {
+            match self.load_named(&t.path, t.name.clone()) {
                 Ok(task) => tasks.push(
-                    task.named(&t.name)
-                        .with_persist(t.persist)
+                    task.with_persist(t.persist)
                         .with_impure(t.impure)
                         .with_ttl(t.ttl),
                 ),

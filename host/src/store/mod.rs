@@ -164,6 +164,7 @@ impl Store {
                 tx.open_table(OBJECTS)?;
                 tx.open_table(FILES)?;
                 tx.open_table(INTERFACES)?;
+                tx.open_table(OLD_COMPONENTS)?;
                 tx.open_table(COMPILED)?;
                 tx.open_table(FUNCTIONS)?;
                 tx.open_table(USAGE)?;
