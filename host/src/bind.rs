@@ -38,12 +38,12 @@ fn bind_rec(
     // error before anything is bound), and what tasks must.
     let mut unprovided = Vec::new();
     let mut imports = Vec::new();
-    for import in task.imports() {
+    for import in task.import_names() {
         if host_provided(import) {
             continue;
         }
         if host_namespace(import) {
-            unprovided.push(import.as_str());
+            unprovided.push(import);
         } else {
             imports.push(import);
         }
@@ -81,7 +81,7 @@ fn bind_rec(
                 ))
             }
         };
-        bound.push((import.clone(), bind_rec(provider, pool, choose, stack)?));
+        bound.push((import.to_owned(), bind_rec(provider, pool, choose, stack)?));
     }
     stack.pop();
     let mut out = task.clone();

@@ -94,7 +94,7 @@ impl Export {
 /// version is read again. Bump it whenever [`ComponentInfo`], [`Export`],
 /// [`FuncType`] or [`Type`] change shape: postcard names no fields, so an
 /// old entry could otherwise decode into the wrong types.
-pub(crate) const INFO_VERSION: u32 = 2;
+pub(crate) const INFO_VERSION: u32 = 3;
 
 /// What cairn knows of a component's interface.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -109,9 +109,10 @@ pub struct ComponentInfo {
     pub imports: Vec<String>,
 }
 
-/// What binding reads of a stored interface: its version, the imports,
-/// the interfaces exported, and the length of the stored exports after it.
-type Head = (u32, Vec<String>, Vec<String>, u32);
+/// What binding reads of a stored interface: its version, the imports and
+/// the interfaces exported (names one a line: one string each to decode),
+/// and the length of the stored exports after it.
+type Head = (u32, String, String, u32);
 
 impl ComponentInfo {
     /// The stored form: postcard of what binding needs ([`Head`], the
@@ -122,8 +123,8 @@ impl ComponentInfo {
         let exports = postcard::to_allocvec(&self.exports).expect("exports always encode");
         let head: Head = (
             self.version,
-            self.imports.clone(),
-            exported(&self.exports),
+            self.imports.join("\n"),
+            exported(&self.exports).join("\n"),
             exports.len() as u32,
         );
         let mut out = postcard::to_allocvec(&head).expect("names always encode");
@@ -148,10 +149,12 @@ fn exported(exports: &[Export]) -> Vec<String> {
 /// its functions decoded from the stored form on first use.
 #[derive(Debug)]
 pub(crate) struct Interface {
-    /// As [`ComponentInfo::imports`].
-    pub(crate) imports: Vec<String>,
-    /// The interfaces it exports, each once.
-    exported: Vec<String>,
+    /// The names of [`ComponentInfo::imports`], one a line.
+    import_lines: String,
+    /// As [`ComponentInfo::imports`], once asked for.
+    imports: OnceLock<Vec<String>>,
+    /// The interfaces it exports, each once, one a line.
+    exported: String,
     /// As [`ComponentInfo::exports`], once decoded.
     exports: OnceLock<Vec<Export>>,
     /// Their stored form, until then.
@@ -165,7 +168,8 @@ impl Interface {
         match postcard::take_from_bytes::<Head>(bytes) {
             Ok(((INFO_VERSION, imports, exported, len), rest)) if rest.len() == len as usize => {
                 Some(Interface {
-                    imports,
+                    import_lines: imports,
+                    imports: OnceLock::new(),
                     exported,
                     exports: OnceLock::new(),
                     stored: rest.into(),
@@ -185,8 +189,8 @@ impl Interface {
                 // (its code is keyed by hash: nothing wrong is stored).
                 _ => {
                     tracing::error!(
-                        "a component interface in the cache index is damaged; \
-                         run `cairn cache verify`"
+                        "the cache index holds a damaged component interface: the \
+                         component is taken to export nothing (use another --cache-dir)"
                     );
                     Vec::new()
                 }
@@ -196,15 +200,27 @@ impl Interface {
 
     /// Whether it exports interface `name`.
     pub(crate) fn exports_interface(&self, name: &str) -> bool {
-        self.exported.iter().any(|i| i == name)
+        self.exported.lines().any(|i| i == name)
+    }
+
+    /// The names of the imports, without making a list of them.
+    pub(crate) fn import_names(&self) -> std::str::Lines<'_> {
+        self.import_lines.lines()
+    }
+
+    /// As [`ComponentInfo::imports`].
+    pub(crate) fn imports(&self) -> &[String] {
+        self.imports
+            .get_or_init(|| self.import_names().map(String::from).collect())
     }
 }
 
 impl From<ComponentInfo> for Interface {
     fn from(info: ComponentInfo) -> Interface {
         Interface {
-            exported: exported(&info.exports),
-            imports: info.imports,
+            exported: exported(&info.exports).join("\n"),
+            import_lines: info.imports.join("\n"),
+            imports: OnceLock::from(info.imports),
             exports: OnceLock::from(info.exports),
             stored: Box::default(),
         }
@@ -488,7 +504,8 @@ mod tests {
         let info = all_types();
         let bytes = info.encode();
         let back = Interface::decode(&bytes).unwrap();
-        assert_eq!(back.imports, info.imports);
+        assert_eq!(back.imports(), info.imports);
+        assert!(back.import_names().eq(info.imports.iter()));
         assert!(back.exports_interface("x:y/z@0.1.0"));
         assert!(!back.exports_interface("x:y/w"));
         assert_eq!(back.exports(), info.exports);
@@ -523,7 +540,7 @@ mod tests {
             .collect();
         assert_eq!(
             hex,
-            "020105783a792f77010b783a792f7a40302e312e305d02010b783a792f7a40302e312e300372756e000901610d0501620e0101780401630f03090a0b01641002017601000177000165110101700166120c0167140101710168150101690f0601020306070801130115000000016d0103776879"
+            "0305783a792f770b783a792f7a40302e312e305d02010b783a792f7a40302e312e300372756e000901610d0501620e0101780401630f03090a0b01641002017601000177000165110101700166120c0167140101710168150101690f0601020306070801130115000000016d0103776879"
         );
     }
 

@@ -153,7 +153,12 @@ impl Task {
 
     /// The imported interfaces and functions.
     pub fn imports(&self) -> &[String] {
-        &self.info.imports
+        self.info.imports()
+    }
+
+    /// The names of [`Task::imports`], without making a list of them.
+    pub(crate) fn import_names(&self) -> impl Iterator<Item = &str> {
+        self.info.import_names()
     }
 
     /// The tasks bound to this task's imports, by import name.
@@ -165,19 +170,15 @@ impl Task {
     /// as `wasi:http/types@0.2.3`: the component cannot run under cairn
     /// until it is rebuilt without them.
     pub fn unprovided_imports(&self) -> Vec<&str> {
-        self.imports()
-            .iter()
+        self.import_names()
             .filter(|i| host_namespace(i) && !host_provided(i))
-            .map(String::as_str)
             .collect()
     }
 
     /// Imports that neither the host nor a bound task provides.
     pub fn unbound_imports(&self) -> Vec<&str> {
-        self.imports()
-            .iter()
-            .filter(|i| !host_provided(i) && !self.bound.iter().any(|(b, _)| b == *i))
-            .map(String::as_str)
+        self.import_names()
+            .filter(|i| !host_provided(i) && !self.bound.iter().any(|(b, _)| b == i))
             .collect()
     }
 
