@@ -34,12 +34,25 @@ fn bind_rec(
             ),
         ));
     }
-    let unprovided = task.unprovided_imports();
+    // One pass: what the host provides, what it should but cannot (an
+    // error before anything is bound), and what tasks must.
+    let mut unprovided = Vec::new();
+    let mut imports = Vec::new();
+    for import in task.import_names() {
+        if host_provided(import) {
+            continue;
+        }
+        if host_namespace(import) {
+            unprovided.push(import);
+        } else {
+            imports.push(import);
+        }
+    }
     if !unprovided.is_empty() {
         return Err(unprovided_error(&task.name, &unprovided));
     }
     let mut bound = Vec::new();
-    for import in task.imports().iter().filter(|i| !host_provided(i)) {
+    for import in imports {
         let providers: Vec<&Task> = pool
             .iter()
             .filter(|t| t.exports_interface(import))
@@ -68,7 +81,7 @@ fn bind_rec(
                 ))
             }
         };
-        bound.push((import.clone(), bind_rec(provider, pool, choose, stack)?));
+        bound.push((import.to_owned(), bind_rec(provider, pool, choose, stack)?));
     }
     stack.pop();
     let mut out = task.clone();

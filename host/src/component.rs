@@ -6,6 +6,8 @@
 //!
 //! Layer: bottom (data); imports only other bottom-layer modules.
 
+use std::sync::OnceLock;
+
 use serde::{Deserialize, Serialize};
 use wit_parser::decoding::DecodedWasm;
 use wit_parser::{Handle, Resolve, TypeDefKind, TypeId, TypeOwner, WorldItem, WorldKey};
@@ -87,9 +89,12 @@ impl Export {
     }
 }
 
-/// The version of what [`describe`] reads from a component; a cached
-/// description of another version is read again.
-pub(crate) const INFO_VERSION: u32 = 2;
+/// The version of what [`describe`] reads from a component, and of how it
+/// is stored ([`ComponentInfo::encode`]); a cached description of another
+/// version is read again. Bump it whenever [`ComponentInfo`], [`Export`],
+/// [`FuncType`] or [`Type`] change shape: postcard names no fields, so an
+/// old entry could otherwise decode into the wrong types.
+pub(crate) const INFO_VERSION: u32 = 3;
 
 /// What cairn knows of a component's interface.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -102,6 +107,124 @@ pub struct ComponentInfo {
     /// Names of the imported interfaces and functions that something must
     /// provide (interfaces imported only for their types are left out).
     pub imports: Vec<String>,
+}
+
+/// What binding reads of a stored interface: its version, the imports and
+/// the interfaces exported (names one a line: one string each to decode),
+/// and the length of the stored exports after it.
+type Head = (u32, String, String, u32);
+
+impl ComponentInfo {
+    /// The stored form: postcard of what binding needs ([`Head`], the
+    /// version first), then postcard of the exports. A run binds every task
+    /// of a manifest but calls one, so only that one's signatures are
+    /// decoded (see [`Interface`]).
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let exports = postcard::to_allocvec(&self.exports).expect("exports always encode");
+        let head: Head = (
+            self.version,
+            self.imports.join("\n"),
+            exported(&self.exports).join("\n"),
+            exports.len() as u32,
+        );
+        let mut out = postcard::to_allocvec(&head).expect("names always encode");
+        out.extend(exports);
+        out
+    }
+}
+
+/// The interfaces `exports` come from, each once, in order.
+fn exported(exports: &[Export]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for i in exports.iter().filter_map(|e| e.interface.as_ref()) {
+        if !out.contains(i) {
+            out.push(i.clone());
+        }
+    }
+    out
+}
+
+/// A component's interface as a [`crate::Task`] holds it: the imports and
+/// the exported interfaces at once (binding needs them), the signatures of
+/// its functions decoded from the stored form on first use.
+#[derive(Debug)]
+pub(crate) struct Interface {
+    /// The names of [`ComponentInfo::imports`], one a line.
+    import_lines: String,
+    /// As [`ComponentInfo::imports`], once asked for.
+    imports: OnceLock<Vec<String>>,
+    /// The interfaces it exports, each once, one a line.
+    exported: String,
+    /// As [`ComponentInfo::exports`], once decoded.
+    exports: OnceLock<Vec<Export>>,
+    /// Their stored form, until then.
+    stored: Box<[u8]>,
+}
+
+impl Interface {
+    /// The interface `bytes` (from [`ComponentInfo::encode`]) store, if
+    /// they are one of this [`INFO_VERSION`] and of the right length.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Interface> {
+        match postcard::take_from_bytes::<Head>(bytes) {
+            Ok(((INFO_VERSION, imports, exported, len), rest)) if rest.len() == len as usize => {
+                Some(Interface {
+                    import_lines: imports,
+                    imports: OnceLock::new(),
+                    exported,
+                    exports: OnceLock::new(),
+                    stored: rest.into(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The exported functions, in the component's order.
+    pub(crate) fn exports(&self) -> &[Export] {
+        self.exports.get_or_init(|| {
+            match postcard::take_from_bytes::<Vec<Export>>(&self.stored) {
+                Ok((exports, [])) => exports,
+                // Of the right version and length, yet not decodable: the
+                // index is damaged. No export then, so no call of it runs
+                // (its code is keyed by hash: nothing wrong is stored).
+                _ => {
+                    tracing::error!(
+                        "the cache index holds a damaged component interface: the \
+                         component is taken to export nothing (use another --cache-dir)"
+                    );
+                    Vec::new()
+                }
+            }
+        })
+    }
+
+    /// Whether it exports interface `name`.
+    pub(crate) fn exports_interface(&self, name: &str) -> bool {
+        self.exported.lines().any(|i| i == name)
+    }
+
+    /// The names of the imports, without making a list of them.
+    pub(crate) fn import_names(&self) -> std::str::Lines<'_> {
+        self.import_lines.lines()
+    }
+
+    /// As [`ComponentInfo::imports`].
+    pub(crate) fn imports(&self) -> &[String] {
+        self.imports
+            .get_or_init(|| self.import_names().map(String::from).collect())
+    }
+}
+
+impl From<ComponentInfo> for Interface {
+    fn from(info: ComponentInfo) -> Interface {
+        Interface {
+            exported: exported(&info.exports).join("\n"),
+            import_lines: info.imports.join("\n"),
+            imports: OnceLock::from(info.imports),
+            exports: OnceLock::from(info.exports),
+            stored: Box::default(),
+        }
+    }
 }
 
 /// Validates `bytes` as a component and reads its interface. `what` names the
@@ -332,6 +455,93 @@ mod tests {
         }
         assert!(!e.matches("tops"));
         assert!(export(None, "greet").matches("greet"));
+    }
+
+    /// Every kind of type, once.
+    fn all_types() -> ComponentInfo {
+        use Type as T;
+        let params = vec![
+            ("a".into(), T::List(Box::new(T::U8))),
+            ("b".into(), T::Record(vec![("x".into(), T::S64)])),
+            ("c".into(), T::Tuple(vec![T::F32, T::F64, T::Char])),
+            (
+                "d".into(),
+                T::Variant(vec![("v".into(), Some(T::Bool)), ("w".into(), None)]),
+            ),
+            ("e".into(), T::Enum(vec!["p".into()])),
+            ("f".into(), T::Option(Box::new(T::String))),
+            ("g".into(), T::Flags(vec!["q".into()])),
+            ("h".into(), T::Blob { owned: true }),
+            (
+                "i".into(),
+                T::Tuple(vec![T::S8, T::S16, T::S32, T::U16, T::U32, T::U64]),
+            ),
+        ];
+        let result = Some(T::Result {
+            ok: Some(Box::new(T::Blob { owned: false })),
+            err: None,
+        });
+        ComponentInfo {
+            version: INFO_VERSION,
+            exports: vec![
+                Export {
+                    interface: Some("x:y/z@0.1.0".into()),
+                    func: "run".into(),
+                    ty: Ok(FuncType { params, result }),
+                },
+                Export {
+                    interface: None,
+                    func: "m".into(),
+                    ty: Err("why".into()),
+                },
+            ],
+            imports: vec!["x:y/w".into()],
+        }
+    }
+
+    #[test]
+    fn stored_interfaces_decode_as_they_were_and_nothing_else_does() {
+        let info = all_types();
+        let bytes = info.encode();
+        let back = Interface::decode(&bytes).unwrap();
+        assert_eq!(back.imports(), info.imports);
+        assert!(back.import_names().eq(info.imports.iter()));
+        assert!(back.exports_interface("x:y/z@0.1.0"));
+        assert!(!back.exports_interface("x:y/w"));
+        assert_eq!(back.exports(), info.exports);
+        // Cut, extended, or of another version: described again.
+        assert!(Interface::decode(&bytes[..bytes.len() - 1]).is_none());
+        assert!(Interface::decode(&[&bytes[..], &[0]].concat()).is_none());
+        let old = ComponentInfo {
+            version: INFO_VERSION - 1,
+            ..info
+        };
+        assert!(Interface::decode(&old.encode()).is_none());
+    }
+
+    #[test]
+    fn damaged_exports_decode_to_none_rather_than_to_wrong_ones() {
+        let mut bytes = all_types().encode();
+        let last = bytes.len() - 1;
+        bytes[last - 12..=last].fill(0xff);
+        let damaged = Interface::decode(&bytes).unwrap();
+        assert!(damaged.exports().is_empty());
+    }
+
+    #[test]
+    fn the_stored_form_of_interfaces_is_pinned() {
+        // Caches keep interfaces in this form across builds. If this fails,
+        // the shape of an interface changed: bump INFO_VERSION (so caches
+        // describe their components again), then update the bytes.
+        let hex: String = all_types()
+            .encode()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "0305783a792f770b783a792f7a40302e312e305d02010b783a792f7a40302e312e300372756e000901610d0501620e0101780401630f03090a0b01641002017601000177000165110101700166120c0167140101710168150101690f0601020306070801130115000000016d0103776879"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crate::call_path::{spawn, CallPath};
 use crate::clock::{Clock, SystemClock};
-use crate::component::{self, ComponentInfo};
+use crate::component::{self, Interface};
 use crate::digest::Digest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::report::{CacheStatus, CallOptions, Outcome, Report};
@@ -122,22 +122,27 @@ impl Host {
     /// or [`ErrorKind::InvalidComponent`] if it is not a valid component.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Task> {
         let path = path.as_ref();
+        self.load_named(path, path.display().to_string())
+    }
+
+    /// [`Host::load`], the task named `name` (messages name the file).
+    pub(crate) fn load_named(&self, path: &Path, name: String) -> Result<Task> {
         let (hash, _, _) = self.calls.store.hash_file(path)?;
-        let name = path.display().to_string();
         let bytes = Arc::new(OnceLock::new());
         let info = match self.calls.store.component_info(&hash)? {
             Some(info) => info,
             None => {
+                let file = path.display().to_string();
                 let read: Arc<[u8]> = std::fs::read(path)
-                    .map_err(|e| Error::io(format_args!("cannot read {name}"), e))?
+                    .map_err(|e| Error::io(format_args!("cannot read {file}"), e))?
                     .into();
                 if Digest::of(&read) != hash {
                     return Err(Error::new(
                         ErrorKind::Io,
-                        format!("{name} changed while cairn was reading it; run again"),
+                        format!("{file} changed while cairn was reading it; run again"),
                     ));
                 }
-                let info = self.describe(hash, &read, &name)?;
+                let info = self.describe(hash, &read, &file)?;
                 let _ = bytes.set(read);
                 info
             }
@@ -165,10 +170,10 @@ impl Host {
         ))
     }
 
-    fn describe(&self, hash: Digest, bytes: &[u8], name: &str) -> Result<ComponentInfo> {
+    fn describe(&self, hash: Digest, bytes: &[u8], name: &str) -> Result<Interface> {
         let info = component::describe(bytes, name)?;
         self.calls.store.put_component_info(&hash, &info)?;
-        Ok(info)
+        Ok(info.into())
     }
 
     /// Binds the imports of `flow` to the tasks in `tasks` that export them,

@@ -186,6 +186,13 @@ impl Host {
     /// Loads every task of `manifest` and returns task `name` with its
     /// imports bound to the others (see [`Host::bind`]).
     ///
+    /// Every task is loaded — binding must know what each exports — but a
+    /// task that cannot be (its file is missing, or not a component) fails
+    /// only a run that needs it: one of that task, or one whose binding then
+    /// fails (an import no other task exports, a `[bind]` naming it), with
+    /// that task's own error. Any other run goes on, with a warning: a
+    /// broken task is never bound, so no key covers code that is not there.
+    ///
     /// # Errors
     /// [`ErrorKind::BadArguments`] if the manifest has no task `name`; those of
     /// [`Host::load`] and [`Host::bind`].
@@ -193,22 +200,33 @@ impl Host {
         manifest.task(name)?;
         // One read snapshot for the tasks' stat-cache and interface lookups.
         let _snapshot = self.calls.store.hold_snapshot();
-        let tasks = manifest
-            .tasks
-            .iter()
-            .map(|t| {
-                let task = self.load(&t.path)?.named(&t.name);
-                Ok(task
-                    .with_persist(t.persist)
-                    .with_impure(t.impure)
-                    .with_ttl(t.ttl))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut tasks = Vec::with_capacity(manifest.tasks.len());
+        let mut broken = Vec::new();
+        for t in &manifest.tasks {
+            match self.load_named(&t.path, t.name.clone()) {
+                Ok(task) => tasks.push(
+                    task.with_persist(t.persist)
+                        .with_impure(t.impure)
+                        .with_ttl(t.ttl),
+                ),
+                Err(e) if t.name == name => return Err(e),
+                Err(e) => broken.push((&t.name, e)),
+            }
+        }
         let root = tasks
             .iter()
             .find(|t| t.name() == name)
-            .expect("checked above");
-        self.bind(root, &tasks, &manifest.bind)
+            .expect("loaded above");
+        match self.bind(root, &tasks, &manifest.bind) {
+            // The first broken task may be why: it may export what is missing.
+            Err(e) => Err(broken.into_iter().next().map_or(e, |(_, why)| why)),
+            Ok(bound) => {
+                for (task, why) in broken {
+                    tracing::warn!("task `{task}` of the manifest cannot be loaded ({why}); running without it");
+                }
+                Ok(bound)
+            }
+        }
     }
 }
 

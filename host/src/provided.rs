@@ -24,16 +24,23 @@ const WASI: &[&str] = &[
 /// import links to the host's 0.2 implementation whatever its patch
 /// version; an unversioned or pre-release one does not link.
 pub(crate) fn host_provided(name: &str) -> bool {
-    let Some((path, version)) = name.split_once('@') else {
+    // Byte scans: a flow's load asks this of every import of every task,
+    // and names are short.
+    let at = |c: u8, s: &str| s.bytes().position(|b| b == c);
+    let Some(i) = at(b'@', name) else {
         return false;
     };
-    let package = path.split_once('/').map_or(path, |(p, _)| p);
-    // A pre-release (`0.2.0-rc-2023-…`) does not link to a release.
-    if version.contains('-') {
+    let (path, version) = (&name[..i], &name[i + 1..]);
+    let package = at(b'/', path).map_or(path, |j| &path[..j]);
+    let minor = if package == "cairn:task" {
+        "0.1."
+    } else if WASI.contains(&package) {
+        "0.2."
+    } else {
         return false;
-    }
-    (WASI.contains(&package) && version.starts_with("0.2."))
-        || (package == "cairn:task" && version.starts_with("0.1."))
+    };
+    // A pre-release (`0.2.0-rc-2023-…`) does not link to a release.
+    version.starts_with(minor) && at(b'-', version).is_none()
 }
 
 /// Whether import `name` can only come from the host (WASI, `cairn:task`),

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use crate::component::{ComponentInfo, Export};
+use crate::component::{Export, Interface};
 use crate::digest::Digest;
 use crate::entry::ClosureNode;
 use crate::error::{Error, ErrorKind, Result};
@@ -23,7 +23,7 @@ pub struct Task {
     pub(crate) name: String,
     pub(crate) path: Option<PathBuf>,
     pub(crate) bytes: Arc<OnceLock<Arc<[u8]>>>,
-    pub(crate) info: Arc<ComponentInfo>,
+    pub(crate) info: Arc<Interface>,
     /// Import name → the task bound to it, sorted by import name.
     pub(crate) bound: Arc<[(String, Task)]>,
     pub(crate) closure: Digest,
@@ -39,7 +39,7 @@ impl Task {
         name: String,
         path: Option<PathBuf>,
         bytes: Arc<OnceLock<Arc<[u8]>>>,
-        info: ComponentInfo,
+        info: Interface,
     ) -> Task {
         Task {
             hash,
@@ -126,8 +126,10 @@ impl Task {
     /// This task with real clocks and randomness (`true`) or the
     /// deterministic environment (`false`, the default).
     pub fn with_impure(mut self, impure: bool) -> Task {
-        self.impure = impure;
-        self.refresh_closure();
+        if impure != self.impure {
+            self.impure = impure;
+            self.refresh_closure();
+        }
         self
     }
 
@@ -146,12 +148,17 @@ impl Task {
 
     /// The exported functions.
     pub fn exports(&self) -> &[Export] {
-        &self.info.exports
+        self.info.exports()
     }
 
     /// The imported interfaces and functions.
     pub fn imports(&self) -> &[String] {
-        &self.info.imports
+        self.info.imports()
+    }
+
+    /// The names of [`Task::imports`], without making a list of them.
+    pub(crate) fn import_names(&self) -> impl Iterator<Item = &str> {
+        self.info.import_names()
     }
 
     /// The tasks bound to this task's imports, by import name.
@@ -163,27 +170,21 @@ impl Task {
     /// as `wasi:http/types@0.2.3`: the component cannot run under cairn
     /// until it is rebuilt without them.
     pub fn unprovided_imports(&self) -> Vec<&str> {
-        self.imports()
-            .iter()
+        self.import_names()
             .filter(|i| host_namespace(i) && !host_provided(i))
-            .map(String::as_str)
             .collect()
     }
 
     /// Imports that neither the host nor a bound task provides.
     pub fn unbound_imports(&self) -> Vec<&str> {
-        self.imports()
-            .iter()
-            .filter(|i| !host_provided(i) && !self.bound.iter().any(|(b, _)| b == *i))
-            .map(String::as_str)
+        self.import_names()
+            .filter(|i| !host_provided(i) && !self.bound.iter().any(|(b, _)| b == i))
             .collect()
     }
 
     /// Whether this task exports interface `name`.
     pub(crate) fn exports_interface(&self, name: &str) -> bool {
-        self.exports()
-            .iter()
-            .any(|e| e.interface.as_deref() == Some(name))
+        self.info.exports_interface(name)
     }
 
     /// The task's own exports: all but a language runtime's internal ones

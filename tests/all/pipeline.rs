@@ -368,3 +368,60 @@ fn marking_a_task_impure_later_makes_the_flow_above_it_miss() {
         "the stored pure result must not answer"
     );
 }
+
+#[test]
+fn a_task_that_cannot_be_loaded_fails_only_the_runs_that_need_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = csv(dir.path(), 500);
+    let whole = manifest(dir.path(), None, true);
+    let first = run_task(cache.path(), &whole, "pipeline", &data, 3);
+    // `compare` (a flow over `training`, which `pipeline` does not bind)
+    // now names a file that is not there.
+    let gone = dir.path().join("gone.wasm");
+    let text = fs::read_to_string(&whole).unwrap().replace(
+        &format!("{:?}", example("ml_compare").display().to_string()),
+        &format!("{:?}", gone.display().to_string()),
+    );
+    let broken = dir.path().join("broken.toml");
+    fs::write(&broken, text).unwrap();
+    let args = |task: &str| {
+        let mut cmd = cairn(cache.path());
+        cmd.arg("run").arg("--manifest").arg(&broken).args([
+            task,
+            "--data",
+            &format!("@{}", data.display()),
+            "--hp",
+            "{learning-rate: 0.5, epochs: 3}",
+        ]);
+        cmd
+    };
+    // A run of `pipeline` goes on, warns, and answers with the same key.
+    let out = args("pipeline").arg("--json").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let again: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["cache"], "hit");
+    assert_eq!(again["key"], first["key"]);
+    assert!(
+        stderr.contains("task `compare` of the manifest cannot be loaded")
+            && stderr.contains("gone.wasm"),
+        "{stderr}"
+    );
+    // A run of `compare` itself fails with its own one-line error.
+    let (code, stderr) = failure(&mut args("compare"));
+    assert_ne!(code, 0);
+    assert!(stderr.contains("gone.wasm"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    // So does a run that needs the broken task: `train` gone, `pipeline` fails.
+    let no_train = manifest(dir.path(), Some(&gone), true);
+    let (_, stderr) = failure(
+        cairn(cache.path())
+            .arg("run")
+            .arg("--manifest")
+            .arg(&no_train)
+            .arg("pipeline"),
+    );
+    assert!(stderr.contains("gone.wasm"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}

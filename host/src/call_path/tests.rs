@@ -92,7 +92,7 @@ fn adder_task() -> Task {
         "adder".into(),
         None,
         Arc::new(OnceLock::new()),
-        info,
+        info.into(),
     )
 }
 

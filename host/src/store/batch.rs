@@ -101,8 +101,9 @@ pub(crate) struct Batch {
     pub(crate) functions: HashMap<Digest, Arc<[u8]>>,
     /// Compiled artefact key → record (its file is written and synced).
     pub(crate) compiled: HashMap<Digest, Vec<u8>>,
-    /// Component hash → interface JSON.
-    pub(crate) components: HashMap<Digest, String>,
+    /// Component hash → its interface, encoded
+    /// ([`crate::component::Interface`]).
+    pub(crate) components: HashMap<Digest, Vec<u8>>,
     /// Directories whose new entries (object and artefact files, other
     /// directories) must be durable before anything in the batch is: synced
     /// once each, before the commit (see [`Batch::sync_dirs`]).
@@ -177,7 +178,7 @@ impl Batch {
     pub(crate) fn write(&self, tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
         insert_all(tx, FUNCTIONS, &self.functions, |v| &v[..])?;
         insert_all(tx, COMPILED, &self.compiled, |v| &v[..])?;
-        insert_all(tx, COMPONENTS, &self.components, String::as_str)?;
+        insert_all(tx, INTERFACES, &self.components, |v| &v[..])?;
         insert_all(tx, OBJECTS, &self.objects, |v| &v[..])?;
         insert_all(tx, RESULTS, &self.results, |v| &v[..])?;
         let mut by_export = tx.open_table(BY_EXPORT)?;

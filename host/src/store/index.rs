@@ -10,16 +10,19 @@
 //! instead, taken again after each commit through this index: the batch
 //! reads the cache as of its start plus its own writes.
 
+use std::any::Any;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase};
+use redb::{
+    ConcurrencyMode, Database, Key, ReadOnlyDatabase, ReadOnlyTable, ReadableDatabase,
+    TableDefinition, TableError, TableHandle, Value,
+};
 
 use super::batch::Batch;
 use super::stats;
-use super::tables::{OBJECTS, RESULTS};
 use crate::error::{Error, ErrorKind, Result};
 
 /// What redb's calls return.
@@ -41,50 +44,56 @@ pub(crate) struct Index {
     /// Live [`Hold`]s.
     holds: AtomicUsize,
     /// The snapshot reads share while held, and the commit count it saw.
-    snapshot: Mutex<Option<(Arc<Reading>, u64)>>,
+    snapshot: Mutex<Option<Snapshot>>,
 }
 
-/// A table of call keys or object hashes, opened for reading.
-pub(crate) type KeyTable = redb::ReadOnlyTable<&'static [u8; 32], &'static [u8]>;
-
-/// A read transaction, and the two tables a hit reads opened at most once
-/// in it: a held snapshot serves a whole batch of hits, and opening a table
-/// (a walk of the table tree) cost each hit as much as its lookup.
-pub(crate) struct Reading {
-    tx: redb::ReadTransaction,
-    results: OnceLock<KeyTable>,
-    objects: OnceLock<KeyTable>,
+/// A shared read snapshot and the tables opened in it so far: opening a
+/// table looks it up in redb's table tree, which costs as much as the
+/// lookup it serves.
+struct Snapshot {
+    tx: Arc<redb::ReadTransaction>,
+    /// The commit count when it was taken.
+    seen: u64,
+    /// Tables opened in it, by name (`None`: the cache has no such table).
+    tables: Vec<(String, Option<Arc<dyn Any + Send + Sync>>)>,
 }
 
-impl Reading {
-    fn new(tx: redb::ReadTransaction) -> Reading {
-        Reading {
-            tx,
-            results: OnceLock::new(),
-            objects: OnceLock::new(),
-        }
-    }
+/// What a table's keys and values may be, to be kept in a [`Snapshot`].
+pub(crate) trait Row: Value + Send + Sync + 'static {}
+impl<T: Value + Send + Sync + 'static> Row for T {}
 
-    /// The results table.
-    pub(crate) fn results(&self) -> Redb<&KeyTable> {
-        self.table(&self.results, RESULTS)
+impl Snapshot {
+    /// Table `def`, opened in this snapshot once; `None` if the cache has no
+    /// such table.
+    fn table<K: Key + Row, V: Row>(
+        &mut self,
+        def: TableDefinition<'static, K, V>,
+    ) -> Redb<Option<Arc<ReadOnlyTable<K, V>>>> {
+        let name = def.name();
+        let table = match self.tables.iter().find(|(n, _)| *n == name) {
+            Some((_, t)) => t.clone(),
+            None => {
+                let t = open(&self.tx, def)?.map(|t| Arc::new(t) as Arc<dyn Any + Send + Sync>);
+                self.tables.push((name.to_owned(), t.clone()));
+                t
+            }
+        };
+        Ok(table.map(|t| {
+            t.downcast::<ReadOnlyTable<K, V>>()
+                .expect("a table's name names its key and value types")
+        }))
     }
+}
 
-    /// The table of small objects.
-    pub(crate) fn objects(&self) -> Redb<&KeyTable> {
-        self.table(&self.objects, OBJECTS)
-    }
-
-    fn table<'a>(
-        &'a self,
-        slot: &'a OnceLock<KeyTable>,
-        def: redb::TableDefinition<'static, &'static [u8; 32], &'static [u8]>,
-    ) -> Redb<&'a KeyTable> {
-        if let Some(t) = slot.get() {
-            return Ok(t);
-        }
-        let table = self.tx.open_table(def)?;
-        Ok(slot.get_or_init(|| table))
+/// Table `def` in `tx`; `None` if the cache has no such table.
+fn open<K: Key + Row, V: Row>(
+    tx: &redb::ReadTransaction,
+    def: TableDefinition<'static, K, V>,
+) -> Redb<Option<ReadOnlyTable<K, V>>> {
+    match tx.open_table(def) {
+        Ok(table) => Ok(Some(table)),
+        Err(TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(redb::Error::from(e)),
     }
 }
 
@@ -159,14 +168,9 @@ impl Index {
     /// is one (so that this process reads what it wrote), else read-only;
     /// the shared snapshot while one is held.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Redb<T>) -> Result<T> {
-        self.reading(|r| f(&r.tx))
-    }
-
-    /// [`Index::read`], with the hit path's tables opened once per snapshot.
-    pub(crate) fn reading<T>(&self, f: impl FnOnce(&Reading) -> Redb<T>) -> Result<T> {
         let run = || -> Redb<T> {
             match self.holds.load(Ordering::SeqCst) {
-                0 => f(&Reading::new(self.begin_read()?)),
+                0 => f(&self.begin_read()?),
                 _ => f(&*self.snapshot()?),
             }
         };
@@ -182,19 +186,61 @@ impl Index {
     }
 
     /// The shared snapshot, taken now if there is none since the last commit.
-    fn snapshot(&self) -> Redb<Arc<Reading>> {
+    fn snapshot(&self) -> Redb<Arc<redb::ReadTransaction>> {
+        self.with_snapshot(|s| Ok(s.tx.clone()))
+    }
+
+    /// Runs `f` on the shared snapshot, taken now if there is none since the
+    /// last commit.
+    fn with_snapshot<T>(&self, f: impl FnOnce(&mut Snapshot) -> Redb<T>) -> Redb<T> {
         // Read before the snapshot is taken: a commit landing meanwhile
         // makes the next read take another.
         let commits = self.durable.load(Ordering::SeqCst);
         let mut held = self.snapshot.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((tx, seen)) = held.as_ref() {
-            if *seen == commits {
-                return Ok(tx.clone());
-            }
+        match held.as_mut() {
+            Some(s) if s.seen == commits => f(s),
+            _ => f(held.insert(Snapshot {
+                tx: Arc::new(self.begin_read()?),
+                seen: commits,
+                tables: Vec::new(),
+            })),
         }
-        let tx = Arc::new(Reading::new(self.begin_read()?));
-        *held = Some((tx.clone(), commits));
-        Ok(tx)
+    }
+
+    /// Runs `f` on table `def` as the next read would see it (see
+    /// [`Index::read`]), or on `None` if the cache has no such table yet
+    /// (one made before it existed). While a [`Hold`] lives the opened
+    /// table is kept for the next reads of the batch.
+    pub(crate) fn read_table<K: Key + Row, V: Row, T>(
+        &self,
+        def: TableDefinition<'static, K, V>,
+        f: impl FnOnce(Option<&ReadOnlyTable<K, V>>) -> Redb<T>,
+    ) -> Result<T> {
+        let run = || -> Redb<T> {
+            if self.holds.load(Ordering::SeqCst) == 0 {
+                return f(open(&self.begin_read()?, def)?.as_ref());
+            }
+            f(self.with_snapshot(|s| s.table(def))?.as_deref())
+        };
+        run().map_err(|e| damaged(&self.path, e))
+    }
+
+    /// [`Index::read_table`] of two tables, both as of one snapshot.
+    pub(crate) fn read_tables<K: Key + Row, V: Row, L: Key + Row, W: Row, T>(
+        &self,
+        a: TableDefinition<'static, K, V>,
+        b: TableDefinition<'static, L, W>,
+        f: impl FnOnce(Option<&ReadOnlyTable<K, V>>, Option<&ReadOnlyTable<L, W>>) -> Redb<T>,
+    ) -> Result<T> {
+        let run = || -> Redb<T> {
+            if self.holds.load(Ordering::SeqCst) == 0 {
+                let tx = self.begin_read()?;
+                return f(open(&tx, a)?.as_ref(), open(&tx, b)?.as_ref());
+            }
+            let (ta, tb) = self.with_snapshot(|s| Ok((s.table(a)?, s.table(b)?)))?;
+            f(ta.as_deref(), tb.as_deref())
+        };
+        run().map_err(|e| damaged(&self.path, e))
     }
 
     /// Makes reads share one snapshot until the result is dropped.

@@ -53,7 +53,7 @@ pub(crate) use record::ResultRecord;
 
 use crate::bytes::FileStamp;
 use crate::clock::Clock;
-use crate::component::ComponentInfo;
+use crate::component::{ComponentInfo, Interface};
 use crate::digest::Digest;
 use crate::entry::{ClosureNode, KeyManifest};
 use crate::error::{Error, ErrorKind, Result};
@@ -173,7 +173,8 @@ impl Store {
                 tx.open_table(RESULTS)?;
                 tx.open_table(OBJECTS)?;
                 tx.open_table(FILES)?;
-                tx.open_table(COMPONENTS)?;
+                tx.open_table(INTERFACES)?;
+                tx.open_table(OLD_COMPONENTS)?;
                 tx.open_table(COMPILED)?;
                 tx.open_table(FUNCTIONS)?;
                 tx.open_table(USAGE)?;
@@ -303,22 +304,26 @@ impl Store {
             Some((record, None)) => (record, self.inline_object(&record.value)?),
             // Committed: record and small value in one read transaction.
             None => {
-                let found = self.index.reading(|r| {
-                    let Some(record) = r
-                        .results()?
-                        .get(key.as_bytes())?
-                        .and_then(|v| ResultRecord::from_bytes(v.value()))
-                    else {
-                        return Ok(None);
-                    };
-                    let inline = if record.value_len as usize <= INLINE_MAX {
-                        let v = r.objects()?.get(record.value.as_bytes())?;
-                        v.map(|v| v.value().to_vec())
-                    } else {
-                        None
-                    };
-                    Ok(Some((record, inline)))
-                })?;
+                let found = self
+                    .index
+                    .read_tables(RESULTS, OBJECTS, |results, objects| {
+                        let (Some(results), Some(objects)) = (results, objects) else {
+                            return Ok(None);
+                        };
+                        let Some(record) = results
+                            .get(key.as_bytes())?
+                            .and_then(|v| ResultRecord::from_bytes(v.value()))
+                        else {
+                            return Ok(None);
+                        };
+                        let inline = if record.value_len as usize <= INLINE_MAX {
+                            let v = objects.get(record.value.as_bytes())?;
+                            v.map(|v| v.value().to_vec())
+                        } else {
+                            None
+                        };
+                        Ok(Some((record, inline)))
+                    })?;
                 let Some(found) = found else { return Ok(None) };
                 found
             }
@@ -712,9 +717,8 @@ impl Store {
         let current = FileStamp::of(&meta);
         let remembered = match self.queue.find(|b| b.files.get(&key).cloned()) {
             Some(bytes) => StatEntry::from_bytes(&bytes),
-            None => self.read(|tx| {
-                let table = tx.open_table(FILES)?;
-                let v = table.get(key.as_str())?;
+            None => self.index.read_table(FILES, |table| {
+                let v = table.map(|t| t.get(key.as_str())).transpose()?.flatten();
                 Ok(v.and_then(|v| StatEntry::from_bytes(v.value())))
             })?,
         };
@@ -792,28 +796,24 @@ impl Store {
     }
 
     /// The interface of component `hash`, if it was described before.
-    pub(crate) fn component_info(&self, hash: &Digest) -> Result<Option<ComponentInfo>> {
-        let json = match self.queue.find(|b| b.components.get(hash).cloned()) {
-            Some(json) => Some(json),
-            None => self.read(|tx| {
-                let table = tx.open_table(COMPONENTS)?;
-                Ok(table.get(hash.as_bytes())?.map(|v| v.value().to_string()))
-            })?,
-        };
-        // An entry this build cannot parse, or made by another version of
+    pub(crate) fn component_info(&self, hash: &Digest) -> Result<Option<Interface>> {
+        // An entry this build cannot decode, or made by another version of
         // `describe`, is simply described again.
-        Ok(json
-            .and_then(|j| serde_json::from_str::<ComponentInfo>(&j).ok())
-            .filter(|info| info.version == crate::component::INFO_VERSION))
+        if let Some(bytes) = self.queue.find(|b| b.components.get(hash).cloned()) {
+            return Ok(Interface::decode(&bytes));
+        }
+        self.index.read_table(INTERFACES, |table| {
+            let row = table.map(|t| t.get(hash.as_bytes())).transpose()?.flatten();
+            Ok(row.and_then(|v| Interface::decode(v.value())))
+        })
     }
 
     /// Remembers the interface of component `hash` (with the next shared
     /// commit: it is described again if lost).
     pub(crate) fn put_component_info(&self, hash: &Digest, info: &ComponentInfo) -> Result<()> {
-        let json = serde_json::to_string(info)
-            .map_err(|e| Error::internal(format!("cannot encode interface: {e}")))?;
+        let bytes = info.encode();
         self.queue.push(|b| {
-            b.components.insert(*hash, json);
+            b.components.insert(*hash, bytes);
         });
         Ok(())
     }

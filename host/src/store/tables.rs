@@ -8,8 +8,13 @@ pub(crate) const RESULTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::n
 pub(crate) const OBJECTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("objects");
 /// Absolute path → stat-cache entry: files hashed before.
 pub(crate) const FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("files");
-/// Component hash → its interface ([`crate::ComponentInfo`] as JSON).
-pub(crate) const COMPONENTS: TableDefinition<&[u8; 32], &str> = TableDefinition::new("components");
+/// Component hash → its interface ([`crate::ComponentInfo`] in postcard).
+pub(crate) const INTERFACES: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("interfaces");
+/// Where cairn kept interfaces as JSON before [`INTERFACES`]: no longer
+/// read, but created with the others, because an older cairn of the same
+/// format reads it and takes a missing table for a damaged index.
+pub(crate) const OLD_COMPONENTS: TableDefinition<&[u8; 32], &str> =
+    TableDefinition::new("components");
 /// Artefact key (component × engine) → compiled record.
 pub(crate) const COMPILED: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("compiled2");
 /// Call key → hits and last hit.
