@@ -107,6 +107,15 @@ impl Host {
                 "this worker computes another key for the call (a different cairn version?)",
             ));
         }
+        // The shared tier has the result; this worker's own copy is
+        // committed before the call is acknowledged, as a run's is before
+        // it prints (a worker never ends its run).
+        if let Err(e) = self.flush() {
+            tracing::warn!(
+                "ran `{}` but could not keep it in this worker's cache: {e}",
+                item.export
+            );
+        }
         Ok(true)
     }
 }
