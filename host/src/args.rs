@@ -55,20 +55,18 @@ impl Host {
         export: Option<&str>,
         args: &CallArgs,
     ) -> Result<(String, Vec<Value>)> {
-        let (query, parsed) = match args {
+        let (export, ty, parsed) = match args {
             CallArgs::Invoke(text) => {
                 let call = UntypedFuncCall::parse(text).map_err(|e| {
                     bad(format!(
                         "cannot parse --invoke `{text}`: {e}; write it as f(1, \"a\")"
                     ))
                 })?;
-                let name = call.name().to_string();
-                let (export, ty) = task.resolve(&name)?;
-                let types: Vec<Type> = ty.params.iter().map(|(_, t)| t.clone()).collect();
+                let (export, ty) = task.resolve(call.name())?;
                 let values = call
-                    .to_wasm_params::<Value>(types.iter())
+                    .to_wasm_params::<Value>(ty.params.iter().map(|(_, t)| t))
                     .map_err(|e| bad(format!("arguments of `{}` {ty}: {e}", export.path())))?;
-                (name, values)
+                (export, ty, values)
             }
             CallArgs::Named(pairs) => {
                 let query = match export {
@@ -105,10 +103,9 @@ impl Host {
                         }
                     })
                     .collect::<Result<Vec<_>>>()?;
-                (query, values)
+                (export, ty, values)
             }
         };
-        let (export, ty) = task.resolve(&query)?;
         let values = parsed
             .into_iter()
             .zip(&ty.params)

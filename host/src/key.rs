@@ -84,7 +84,8 @@ pub struct KeyInputs<'a> {
 /// Derives a call's key. Pure: the same inputs give the same key on every
 /// machine and every run.
 pub fn call_key(k: &KeyInputs<'_>) -> Digest {
-    let mut ty = Vec::new();
+    // Room for a small signature without growing four times on every call.
+    let mut ty = Vec::with_capacity(128);
     encode_func(k.func, &mut ty);
     let mut f = Fields::new("cairn.call");
     f.bytes(k.closure.as_bytes())
