@@ -147,13 +147,16 @@ fn an_executing_run_makes_one_commit() {
     let Some(fresh) = run(&hello, "Ada") else {
         return;
     };
-    assert!(fresh <= 16, "{fresh} sync calls in a fresh cache");
+    // One more commit (2) is allowed, whatever the machine's speed: what
+    // only spares work (the stat cache, compiled code) commits on its own
+    // if a run outlasts the committer's 10 s wait for company.
+    assert!(fresh <= 17, "{fresh} sync calls in a fresh cache");
     // A changed component in a warm cache: its file, at most 2 directories:
     // 10 or 11; 12 or 13 with the artefact synced, 20 to 22 with commits
     // of their own.
     let compiled = run(&changed, "Ada").unwrap();
     assert!(
-        compiled <= 11,
+        compiled <= 13,
         "{compiled} sync calls for a changed component"
     );
     // A new argument: the result alone.

@@ -197,7 +197,11 @@ fn ctrl_c_stops_a_runaway_guest_with_one_line_and_exit_130() {
     let exit = child.wait().unwrap();
     assert_eq!(exit.code(), Some(130), "{rest}");
     let errors: Vec<&str> = rest.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors, ["error: interrupted; nothing was cached"], "{rest}");
+    assert_eq!(
+        errors,
+        ["error: interrupted; the interrupted call was not cached"],
+        "{rest}"
+    );
     let ls = stdout(cairn(cache.path()).args(["cache", "ls", "--json"]));
     assert!(ls.trim().is_empty(), "nothing stored: {ls}");
     // What was queued for the cache before the interrupt (here the hash of

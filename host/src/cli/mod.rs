@@ -264,7 +264,7 @@ fn interrupt_on_ctrl_c(json: bool) {
         cairn_host::Host::flush_all(std::time::Duration::from_secs(1));
         report_error(
             json,
-            "interrupted; nothing was cached",
+            "interrupted; the interrupted call was not cached",
             "interrupted",
             EXIT_INTERRUPTED,
         );

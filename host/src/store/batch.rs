@@ -99,7 +99,8 @@ pub(crate) struct Batch {
     pub(crate) runs: Vec<RunJson>,
     /// Compiled functions: row key → entry (see [`super::functions`]).
     pub(crate) functions: HashMap<Digest, Arc<[u8]>>,
-    /// Compiled artefact key → record (its file is written and synced).
+    /// Compiled artefact key → record (its file is written, not synced:
+    /// checked against the record's hash when loaded).
     pub(crate) compiled: HashMap<Digest, Vec<u8>>,
     /// Component hash → its interface, encoded
     /// ([`crate::component::Interface`]).

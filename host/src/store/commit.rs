@@ -16,9 +16,11 @@
 //! Until its batch commits, a queued write is visible to this process
 //! through [`Queue::find`]; other processes see it after the commit. A crash
 //! loses the queued writes, never a committed one, and never leaves an entry
-//! pointing at a missing object: object and artefact files are written and
-//! synced before their entry is queued, and the directories they were
-//! renamed into (each once) before the batch that names them commits.
+//! pointing at a missing object: object files are written and synced
+//! before their entry is queued, and the directories they were renamed into
+//! (each once) before the batch that names them commits. Compiled artefact
+//! files are not synced: they are checked against their recorded hash when
+//! loaded, and compiled again if torn.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -43,8 +45,8 @@ struct State {
     /// The last commit's failure, until someone asks.
     error: Option<String>,
     stop: bool,
-    /// Someone waits in [`Queue::flush`]: lazy writes go now.
-    flushing: bool,
+    /// How many wait in [`Queue::flush`]: while any do, writes go now.
+    flushing: usize,
 }
 
 /// How long a result or a statistic may wait for company before it is
@@ -113,12 +115,12 @@ impl Shared {
         let target = state.commits
             + u64::from(state.committing.is_some())
             + u64::from(!state.pending.is_empty());
-        state.flushing = true;
+        state.flushing += 1;
         self.work.notify_one();
         while state.commits < target {
             state = self.done.wait(state).unwrap_or_else(|e| e.into_inner());
         }
-        state.flushing = false;
+        state.flushing -= 1;
         match state.error.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -291,7 +293,7 @@ fn committer(shared: &Shared, index: &Index) {
             // the first write of any kind.
             let (delay, spare_delay) = shared.delays;
             let (mut first, mut first_urgent) = (None, None);
-            while !state.stop && !state.flushing {
+            while !state.stop && state.flushing == 0 {
                 let hits = shared.hits_waiting.load(Ordering::SeqCst);
                 let now = Instant::now();
                 let spare = (hits || !state.pending.is_empty())
@@ -315,7 +317,7 @@ fn committer(shared: &Shared, index: &Index) {
                 if state.stop {
                     return;
                 }
-                if state.flushing {
+                if state.flushing > 0 {
                     // Nothing to write (a flush drains the hits itself):
                     // wait for more instead of spinning until it wakes.
                     let _ = shared

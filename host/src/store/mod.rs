@@ -8,7 +8,7 @@
 //!                       compiled functions (shared by components)
 //! objects/ab/cdef…      objects over 64 KiB, named by their blake3 hash
 //! compiled/KEY.cwasm    compiled components, by component hash and engine
-//! stats.log             hit counts and runs not yet in the index (unsynced)
+//! stats.v2.log          hit counts and runs not yet in the index (unsynced)
 //! config.toml           optional settings (a size budget)
 //! ```
 //!

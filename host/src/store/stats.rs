@@ -1,6 +1,6 @@
 //! Statistics that are not worth an fsync: hit counts, last-use times of
 //! compiled code, and the run history. A process that writes nothing else
-//! (a pure hit) appends them to `stats.log` in the cache directory, without
+//! (a pure hit) appends them to `stats.v2.log` in the cache directory, without
 //! syncing; the next durable commit of the index, by any process, takes the
 //! log and writes its content in the same transaction (see
 //! [`super::index`]).
@@ -20,7 +20,8 @@
 //! does a block of zeros a power loss may leave), and is skipped. A crash
 //! (or a failed commit) may lose the statistics of a fold, or, on a power
 //! loss at the wrong moment, apply them twice; results are never in the
-//! log. Lines of the JSON form an earlier cairn appended are read too.
+//! log. The JSON lines an earlier cairn appends to `stats.log` are taken
+//! too.
 
 use std::fmt::Write as _;
 use std::fs::{self, OpenOptions};
@@ -34,7 +35,11 @@ use super::record::Usage;
 use crate::digest::Digest;
 
 /// The log's name in the cache directory.
-pub(crate) const LOG: &str = "stats.log";
+pub(crate) const LOG: &str = "stats.v2.log";
+
+/// The log of JSON lines an earlier cairn appends (to which the lines above
+/// would be damage: it would drop them). Taken with [`LOG`].
+const JSON_LOG: &str = "stats.log";
 
 /// A log this large is folded into the index by the process that grew it,
 /// even if it writes nothing else: one durable commit per 4 MiB of
@@ -161,27 +166,36 @@ pub(crate) fn append(dir: &Path, batch: &Batch) -> io::Result<u64> {
     file.metadata().map(|m| m.len())
 }
 
-/// Whether the log in `dir` holds anything.
+/// Whether the logs in `dir` hold anything.
 pub(crate) fn pending(dir: &Path) -> bool {
-    fs::metadata(dir.join(LOG)).is_ok_and(|m| m.len() > 0)
+    [LOG, JSON_LOG]
+        .iter()
+        .any(|log| fs::metadata(dir.join(log)).is_ok_and(|m| m.len() > 0))
 }
 
-/// Takes everything in the log in `dir`, leaving it empty. The caller writes
-/// it in a transaction it is about to commit. A log that cannot be read is
-/// left alone (to be taken next time); one read but not emptied is not
-/// used, so that nothing is counted twice.
+/// Takes everything in the logs in `dir`, leaving them empty. The caller
+/// writes it in a transaction it is about to commit. A log that cannot be
+/// read is left alone (to be taken next time); one read but not emptied is
+/// not used, so that nothing is counted twice.
 pub(crate) fn take(dir: &Path) -> Batch {
     let mut batch = Batch::default();
-    let mut file = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(dir.join(LOG))
-    {
+    for log in [JSON_LOG, LOG] {
+        if let Some(text) = take_file(&dir.join(log)) {
+            decode(&text, &mut batch);
+        }
+    }
+    batch
+}
+
+/// The content of log `path`, which is left empty; `None` if there is none
+/// or it cannot be taken.
+fn take_file(path: &Path) -> Option<Vec<u8>> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return batch,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
         Err(e) => {
-            tracing::warn!("cannot open the statistics log: {e}");
-            return batch;
+            tracing::warn!("cannot open the statistics log {}: {e}", path.display());
+            return None;
         }
     };
     let mut text = Vec::new();
@@ -193,12 +207,13 @@ pub(crate) fn take(dir: &Path) -> Batch {
         file.read_to_end(&mut text)?;
         file.set_len(0)
     })();
-    drop(file);
     match taken {
-        Ok(()) => decode(&text, &mut batch),
-        Err(e) => tracing::warn!("cannot take the statistics log: {e}"),
+        Ok(()) => Some(text),
+        Err(e) => {
+            tracing::warn!("cannot take the statistics log {}: {e}", path.display());
+            None
+        }
     }
-    batch
 }
 
 #[cfg(test)]
@@ -262,7 +277,8 @@ mod tests {
         assert!(take(dir.path()).usage.is_empty());
     }
 
-    /// A log an earlier cairn appended (JSON lines) is still taken.
+    /// A log an earlier cairn appended (JSON lines, in its own file) is
+    /// still taken.
     #[test]
     fn lines_of_the_json_form_are_read() {
         let dir = tempfile::tempdir().unwrap();
@@ -274,7 +290,7 @@ mod tests {
              \n{JSON_RUN}{}}}",
             first.as_str()
         );
-        fs::write(dir.path().join(LOG), text).unwrap();
+        fs::write(dir.path().join(JSON_LOG), text).unwrap();
         let taken = take(dir.path());
         assert_eq!(
             taken.usage[&key],
