@@ -60,20 +60,70 @@ impl RunJson {
     }
 }
 
-/// Appends `runs` to the history in `tx`, numbering them after the last.
+/// How many bytes of records the history keeps: a batch's one run holds all
+/// its calls (a 20,000-line `--batch` is ~5 MB), so a count alone does not
+/// bound it. The newest run always stays.
+pub(crate) const RUNS_BYTES_KEPT: u64 = 64 << 20;
+
+/// META rows: the history's bytes, and the first and last run they count
+/// (another cairn may have changed the table since: then they are counted
+/// again).
+const RUNS_BYTES: [&str; 3] = ["runs_bytes", "runs_bytes_first", "runs_bytes_last"];
+
+/// Appends `runs` to the history in `tx`, numbering them after the last,
+/// then drops the oldest beyond [`RUNS_KEPT`] runs or [`RUNS_BYTES_KEPT`].
 pub(crate) fn append_runs(
     tx: &redb::WriteTransaction,
     runs: &[RunJson],
 ) -> std::result::Result<(), redb::Error> {
+    append_runs_within(tx, runs, (RUNS_KEPT, RUNS_BYTES_KEPT))
+}
+
+/// [`append_runs`], keeping at most `kept.0` runs and `kept.1` bytes.
+fn append_runs_within(
+    tx: &redb::WriteTransaction,
+    runs: &[RunJson],
+    (most_runs, most_bytes): (u64, u64),
+) -> std::result::Result<(), redb::Error> {
     let mut table = tx.open_table(RUNS)?;
-    let mut next = table.last()?.map_or(1, |(k, _)| k.value() + 1);
+    let mut meta = tx.open_table(META)?;
+    let id = |row: Option<(redb::AccessGuard<u64>, redb::AccessGuard<&str>)>| {
+        row.map_or(0, |(k, _)| k.value())
+    };
+    let (first, last) = (id(table.first()?), id(table.last()?));
+    let mut counted = [0; 3];
+    for (n, name) in counted.iter_mut().zip(RUNS_BYTES) {
+        *n = meta.get(name)?.map_or(u64::MAX, |v| v.value());
+    }
+    let mut bytes = match counted {
+        [bytes, f, l] if (f, l) == (first, last) => bytes,
+        _ => table
+            .iter()?
+            .map(|row| row.map(|(_, v)| v.value().len() as u64))
+            .sum::<std::result::Result<u64, _>>()?,
+    };
+    let mut next = last + 1;
     for run in runs {
-        table.insert(next, run.numbered(next).as_str())?;
+        let text = run.numbered(next);
+        bytes += text.len() as u64;
+        table.insert(next, text.as_str())?;
         next += 1;
     }
-    if next > RUNS_KEPT + 1 {
-        let cut = next - 1 - RUNS_KEPT;
-        table.retain_in(..=cut, |_, _| false)?;
+    loop {
+        let front = table.first()?;
+        let Some((oldest, len)) = front.map(|(k, v)| (k.value(), v.value().len() as u64)) else {
+            break;
+        };
+        let kept = next - oldest;
+        if kept <= 1 || (kept <= most_runs && bytes <= most_bytes) {
+            break;
+        }
+        table.remove(oldest)?;
+        bytes = bytes.saturating_sub(len);
+    }
+    let (first, last) = (id(table.first()?), id(table.last()?));
+    for (name, n) in RUNS_BYTES.into_iter().zip([bytes, first, last]) {
+        meta.insert(name, n)?;
     }
     Ok(())
 }
@@ -235,6 +285,51 @@ fn insert_all<V: redb::Value + 'static, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+    #[test]
+    fn the_history_keeps_the_newest_runs_within_its_count_and_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(dir.path().join("i.redb")).unwrap();
+        let run = |error: &str| {
+            let r = RunRecord::of(&[], std::time::Instant::now(), Some(error.into()), 1);
+            RunJson::of(r)
+        };
+        let append = |runs: &[RunJson], kept| {
+            let tx = db.begin_write().unwrap();
+            append_runs_within(&tx, runs, kept).unwrap();
+            tx.commit().unwrap();
+        };
+        let ids = || -> Vec<u64> {
+            let tx = db.begin_read().unwrap();
+            let table = tx.open_table(RUNS).unwrap();
+            table
+                .iter()
+                .unwrap()
+                .map(|r| r.unwrap().0.value())
+                .collect()
+        };
+        let size = run("a").as_str().len() as u64; // each numbered record: +1
+        append(&[run("a"), run("b"), run("c")], (10, 1 << 20));
+        assert_eq!(ids(), [1, 2, 3]);
+        append(&[run("d")], (3, 1 << 20));
+        assert_eq!(ids(), [2, 3, 4], "by count");
+        append(&[run("e")], (10, 2 * size + 2));
+        assert_eq!(ids(), [4, 5], "by bytes");
+        // Another cairn (an older one) adds a run without counting it.
+        let tx = db.begin_write().unwrap();
+        tx.open_table(RUNS)
+            .unwrap()
+            .insert(6, "x".repeat(100).as_str())
+            .unwrap();
+        tx.commit().unwrap();
+        append(&[run("f")], (10, 2 * size + 2 + 100));
+        assert_eq!(ids(), [5, 6, 7], "counted again");
+        append(&[run("g")], (10, 1));
+        assert_eq!(ids(), [8], "the newest stays, however large");
+        let tx = db.begin_read().unwrap();
+        assert_eq!(tx.open_table(RUNS).unwrap().len().unwrap(), 1);
+    }
 
     #[test]
     fn a_numbered_run_is_the_record_encoded_with_its_id() {
