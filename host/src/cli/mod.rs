@@ -257,11 +257,11 @@ fn subcommands(path: &[String]) -> Vec<String> {
 /// the interrupted call has not been stored: results are stored after the
 /// call returns, and the cache is safe against a process that stops at any
 /// point (see `tests/all/crash.rs`). What was queued for the cache (results
-/// of calls that returned, compiled code) is committed first, for up to a
-/// second.
+/// of calls that returned, compiled code) is committed first: a commit
+/// takes milliseconds, and a disk that hangs is given 5 s.
 fn interrupt_on_ctrl_c(json: bool) {
     let handler = move || {
-        cairn_host::Host::flush_all(std::time::Duration::from_secs(1));
+        cairn_host::Host::flush_all(std::time::Duration::from_secs(5));
         report_error(
             json,
             "interrupted; the interrupted call was not cached",
