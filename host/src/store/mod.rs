@@ -261,7 +261,7 @@ impl Store {
             Error::new(
                 ErrorKind::Cache,
                 format!(
-                    "cannot write results to {}: {e} (they will be recomputed)",
+                    "cannot write results to {}: {e} (they will be recomputed); check the disk's free space and the cache directory's permissions, or use another --cache-dir",
                     self.index_path().display()
                 ),
             )
