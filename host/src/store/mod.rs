@@ -454,7 +454,13 @@ impl Store {
             && crate::digest::hash_file(&path).is_ok_and(|(h, _)| h == *hash);
         if intact {
             // Its content was synced before it got its name; the name may
-            // be another process's, not yet synced.
+            // be another process's, not yet synced. Made recent again, so
+            // that a `cache gc` sweeping old orphans leaves it until the
+            // entry that names it is committed.
+            let _ = fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
             dirs.insert(parent(&path).to_path_buf());
             return Ok(());
         }
