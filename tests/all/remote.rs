@@ -4,7 +4,7 @@
 //! a worker killed mid-call, and a server that is down.
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration, Instant};
@@ -39,19 +39,27 @@ impl Nats {
             .local_addr()
             .unwrap()
             .port();
-        let child = Process::new("nats-server")
+        let mut child = Process::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(dir.path())
             .args(extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("cannot start nats-server; install it (apt-get install nats-server), as .ci/run does");
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < HANG, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // Ready when it says so (its log goes to stderr, read to the end so
+        // that it never blocks on a full pipe).
+        let log = BufReader::new(child.stderr.take().unwrap());
+        let (ready, said) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in log.lines().map_while(Result::ok) {
+                if line.contains("Server is ready") {
+                    let _ = ready.send(());
+                }
+            }
+        });
+        said.recv_timeout(HANG)
+            .expect("nats-server did not say it is ready (did it exit? is the port taken?)");
         Nats {
             child,
             url: format!("nats://127.0.0.1:{port}"),
@@ -456,7 +464,7 @@ fn losing_the_server_mid_run_is_an_error_or_with_optional_local_only() {
             let host = cairn_host::Host::open(dir.path()).unwrap();
             let mut cfg = cairn_host::RemoteConfig::new(nats.url.clone());
             cfg.optional = optional;
-            cfg.timeout = Duration::from_secs(2);
+            cfg.timeout = Duration::from_secs(10);
             assert!(host.connect(cfg).unwrap());
             host
         })

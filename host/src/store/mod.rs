@@ -1066,6 +1066,37 @@ mod tests {
         assert_eq!(s.entry(&key).unwrap().unwrap().usage.hits, 3);
     }
 
+    /// Whatever a run stores (the stat cache, compiled functions, the
+    /// compiled artefact, the interface, the result), it reaches the index
+    /// in one commit: each commit costs two fsyncs. (The CLI's sync count,
+    /// `cli::an_executing_run_makes_one_commit`, also sees redb's own.)
+    #[test]
+    fn a_run_stores_everything_in_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path())); // the cache exists: opened read-only
+        let s = open_held(dir.path());
+        let input = dir.path().join("input.csv");
+        fs::write(&input, b"a,b\n").unwrap();
+        s.hash_file(&input).unwrap();
+        s.put_functions(&[(b"function key".to_vec(), b"code".to_vec())])
+            .unwrap();
+        let component = Digest::of(b"component");
+        s.put_compiled(&component, b"artefact", Duration::from_millis(5))
+            .unwrap();
+        let info = ComponentInfo {
+            version: crate::component::INFO_VERSION,
+            exports: Vec::new(),
+            imports: vec!["x:y/z".into()],
+        };
+        s.put_component_info(&component, &info).unwrap();
+        put(&s, &Digest::of(b"key"), b"v", &[]);
+        assert_eq!(s.durable_writes(), 0, "nothing written before the flush");
+        s.flush().unwrap();
+        assert_eq!(s.durable_writes(), 2, "one writable open, one commit");
+        assert!(s.compiled(&component).unwrap().is_some());
+        assert!(s.component_info(&component).unwrap().is_some());
+    }
+
     #[test]
     fn a_hit_writes_nothing_durable_and_its_statistics_reach_the_index_later() {
         let dir = tempfile::tempdir().unwrap();
